@@ -1,0 +1,115 @@
+"""Array backends: one object carries the array module (`xp`) and the few
+operations that a faster backend may replace.
+
+The model is written once against `backend.xp`. The base class is the NumPy
+backend and its recurrence is the plain reference loop; `CupyBackend`
+(cupy_backend.py) and `OpenCLBackend` (opencl_backend.py) subclass it and
+override only what they do faster.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BACKEND_NAMES = ("auto", "numpy", "cupy", "opencl")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run on this machine."""
+
+
+class NumpyBackend:
+    name = "numpy"
+    xp = np
+
+    # -- moving data -----------------------------------------------------
+    def asarray(self, a, dtype=None):
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        pass
+
+    def device_name(self) -> str:
+        import platform
+
+        return platform.processor() or platform.machine()
+
+    # -- the sequential part ---------------------------------------------
+    def recurrence_forward(self, P, W, h0):
+        """Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0.  P: (T, B, H)."""
+        xp = self.xp
+        Hs = xp.empty_like(P)
+        h = h0
+        WT = W.T
+        for t in range(P.shape[0]):
+            out = Hs[t]
+            xp.matmul(h, WT, out=out)
+            out += P[t]
+            xp.tanh(out, out=out)
+            h = out
+        return Hs
+
+    def recurrence_backward(self, G, Hs, h0, W):
+        """dA[t] = (1 - Hs[t]**2) * (G[t] + dA[t+1] @ W), dA[T] = 0.
+
+        Returns (dA, dh0) with dh0 = dA[0] @ W.
+        """
+        xp = self.xp
+        dA = xp.empty_like(G)
+        T = G.shape[0]
+        for t in range(T - 1, -1, -1):
+            out = dA[t]
+            if t == T - 1:
+                out[...] = G[t]
+            else:
+                xp.matmul(dA[t + 1], W, out=out)
+                out += G[t]
+            out *= 1 - Hs[t] * Hs[t]
+        return dA, dA[0] @ W
+
+    # -- the gradient of the input projection ----------------------------
+    def scatter_add_rows(self, index, values, num_rows):
+        """out[i] = sum of values[n] over n with index[n] == i.
+
+        A one-hot GEMM: on CPU it beats np.add.at by a wide margin because
+        the vocabulary is small and the GEMM is multithreaded.
+        """
+        xp = self.xp
+        onehot = xp.zeros((num_rows, index.size), dtype=values.dtype)
+        onehot[index, xp.arange(index.size)] = 1
+        return onehot @ values
+
+
+def _cupy_backend():
+    from .cupy_backend import CupyBackend, cupy_unavailable_reason
+
+    reason = cupy_unavailable_reason()
+    if reason:
+        raise BackendUnavailable(f"backend 'cupy' cannot run here: {reason}")
+    return CupyBackend()
+
+
+def _opencl_backend():
+    from .opencl_backend import OpenCLBackend
+
+    return OpenCLBackend()
+
+
+def get_backend(name: str = "auto"):
+    """Return a backend by name: "numpy", "cupy", "opencl" or "auto".
+
+    "auto" picks CuPy only when it imports and a CUDA device is usable.
+    """
+    if name == "numpy":
+        return NumpyBackend()
+    if name == "cupy":
+        return _cupy_backend()
+    if name == "opencl":
+        return _opencl_backend()
+    if name == "auto":
+        from .cupy_backend import cupy_unavailable_reason
+
+        return _cupy_backend() if cupy_unavailable_reason() is None else NumpyBackend()
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

@@ -1,0 +1,124 @@
+"""Checkpoints: one .npz of plain NumPy arrays, written atomically.
+
+Keys: the parameters `U`, `W`, `V`, `b`, `c`; `vocab_kind` and
+`vocab_symbols`; `config` (JSON text); `format`; and the training state
+(`step`, `position`, `h`, `opt.*`) for resuming. No pickles, so a checkpoint
+from a GPU run loads anywhere NumPy does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import Vocab
+from .model import PARAM_NAMES
+
+FORMAT = "rnn_gpu.checkpoint/1"
+FILENAME = "checkpoint.npz"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+@dataclass
+class Checkpoint:
+    params: dict  # name -> np.ndarray
+    vocab: Vocab
+    config: dict
+    step: int = 0
+    position: int = 0
+    h: np.ndarray | None = None
+    optimizer_state: dict = field(default_factory=dict)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Calls write(file) on a temporary file beside `path`, then renames it
+    over `path`: an interruption leaves the old file whole."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path, ckpt: Checkpoint) -> None:
+    arrays = {k: np.asarray(ckpt.params[k]) for k in PARAM_NAMES}
+    arrays.update(
+        format=np.array(FORMAT),
+        vocab_kind=np.array(ckpt.vocab.kind),
+        vocab_symbols=np.array(ckpt.vocab.symbols, dtype=np.int64),
+        config=np.array(json.dumps(ckpt.config, sort_keys=True)),
+        step=np.array(ckpt.step, dtype=np.int64),
+        position=np.array(ckpt.position, dtype=np.int64),
+    )
+    if ckpt.h is not None:
+        arrays["h"] = np.asarray(ckpt.h)
+    arrays.update({f"opt.{k}": np.asarray(v) for k, v in ckpt.optimizer_state.items()})
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+
+def resolve_path(path) -> Path:
+    """A checkpoint file, or a run directory holding checkpoint.npz."""
+    p = Path(path)
+    return p / FILENAME if p.is_dir() else p
+
+
+def load_checkpoint(path) -> Checkpoint:
+    p = resolve_path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{p}: not a readable checkpoint ({exc})") from None
+    fmt = arrays.get("format")
+    if fmt is None or fmt.shape != () or str(fmt.item()) != FORMAT:
+        raise CheckpointError(f"{p}: not an rnn_gpu checkpoint (no '{FORMAT}' format tag)")
+    return _from_arrays(arrays, p)
+
+
+def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
+    missing = [k for k in (*PARAM_NAMES, "vocab_kind", "vocab_symbols", "config") if k not in arrays]
+    if missing:
+        raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
+    try:
+        config = json.loads(arrays["config"].item())
+        vocab = Vocab(str(arrays["vocab_kind"].item()), tuple(int(s) for s in arrays["vocab_symbols"]))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{p}: damaged configuration or vocabulary ({exc})") from None
+    params = {k: arrays[k] for k in PARAM_NAMES}
+    _check_shapes(params, len(vocab), p)
+    return Checkpoint(
+        params=params,
+        vocab=vocab,
+        config=config,
+        step=int(arrays.get("step", 0)),
+        position=int(arrays.get("position", 0)),
+        h=arrays.get("h"),
+        optimizer_state={k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
+    )
+
+
+def _check_shapes(params: dict, vocab_size: int, p: Path) -> None:
+    H = params["W"].shape[0] if params["W"].ndim == 2 else -1
+    expected = {"U": (H, vocab_size), "W": (H, H), "V": (vocab_size, H), "b": (H,), "c": (vocab_size,)}
+    for k, shape in expected.items():
+        a = params[k]
+        if a.shape != shape or a.dtype.kind != "f" or not np.isfinite(a).all():
+            raise CheckpointError(
+                f"{p}: parameter {k} has shape {a.shape} and dtype {a.dtype}; expected finite floats of shape {shape}"
+            )

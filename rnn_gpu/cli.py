@@ -1,0 +1,160 @@
+"""Command line: `rnn-gpu train|sample|...` (also `python -m rnn_gpu`).
+
+Every usage problem ends as one line `error: ...` on stderr and exit code 2,
+before any file is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from .backend import BACKEND_NAMES, BackendUnavailable
+from .checkpoint import FILENAME, CheckpointError
+from .data import VOCAB_KINDS, CorpusError
+from .optim import OPTIMIZERS
+
+EXIT_USAGE = 2
+MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch; more is a typo, not a plan
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as `error: ...`, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage dump
+        raise UsageError(message)
+
+
+def positive_int(limit):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be between 1 and {limit}, got {value}")
+        return value
+    return parse
+
+
+def real(low, high, low_inclusive=False):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        above = value >= low if low_inclusive else value > low
+        if not (math.isfinite(value) and above and value <= high):
+            bound = "[" if low_inclusive else "("
+            raise argparse.ArgumentTypeError(f"must be in {bound}{low}, {high}], got {text}")
+        return value
+    return parse
+
+
+def add_train_parser(sub):
+    p = sub.add_parser("train", help="train a model on a text corpus")
+    p.add_argument("corpus", nargs="?", help="text file (default: the Python standard library's source)")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p.add_argument("--hidden", type=positive_int(16384), default=256)
+    p.add_argument("--batch", type=positive_int(65536), default=32)
+    p.add_argument("--seq", type=positive_int(100000), default=64)
+    p.add_argument("--steps", type=positive_int(10**9), default=None, help="default 2000 unless --time is given")
+    p.add_argument("--time", type=real(0, 10**7), default=None, help="train for this many seconds")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adagrad")
+    p.add_argument("--lr", type=real(0, 10), default=None, help="default: adagrad 0.1, adam 0.002")
+    p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip")
+    p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm")
+    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars")
+    p.add_argument("--val-fraction", type=real(0, 0.9, low_inclusive=True), default=0.1)
+    p.add_argument("--eval-every", type=positive_int(10**9), default=200)
+    p.add_argument("--checkpoint-every", type=positive_int(10**9), default=500)
+    p.add_argument("--log-every", type=positive_int(10**9), default=10)
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="start over in a directory that holds a checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train)
+
+
+def add_sample_parser(sub):
+    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("checkpoint", help="run directory or .npz checkpoint")
+    p.add_argument("--length", type=positive_int(10**7), default=500)
+    p.add_argument("--temperature", type=real(0, 100, low_inclusive=True), default=1.0,
+                   help="0 picks the most likely symbol")
+    p.add_argument("--top-k", type=positive_int(10**7), default=None)
+    p.add_argument("--prime", default="", help="text to start from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="numpy",
+                   help="default numpy: one symbol at a time is latency-bound")
+    p.set_defaults(run=run_sample)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="rnn-gpu", description="Character-level RNN trainer for NumPy and CUDA GPUs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_train_parser(sub)
+    add_sample_parser(sub)
+    return parser
+
+
+def train_config(args):
+    from .train import TrainConfig
+
+    state_bytes = args.seq * args.batch * args.hidden * (8 if args.dtype == "float64" else 4) * 4
+    if state_bytes > MAX_STATE_BYTES:
+        raise UsageError(f"--seq {args.seq} x --batch {args.batch} x --hidden {args.hidden} needs about "
+                         f"{state_bytes / 2**30:.0f} GiB for one batch; use smaller sizes")
+    steps = args.steps if args.steps is not None or args.time is not None else TrainConfig.steps
+    return TrainConfig(
+        hidden=args.hidden, batch=args.batch, seq=args.seq, steps=steps, time=args.time,
+        optimizer=args.optimizer, lr=args.lr, clip=args.clip, clip_norm=args.clip_norm,
+        vocab=args.vocab, val_fraction=args.val_fraction, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        backend=args.backend, dtype=args.dtype, seed=args.seed,
+    )
+
+
+def run_train(args) -> int:
+    from .train import train
+
+    cfg = train_config(args)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    if (args.out / FILENAME).exists() and not args.force:
+        raise UsageError(f"{args.out} already holds a checkpoint; pass --force to start over")
+    final = train(cfg, args.corpus, args.out, progress=not args.quiet)
+    summary = ", ".join(f"{k} {final[k]:.4g}" for k in ("train_loss", "val_loss", "chars_per_s") if k in final)
+    print(f"step {final['step']}: {summary}; checkpoint in {args.out / FILENAME}")
+    return 0
+
+
+def run_sample(args) -> int:
+    from .backend import get_backend
+    from .checkpoint import load_checkpoint
+    from .model import CharRNN
+    from .sample import sample
+
+    ckpt = load_checkpoint(args.checkpoint)
+    backend = get_backend(args.backend)
+    H = ckpt.params["W"].shape[0]
+    model = CharRNN(len(ckpt.vocab), H, backend, dtype=ckpt.params["W"].dtype, params=ckpt.params)
+    text = sample(model, ckpt.vocab, args.length, args.temperature, args.top_k, args.prime, args.seed)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except (UsageError, CorpusError, CheckpointError, BackendUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,193 @@
+"""Corpus reading, vocabularies, encoding and the batch streams.
+
+A corpus is encoded once into a compact integer array (uint8 when the
+vocabulary has at most 256 symbols, else uint16, else uint32). Training reads
+B contiguous streams over it, char-rnn style: window k of stream s covers
+positions [s*L + k*T, s*L + k*T + T + 1) and the hidden state is carried from
+one window to the next.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VOCAB_KINDS = ("chars", "bytes")
+DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Vocab:
+    kind: str  # "chars" or "bytes"
+    symbols: tuple  # code points (chars) or byte values (bytes), sorted
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        return cls("chars", tuple(sorted({ord(ch) for ch in text})))
+
+    @classmethod
+    def bytes256(cls) -> "Vocab":
+        return cls("bytes", tuple(range(256)))
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def dtype(self):
+        n = len(self.symbols)
+        return np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32
+
+    def _lookup(self) -> dict:
+        return {s: i for i, s in enumerate(self.symbols)}
+
+    def encode_text(self, text: str) -> np.ndarray:
+        """Encodes a str (chars) through a code-point lookup table."""
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        table = np.full(max(self.symbols) + 1, -1, dtype=np.int64)
+        table[list(self.symbols)] = np.arange(len(self.symbols))
+        inside = codes <= max(self.symbols)
+        ids = np.where(inside, table[np.minimum(codes, max(self.symbols))], -1)
+        if (ids < 0).any():
+            missing = sorted({chr(c) for c in codes[ids < 0]})
+            raise CorpusError(f"characters not in the vocabulary: {format_chars(missing)}")
+        return ids.astype(self.dtype)
+
+    def encode(self, data) -> np.ndarray:
+        if self.kind == "bytes":
+            raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            return np.frombuffer(raw, dtype=np.uint8).copy()
+        return self.encode_text(data)
+
+    def decode(self, ids) -> str:
+        if self.kind == "bytes":
+            return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        return "".join(chr(self.symbols[int(i)]) for i in ids)
+
+
+def format_chars(chars) -> str:
+    return ", ".join(repr(c) for c in chars)
+
+
+def decode_utf8(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"{source}: not valid UTF-8 at byte offset {exc.start}; "
+            "use --vocab bytes to train on raw bytes"
+        ) from None
+
+
+def read_corpus_file(path: str | os.PathLike) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise CorpusError(f"corpus not found: {p}")
+    if p.is_dir():
+        raise CorpusError(f"corpus is a directory, not a file: {p}")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus {p}: {exc.strerror or exc}") from None
+
+
+def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
+    """The Python standard library's own source, found from the running
+    interpreter, in sorted file order, capped to `cap` characters.
+
+    Returns (text, description). Needs no download and is the same on every
+    run with the same interpreter.
+    """
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    parts, size = [], 0
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        parts.append(text)
+        size += len(text)
+        if size >= cap:
+            break
+    text = "".join(parts)[:cap]
+    if not text:
+        raise CorpusError(f"no standard-library sources found under {stdlib}; pass a CORPUS")
+    return text, f"Python {sys.version.split()[0]} standard library ({stdlib}), {len(text)} chars"
+
+
+@dataclass
+class Corpus:
+    vocab: Vocab
+    train: np.ndarray  # encoded ids
+    val: np.ndarray
+    source: str
+
+
+def load_corpus(path, vocab_kind: str = "chars", val_fraction: float = 0.1) -> Corpus:
+    """Reads, decodes, encodes and splits a corpus (path None: the default)."""
+    if vocab_kind not in VOCAB_KINDS:
+        raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose chars or bytes")
+    if path is None:
+        text, source = default_corpus()
+        data = text if vocab_kind == "chars" else text.encode("utf-8")
+    else:
+        data, source = read_corpus_file(path), str(path)
+        if vocab_kind == "chars":
+            data = decode_utf8(data, source)
+    if len(data) == 0:
+        raise CorpusError(f"corpus is empty: {source}")
+    vocab = Vocab.from_text(data) if vocab_kind == "chars" else Vocab.bytes256()
+    ids = vocab.encode(data)
+    n_val = int(len(ids) * val_fraction)
+    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source)
+
+
+class BatchStream:
+    """B contiguous streams over `data`, read T+1 positions at a time.
+
+    `next()` returns (window, reset): window is a (T+1, B) integer array
+    (inputs are rows 0..T-1, targets rows 1..T) and reset is True when the
+    streams wrapped, so the caller must zero the hidden state.
+    """
+
+    def __init__(self, data: np.ndarray, batch: int, seq: int, position: int = 0):
+        self.stream_len = len(data) // batch
+        if self.stream_len < seq + 1:
+            raise CorpusError(
+                f"training part has {len(data)} symbols, too short for --batch {batch} "
+                f"streams of --seq {seq} (needs at least {batch * (seq + 1)})"
+            )
+        self.data, self.batch, self.seq = data, batch, seq
+        self.starts = np.arange(batch) * self.stream_len
+        self.offsets = np.arange(seq + 1)[:, None]
+        self.position = position
+
+    def next(self):
+        reset = self.position == 0
+        window = self.data[self.starts[None, :] + self.position + self.offsets]
+        self.position += self.seq
+        if self.position + self.seq + 1 > self.stream_len:
+            self.position = 0
+        return window, reset
+
+    @property
+    def symbols_per_step(self) -> int:
+        return self.batch * self.seq
+
+
+def evaluation_windows(data: np.ndarray, batch: int, seq: int):
+    """Covers all of `data` once: up to `batch` streams, windows of at most
+    seq+1 (the last one may be shorter). Yields (T'+1, B') arrays in order."""
+    n_streams = max(1, min(batch, (len(data) - 1) // seq))
+    stream_len = len(data) // n_streams
+    starts = np.arange(n_streams) * stream_len
+    for pos in range(0, stream_len - 1, seq):
+        steps = min(seq, stream_len - 1 - pos)
+        yield data[starts[None, :] + pos + np.arange(steps + 1)[:, None]]
