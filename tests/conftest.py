@@ -1,0 +1,63 @@
+"""Shared fixtures: every backend-generic test runs once per backend.
+
+CuPy cases carry the `gpu` marker and are skipped (reported as skipped)
+where no CUDA device is usable.
+"""
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+from rnn_gpu import get_backend
+from rnn_gpu.cupy_backend import cupy_unavailable_reason
+
+BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param == "cupy":
+        reason = cupy_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+    return get_backend(request.param)
+
+
+@pytest.fixture
+def numpy_backend():
+    return get_backend("numpy")
+
+
+# Fresh random inputs on every run; RNN_GPU_TEST_SEED=N replays a run.
+SESSION_SEED = int(os.environ.get("RNN_GPU_TEST_SEED", np.random.SeedSequence().entropy % 2**32))
+
+
+def pytest_report_header(config):
+    return f"random inputs seeded with RNN_GPU_TEST_SEED={SESSION_SEED}"
+
+
+@pytest.fixture
+def rng(request):
+    return np.random.default_rng([SESSION_SEED, zlib.crc32(request.node.nodeid.encode())])
+
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "red", "hat"]
+
+
+def make_corpus_text(n_chars: int, seed: int = 0) -> str:
+    """A small learnable language: random sentences over a dozen words."""
+    rng = np.random.default_rng(seed)
+    parts, size = [], 0
+    while size < n_chars:
+        sentence = " ".join(rng.choice(WORDS, size=rng.integers(3, 8))) + ".\n"
+        parts.append(sentence)
+        size += len(sentence)
+    return "".join(parts)[:n_chars]
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(make_corpus_text(20_000), encoding="utf-8")
+    return path

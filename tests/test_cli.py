@@ -1,0 +1,135 @@
+"""The command line, bad input included: one `error:` line, exit code 2,
+no traceback, no file changed."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from rnn_gpu.cli import main
+from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.data import Vocab
+
+TINY = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet"]
+
+
+@pytest.fixture
+def trained_run(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    assert main(["train", str(corpus_file), "--out", str(out), "--steps", "20", *TINY]) == 0
+    return out
+
+
+def assert_usage_error(capsys, argv, *fragments):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_train_then_sample(trained_run, capsys):
+    capsys.readouterr()
+    assert main(["sample", str(trained_run), "--length", "50", "--prime", "the ", "--seed", "3"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("the ") and len(text) == 4 + 50 + 1
+    assert main(["sample", str(trained_run / "checkpoint.npz"), "--length", "50", "--prime", "the ", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == text
+
+
+def test_python_dash_m_works(trained_run):
+    result = subprocess.run([sys.executable, "-m", "rnn_gpu", "sample", str(trained_run), "--length", "5",
+                             "--temperature", "0"], capture_output=True, text=True)
+    assert result.returncode == 0 and len(result.stdout) == 6
+
+
+def test_checkpoint_round_trip(tmp_path, rng):
+    vocab = Vocab.from_text("xyzé")
+    params = {"U": rng.normal(size=(3, 4)), "W": rng.normal(size=(3, 3)), "V": rng.normal(size=(4, 3)),
+              "b": rng.normal(size=3), "c": rng.normal(size=4)}
+    save_checkpoint(tmp_path / "c.npz", Checkpoint(params, vocab, {"hidden": 3}, step=7, position=12,
+                                                   h=rng.normal(size=(2, 3)), optimizer_state={"mem.W": params["W"]}))
+    back = load_checkpoint(tmp_path / "c.npz")
+    assert back.vocab == vocab and back.config == {"hidden": 3} and (back.step, back.position) == (7, 12)
+    for k in params:
+        np.testing.assert_array_equal(back.params[k], params[k])
+    np.testing.assert_array_equal(back.optimizer_state["mem.W"], params["W"])
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary left behind
+
+
+def test_missing_corpus(capsys, tmp_path):
+    assert_usage_error(capsys, ["train", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")], "not found")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_corpus(capsys, tmp_path):
+    assert_usage_error(capsys, ["train", str(tmp_path), "--out", str(tmp_path / "o")], "directory")
+
+
+def test_empty_and_short_corpus(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_usage_error(capsys, ["train", str(empty), "--out", str(tmp_path / "o")], "empty")
+    short = tmp_path / "short.txt"
+    short.write_text("abcdefghij" * 3)
+    assert_usage_error(capsys, ["train", str(short), "--out", str(tmp_path / "o"), "--seq", "64"], "too short")
+    assert not (tmp_path / "o").exists()
+
+
+def test_invalid_utf8(capsys, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"abc" * 100 + b"\xc3\x28")
+    assert_usage_error(capsys, ["train", str(bad), "--out", str(tmp_path / "o")], "byte offset 300", "--vocab bytes")
+
+
+@pytest.mark.parametrize("flag,value", [("--hidden", "0"), ("--hidden", "-3"), ("--batch", "10000000"),
+                                        ("--seq", "x"), ("--lr", "-1"), ("--lr", "nan"), ("--steps", "0"),
+                                        ("--val-fraction", "1.5"), ("--clip", "0"), ("--time", "-2")])
+def test_bad_sizes(capsys, corpus_file, tmp_path, flag, value):
+    assert_usage_error(capsys, ["train", str(corpus_file), "--out", str(tmp_path / "o"), flag, value], flag)
+
+
+def test_absurd_memory(capsys, corpus_file, tmp_path):
+    assert_usage_error(capsys, ["train", str(corpus_file), "--out", str(tmp_path / "o"),
+                                "--hidden", "16384", "--batch", "65536", "--seq", "1000"], "GiB")
+
+
+@pytest.mark.skipif(cupy_unavailable_reason() is None, reason="a GPU is usable here")
+def test_cupy_without_gpu(capsys, corpus_file, tmp_path):
+    assert_usage_error(capsys, ["train", str(corpus_file), "--out", str(tmp_path / "o"), "--backend", "cupy"],
+                       "cupy")
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_checkpoint_is_not_overwritten(capsys, trained_run, corpus_file):
+    before = (trained_run / "checkpoint.npz").read_bytes()
+    assert_usage_error(capsys, ["train", str(corpus_file), "--out", str(trained_run), *TINY], "--force")
+    assert (trained_run / "checkpoint.npz").read_bytes() == before
+
+
+def test_missing_truncated_and_foreign_checkpoints(capsys, trained_run, tmp_path):
+    assert_usage_error(capsys, ["sample", str(tmp_path / "none.npz")], "not found")
+    data = (trained_run / "checkpoint.npz").read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert_usage_error(capsys, ["sample", str(truncated)], "truncated.npz")
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.ones(3))
+    assert_usage_error(capsys, ["sample", str(foreign)], "not an rnn_gpu checkpoint")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert_usage_error(capsys, ["sample", str(text)], "notes.txt")
+    assert truncated.read_bytes() == data[: len(data) // 2]
+
+
+def test_prime_outside_vocabulary(capsys, trained_run):
+    assert_usage_error(capsys, ["sample", str(trained_run), "--prime", "the Ω"], "'Ω'")
+
+
+def test_unknown_option_is_one_line(capsys):
+    assert_usage_error(capsys, ["train", "--out", "x", "--bogus"], "--bogus")
+    assert_usage_error(capsys, ["frobnicate"], "frobnicate")
