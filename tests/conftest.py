@@ -12,7 +12,7 @@ import pytest
 from rnn_gpu import get_backend
 from rnn_gpu.cupy_backend import cupy_unavailable_reason
 
-BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+BACKENDS = ["numpy", "opencl", pytest.param("cupy", marks=pytest.mark.gpu)]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,88 @@
+/* The few keywords that differ between CUDA C++ (NVRTC, nvcc) and OpenCL C,
+ * so that one kernel source compiles as both.
+ *
+ * Compile-time defines:
+ *   REAL_IS_DOUBLE  1 for double, 0 (default) for float
+ *   TILE_ROWS       batch rows one thread carries in registers (default 4)
+ *
+ * Shared memory: SHARED_PTR qualifies a pointer INTO shared memory. It is
+ * not CUDA's __shared__, which on a pointer would put the pointer itself in
+ * shared memory. The dynamic shared buffer is an `extern __shared__` array in
+ * CUDA and a `__local` kernel argument in OpenCL: kernels list
+ * DYNAMIC_SHARED_ARG last in their parameters and open with
+ * DYNAMIC_SHARED_DECL.
+ */
+#ifndef RNN_GPU_PORTABLE_H
+#define RNN_GPU_PORTABLE_H
+
+#ifndef REAL_IS_DOUBLE
+#define REAL_IS_DOUBLE 0
+#endif
+#ifndef TILE_ROWS
+#define TILE_ROWS 4
+#endif
+
+#ifdef __OPENCL_VERSION__ /* ------------------------------------ OpenCL C */
+
+#if REAL_IS_DOUBLE
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+typedef double real;
+#else
+typedef float real;
+#endif
+typedef long idx_t;
+
+#define KERNEL __kernel
+#define GLOBAL __global
+#define SHARED_PTR __local
+#define DEVICE_FN static inline
+#define UNROLL _Pragma("unroll")
+#define THREAD_ID ((int)get_local_id(0))
+#define BLOCK_ID ((int)get_group_id(0))
+#define BLOCK_SIZE ((int)get_local_size(0))
+#define GRID_SIZE ((int)get_num_groups(0))
+#define SYNC_BLOCK() barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
+#define MEMORY_FENCE() mem_fence(CLK_GLOBAL_MEM_FENCE)
+#define ATOMIC_ADD(p, v) atomic_add((volatile __global unsigned int *)(p), (v))
+#define ATOMIC_EXCHANGE(p, v) atomic_xchg((volatile __global unsigned int *)(p), (v))
+#define LOAD_FROM_OTHER_BLOCKS(p) (*(p))
+#define TANH(x) tanh(x)
+#define DYNAMIC_SHARED_ARG , __local real *dynamic_shared
+#define DYNAMIC_SHARED_DECL
+
+#else /* ------------------------------------------------------ CUDA C++ */
+
+#if REAL_IS_DOUBLE
+typedef double real;
+#define TANH(x) tanh(x)
+#else
+typedef float real;
+#define TANH(x) tanhf(x)
+#endif
+typedef long long idx_t;
+
+#define KERNEL extern "C" __global__
+#define GLOBAL
+#define SHARED_PTR
+#define DEVICE_FN static __device__ __forceinline__
+#define UNROLL _Pragma("unroll")
+#define THREAD_ID ((int)threadIdx.x)
+#define BLOCK_ID ((int)blockIdx.x)
+#define BLOCK_SIZE ((int)blockDim.x)
+#define GRID_SIZE ((int)gridDim.x)
+#define SYNC_BLOCK() __syncthreads()
+#define MEMORY_FENCE() __threadfence()
+#define ATOMIC_ADD(p, v) atomicAdd((unsigned int *)(p), (v))
+#define ATOMIC_EXCHANGE(p, v) atomicExch((unsigned int *)(p), (v))
+/* Written by another block during this launch: read through L2, not L1. */
+#define LOAD_FROM_OTHER_BLOCKS(p) __ldcg(p)
+#define DYNAMIC_SHARED_ARG
+#define DYNAMIC_SHARED_DECL                                                  \
+    extern __shared__ __align__(16) unsigned char dynamic_shared_bytes[];    \
+    real *dynamic_shared = (real *)dynamic_shared_bytes;
+
+#endif
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+#endif /* RNN_GPU_PORTABLE_H */

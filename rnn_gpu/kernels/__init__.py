@@ -1,0 +1,40 @@
+"""The fused recurrence kernels: their source, compile options and launch plans.
+
+The kernel source lives in the top-level kernels/ folder, written once for
+CUDA and OpenCL (kernels/portable.h). Runners: cuda_runner.py (CuPy) and
+opencl_runner.py (PyOpenCL, which runs them on a CPU through PoCL).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+SOURCE_FILE = "recurrence.cu"
+KERNEL_NAMES = ("recurrence_tiled", "recurrence_units")
+TILE_ROWS = 4
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_source(name: str = SOURCE_FILE) -> str:
+    """The source with its local #include "..." lines inlined, so that both
+    compilers get one self-contained text (and caches key on all of it)."""
+    path = KERNEL_DIR / name
+    if not path.exists():
+        raise FileNotFoundError(f"kernel source not found: {path}")
+
+    def inline(match):
+        return kernel_source(match.group(1))
+
+    return re.sub(r'^#include "([^"]+)"\s*$', inline, path.read_text(), flags=re.M)
+
+
+def defines(dtype) -> dict:
+    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": TILE_ROWS}
+
+
+def define_options(dtype) -> list[str]:
+    return [f"-D{k}={v}" for k, v in defines(dtype).items()]

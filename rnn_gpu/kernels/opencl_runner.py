@@ -1,0 +1,85 @@
+"""The kernels through PyOpenCL: on a CPU this is PoCL, which lets every test
+run execute the same kernel source that the GPU runs."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import define_options, kernel_source
+from .plan import DeviceLimits, Plan
+from .runner import RecurrenceKernels
+
+
+def opencl_unavailable_reason() -> str | None:
+    try:
+        import pyopencl as cl
+    except Exception as exc:
+        return f"PyOpenCL is not installed ({exc}); pip install 'rnn_gpu[kernels]'"
+    try:
+        devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+    except Exception as exc:
+        return f"no OpenCL platform ({exc}); pip install pocl-binary-distribution"
+    return None if devices else "no OpenCL device"
+
+
+def _pick_device(cl):
+    """Prefer a CPU device (PoCL), which is what CI has."""
+    devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+    cpus = [d for d in devices if d.type & cl.device_type.CPU]
+    return (cpus or devices)[0]
+
+
+class OpenCLRecurrence(RecurrenceKernels):
+    def __init__(self):
+        import pyopencl as cl
+
+        self.cl = cl
+        self.device = _pick_device(cl)
+        self.context = cl.Context([self.device])
+        self.queue = cl.CommandQueue(self.context)
+        self.limits = DeviceLimits(
+            multiprocessors=self.device.max_compute_units,
+            shared_per_block=self.device.local_mem_size,
+            # A CPU runs a work-group as a loop over its work-items, and PoCL
+            # compiles each work-group size anew: one small size serves all.
+            max_threads_per_block=min(64, self.device.max_work_group_size),
+            cooperative=False,  # OpenCL 1.2 cannot promise co-resident work-groups
+        )
+
+    @functools.lru_cache(maxsize=None)
+    def _program(self, dtype_name: str):
+        options = define_options(dtype_name)
+        return self.cl.Program(self.context, kernel_source()).build(options=options)
+
+    @functools.lru_cache(maxsize=None)
+    def _kernel(self, dtype_name: str, name: str):
+        return self.cl.Kernel(self._program(dtype_name), name)
+
+    def _input(self, a, dtype):
+        mf = self.cl.mem_flags
+        host = np.ascontiguousarray(a, dtype=dtype)
+        return self.cl.Buffer(self.context, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=host)
+
+    def _output(self, like, out):
+        mf = self.cl.mem_flags
+        start = np.ascontiguousarray(out if out is not None else np.empty_like(like))
+        return self.cl.Buffer(self.context, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=start)
+
+    def _result(self, Y, like, out):
+        host = np.empty_like(like)
+        self.cl.enqueue_copy(self.queue, host, Y)
+        if out is not None:
+            out[...] = host
+            return out
+        return host
+
+    def _barrier_state(self):
+        mf = self.cl.mem_flags
+        return self.cl.Buffer(self.context, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=np.zeros(2, np.uint32))
+
+    def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
+        if cooperative:
+            raise ValueError("OpenCL has no cooperative launch; use the per_step variant")
+        kernel = self._kernel(np.dtype(dtype).name, plan.kernel)
+        kernel(self.queue, (plan.grid * plan.block,), (plan.block,), *args, self.cl.LocalMemory(plan.shared_bytes))

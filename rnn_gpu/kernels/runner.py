@@ -1,0 +1,63 @@
+"""What every kernel runner does alike: plan, then launch once (tiled,
+persistent) or once per time step (per_step). Subclasses say how to hold
+arrays on their device and how to launch."""
+from __future__ import annotations
+
+import numpy as np
+
+from .plan import DeviceLimits, Plan, choose_plan
+
+
+class RecurrenceKernels:
+    limits: DeviceLimits
+    xp = np  # the array module of the arrays a runner takes and returns
+
+    # -- to be provided by each runner --------------------------------------
+    def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
+        raise NotImplementedError
+
+    def _input(self, a, dtype):
+        """An input array as a kernel pointer argument."""
+        return self.xp.ascontiguousarray(a, dtype=dtype)
+
+    def _output(self, like, out):
+        """The output's kernel argument, starting from `out`'s contents if given."""
+        return out if out is not None else self.xp.empty_like(like)
+
+    def _result(self, Y, like, out):
+        return Y
+
+    def _barrier_state(self):
+        """Two zeroed uint32 for grid_barrier."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------
+    def plan(self, H: int, B: int, dtype, variant: str | None = None) -> Plan | None:
+        return choose_plan(H, B, np.dtype(dtype).itemsize, self.limits, variant)
+
+    def forward(self, P, W, h0, variant=None, plan=None, out=None):
+        """Hs with Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0."""
+        return self.run(P, W, P, h0, False, variant, plan, out)
+
+    def backward(self, G, Hs, W, variant=None, plan=None, out=None):
+        """dA with dA[t] = (1 - Hs[t]**2) * (G[t] + dA[t+1] @ W), dA[T] = 0."""
+        return self.run(G, W, Hs, self.xp.zeros(G.shape[1:], dtype=G.dtype), True, variant, plan, out)
+
+    def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
+        T, B, H = X.shape
+        plan = plan or self.plan(H, B, X.dtype, variant)
+        if plan is None:
+            raise ValueError(f"no kernel variant {variant or ''} fits H={H}, B={B} on this device")
+        dX, dW, dHs, dinit = (self._input(a, X.dtype) for a in (X, W, Hs, init))
+        dY = self._output(X, out)
+        shape = [np.int32(T), np.int32(B), np.int32(H), np.int32(backward)]
+        if plan.variant == "tiled":
+            self._launch(plan, X.dtype, [dX, dW, dHs, dinit, dY, *shape], cooperative=False)
+        else:
+            barrier = self._barrier_state()
+            ranges = [(0, T)] if plan.variant == "persistent" else [(s, s + 1) for s in range(T)]
+            for s_begin, s_end in ranges:
+                args = [dX, dW, dHs, dinit, dY, *shape, np.int32(s_begin), np.int32(s_end),
+                        np.int32(plan.width), np.int32(plan.slice_rows), barrier]
+                self._launch(plan, X.dtype, args, cooperative=plan.variant == "persistent")
+        return self._result(dY, X, out)

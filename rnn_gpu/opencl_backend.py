@@ -1,0 +1,31 @@
+"""NumPy for everything, the fused kernels through OpenCL for the recurrence.
+
+On a machine without a GPU this runs the very kernel source of the CUDA
+backend on the CPU (PoCL), which is how that source is tested everywhere.
+"""
+from __future__ import annotations
+
+from .backend import BackendUnavailable, NumpyBackend
+
+
+class OpenCLBackend(NumpyBackend):
+    name = "opencl"
+
+    def __init__(self, variant: str | None = None):
+        from .kernels.opencl_runner import OpenCLRecurrence, opencl_unavailable_reason
+
+        reason = opencl_unavailable_reason()
+        if reason:
+            raise BackendUnavailable(f"backend 'opencl' cannot run here: {reason}")
+        self.kernels = OpenCLRecurrence()
+        self.variant = variant  # None: the planner's choice
+
+    def device_name(self) -> str:
+        return f"{self.kernels.device.name} (OpenCL, {self.kernels.device.platform.name})"
+
+    def recurrence_forward(self, P, W, h0):
+        return self.kernels.forward(P, W, h0, self.variant)
+
+    def recurrence_backward(self, G, Hs, h0, W):
+        dA = self.kernels.backward(G, Hs, W, self.variant)
+        return dA, dA[0] @ W
