@@ -1,0 +1,183 @@
+"""The GPU check: GPU tests, per-variant correctness and the recurrence
+benchmark, written as one JSON file under bench/results/.
+
+Run through bench/gpu_check.sh on a machine with CuPy and a CUDA GPU; it
+needs no network. Every number in the file comes from this run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rnn_gpu.backend import NumpyBackend  # noqa: E402
+from rnn_gpu.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
+
+CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
+T = 64
+VARIANTS = ("tiled", "persistent", "per_step")
+
+
+def run_gpu_tests(workdir: Path) -> dict:
+    junit = workdir / "gpu_tests.xml"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
+           f"--junitxml={junit}", str(ROOT / "tests")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    failures = []
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = f"{case.get('classname')}::{case.get('name')}"
+            if case.find("failure") is not None or case.find("error") is not None:
+                counts["failed"] += 1
+                node = case.find("failure") if case.find("failure") is not None else case.find("error")
+                failures.append({"test": name, "message": (node.get("message") or "")[:500]})
+            elif case.find("skipped") is not None:
+                counts["skipped"] += 1
+            else:
+                counts["passed"] += 1
+    return {"returncode": proc.returncode, **counts, "failures": failures, "tail": proc.stdout[-3000:]}
+
+
+def environment(cupy) -> dict:
+    dev = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(dev.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": name,
+        "compute_capability": f"{props['major']}.{props['minor']}",
+        "multiprocessors": props["multiProcessorCount"],
+        "shared_per_block_optin": props.get("sharedMemPerBlockOptin"),
+        "cupy": cupy.__version__,
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "cuda_driver": cupy.cuda.runtime.driverGetVersion(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def measured_fp32_flops(cupy, backend) -> float:
+    n = 8192
+    a = cupy.random.uniform(-1, 1, (n, n), dtype=cupy.float32)
+    b = cupy.random.uniform(-1, 1, (n, n), dtype=cupy.float32)
+    seconds = median_seconds(lambda: a @ b, backend, repeats=5)
+    return 2 * n**3 / seconds
+
+
+def barrier_latency_us(cupy, runner, multiprocessors: int) -> float:
+    """One grid barrier plus the exchange through global memory: the
+    persistent kernel with one unit per block and almost no arithmetic."""
+    from rnn_gpu.kernels.plan import Plan, units_shared_bytes
+
+    H, B, steps = multiprocessors, 1, 256
+    plan = Plan("persistent", H, 32, units_shared_bytes(H, 1, 32, 4), 1, 1)
+    P, W, h0, _ = recurrence_inputs(runner_backend(cupy), H, B, steps)
+    seconds = median_seconds(lambda: runner.forward(P, W, h0, plan=plan), runner_backend(cupy), repeats=5)
+    return seconds / steps * 1e6
+
+
+def runner_backend(cupy):
+    from rnn_gpu.cupy_backend import CupyBackend
+
+    return CupyBackend(use_kernels=False)
+
+
+def correctness(runner, cupy, H, B, variant) -> dict | None:
+    """Relative error of one variant against the float64 NumPy loop."""
+    rng = np.random.default_rng(H * 1000 + B)
+    P = rng.uniform(-1, 1, (16, B, H))
+    W = rng.uniform(-1.5, 1.5, (H, H)) / np.sqrt(H)
+    h0 = rng.uniform(-1, 1, (B, H))
+    G = rng.uniform(-1, 1, (16, B, H))
+    ref = NumpyBackend()
+    Hs = ref.recurrence_forward(P, W, h0)
+    dA, _ = ref.recurrence_backward(G, Hs, h0, W)
+    f32 = lambda a: cupy.asarray(a, dtype=cupy.float32)  # noqa: E731
+    out = cupy.full(P.shape, cupy.nan, dtype=cupy.float32)
+    got = runner.forward(f32(P), f32(W), f32(h0), variant=variant, out=out).get()
+    out = cupy.full(P.shape, cupy.nan, dtype=cupy.float32)
+    gotb = runner.backward(f32(G), f32(Hs), f32(W), variant=variant, out=out).get()
+    rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
+    return {"fwd_rel_error": rel(got, Hs), "bwd_rel_error": rel(gotb, dA),
+            "unwritten": int(np.isnan(got).sum() + np.isnan(gotb).sum())}
+
+
+def benchmark(cupy, flops: float) -> list:
+    from rnn_gpu.kernels.cuda_runner import CudaRecurrence
+
+    backend = runner_backend(cupy)
+    runner = CudaRecurrence(cupy)
+    rows = []
+    for H, B in CONFIGS:
+        floor_us = 2 * B * H * H / flops * 1e6
+        baseline = time_recurrence(backend, H, B, T)
+        rows.append({"H": H, "B": B, "T": T, "system": "cublas_per_step", **baseline, "flop_floor_us": floor_us})
+        for variant in VARIANTS:
+            plan = runner.plan(H, B, np.float32, variant)
+            row = {"H": H, "B": B, "T": T, "system": variant, "flop_floor_us": floor_us}
+            if plan is None:
+                rows.append({**row, "status": "does not fit"})
+                continue
+            row["plan"] = plan.__dict__
+            try:
+                row.update(correctness(runner, cupy, H, B, variant))
+                fwd = lambda P, W, h0: runner.forward(P, W, h0, plan=plan)  # noqa: E731
+                bwd = lambda G, Hs, h0, W: runner.backward(G, Hs, W, plan=plan)  # noqa: E731
+                row.update(time_recurrence(backend, H, B, T, forward=fwd, backward=bwd))
+                row["speedup_fwd_vs_cublas"] = baseline["fwd_us_per_step"] / row["fwd_us_per_step"]
+                row["speedup_bwd_vs_cublas"] = baseline["bwd_us_per_step"] / row["bwd_us_per_step"]
+                row["fwd_over_floor"] = row["fwd_us_per_step"] / floor_us
+                row["status"] = "ok"
+            except Exception as exc:  # recorded, not hidden: the check reports what failed
+                row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:500])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--skip-tests", action="store_true")
+    args = parser.parse_args(argv)
+    import cupy
+
+    from rnn_gpu.kernels.cuda_runner import CudaRecurrence
+
+    result = {"environment": environment(cupy)}
+    print(json.dumps(result["environment"]), flush=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_tests:
+        result["gpu_tests"] = run_gpu_tests(args.out_dir)
+        print({k: v for k, v in result["gpu_tests"].items() if k != "tail"}, flush=True)
+    backend = runner_backend(cupy)
+    flops = measured_fp32_flops(cupy, backend)
+    result["fp32_gemm_tflops"] = flops / 1e12
+    result["barrier_latency_us"] = barrier_latency_us(cupy, CudaRecurrence(cupy),
+                                                      result["environment"]["multiprocessors"])
+    print({"fp32_gemm_tflops": result["fp32_gemm_tflops"], "barrier_latency_us": result["barrier_latency_us"]})
+    result["recurrence"] = benchmark(cupy, flops)
+    stamp = result["environment"]["date_utc"][:10]
+    device = result["environment"]["device"].replace(" ", "_")
+    path = args.out_dir / f"gpu_check-{stamp}-{device}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+    failed = result.get("gpu_tests", {}).get("failed", 0) + sum(r.get("status") == "error" for r in result["recurrence"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

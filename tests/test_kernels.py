@@ -1,0 +1,168 @@
+"""Every kernel variant against the float64 NumPy reference loop.
+
+The OpenCL runner executes the kernel source on the CPU (PoCL) in every test
+run; the CUDA runner runs the same source on a GPU (marked `gpu`). Outputs
+are poisoned with NaN before each run so unwritten elements fail.
+"""
+import numpy as np
+import pytest
+
+from rnn_gpu.backend import NumpyBackend
+from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.kernels.plan import DeviceLimits, Plan, choose_plan, units_shared_bytes
+
+SHAPES = [(H, B, T) for H in (1, 37, 130, 257) for B in (1, 3, 65) for T in (1, 2, 33)]
+REFERENCE = NumpyBackend()
+
+
+@pytest.fixture(scope="module")
+def opencl():
+    from rnn_gpu.kernels.opencl_runner import OpenCLRecurrence
+
+    return OpenCLRecurrence()
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    reason = cupy_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    import cupy
+
+    from rnn_gpu.kernels.cuda_runner import CudaRecurrence
+
+    return CudaRecurrence(cupy)
+
+
+def random_case(rng, H, B, T):
+    P = rng.uniform(-1, 1, (T, B, H))
+    W = rng.uniform(-1.5, 1.5, (H, H)) / np.sqrt(H)  # strong enough to leave tanh's linear range
+    h0 = rng.uniform(-1, 1, (B, H))
+    G = rng.uniform(-1, 1, (T, B, H))
+    Hs = REFERENCE.recurrence_forward(P, W, h0)
+    dA, _ = REFERENCE.recurrence_backward(G, Hs, h0, W)
+    return P, W, h0, G, Hs, dA
+
+
+def relative_error(got, want):
+    return np.linalg.norm(got.astype(np.float64) - want) / max(np.linalg.norm(want), 1e-30)
+
+
+def check_runner(runner, rng, H, B, T, dtype, variant=None, plan=None):
+    """Forward and backward of one variant against the reference."""
+    xp = runner.xp
+    P, W, h0, G, Hs, dA = random_case(rng, H, B, T)
+    tolerance = 2e-6 if dtype == np.float32 else 1e-12
+    dev = [xp.asarray(a, dtype=dtype) for a in (P, W, h0, G, Hs)]
+    for direction, want in (("forward", Hs), ("backward", dA)):
+        out = xp.full((T, B, H), np.nan, dtype=dtype)
+        if direction == "forward":
+            got = runner.forward(dev[0], dev[1], dev[2], variant=variant, plan=plan, out=out)
+        else:
+            got = runner.backward(dev[3], dev[4], dev[1], variant=variant, plan=plan, out=out)
+        got = got.get() if hasattr(got, "get") and not isinstance(got, np.ndarray) else np.asarray(got)
+        assert not np.isnan(got).any(), f"{direction}: unwritten elements"
+        assert got.dtype == dtype
+        assert relative_error(got, want) < tolerance, f"{direction}: error {relative_error(got, want):.2e}"
+
+
+def fitting(runner, H, B, dtype, variant):
+    plan = runner.plan(H, B, dtype, variant)
+    if plan is None:
+        pytest.skip(f"{variant} does not fit H={H} {np.dtype(dtype).name} on {runner.limits}")
+    return plan
+
+
+# -- OpenCL on the CPU: every test run ---------------------------------------
+
+@pytest.mark.parametrize("H,B,T", SHAPES)
+@pytest.mark.parametrize("variant", ["tiled", "per_step"])
+def test_opencl_float32(opencl, rng, H, B, T, variant):
+    fitting(opencl, H, B, np.float32, variant)
+    check_runner(opencl, rng, H, B, T, np.float32, variant)
+
+
+@pytest.mark.parametrize("H,B,T", [(37, 3, 2), (130, 65, 33), (257, 3, 5)])
+@pytest.mark.parametrize("variant", ["tiled", "per_step"])
+def test_opencl_float64(opencl, rng, H, B, T, variant):
+    fitting(opencl, H, B, np.float64, variant)
+    check_runner(opencl, rng, H, B, T, np.float64, variant)
+
+
+@pytest.mark.parametrize("width,slice_rows,grid", [(16, 5, 1), (7, 65, 3), (64, 1, 200), (50, 64, 2)])
+def test_opencl_units_kernel_any_slicing(opencl, rng, width, slice_rows, grid):
+    """Slices that do not divide H or B, grids smaller than the work (blocks
+    loop over items and reload W) and larger than it (idle blocks)."""
+    H, B, T = 130, 65, 4
+    plan = Plan("per_step", grid, 64, units_shared_bytes(H, width, 64, 4), width, slice_rows)
+    check_runner(opencl, rng, H, B, T, np.float32, plan=plan)
+
+
+def test_opencl_tiled_grid_smaller_than_batch(opencl, rng):
+    plan = choose_plan(37, 65, 4, opencl.limits, "tiled")
+    check_runner(opencl, rng, 37, 65, 7, np.float32, plan=Plan("tiled", 2, 32, plan.shared_bytes))
+
+
+# -- planner, on made-up devices -------------------------------------------
+
+H100_LIKE = DeviceLimits(multiprocessors=132, shared_per_block=227 * 1024, max_threads_per_block=1024,
+                         cooperative=True)
+
+
+def test_planner_prefers_tiled_then_persistent_then_per_step():
+    assert choose_plan(128, 64, 4, H100_LIKE).variant == "tiled"
+    largest_tiled = max(H for H in range(1, 400) if (H * H + 8 * H) * 4 <= H100_LIKE.shared_per_block)
+    assert choose_plan(largest_tiled, 64, 4, H100_LIKE).variant == "tiled"
+    assert choose_plan(largest_tiled + 1, 64, 4, H100_LIKE).variant == "persistent"
+    assert choose_plan(2048, 64, 4, H100_LIKE).variant == "persistent"
+    no_coop = DeviceLimits(132, 227 * 1024, 1024, cooperative=False)
+    assert choose_plan(1024, 64, 4, no_coop).variant == "per_step"
+
+
+@pytest.mark.parametrize("H,B", [(300, 64), (512, 64), (1024, 128), (2048, 64), (2500, 32)])
+def test_persistent_plans_fit_and_are_resident(H, B):
+    plan = choose_plan(H, B, 4, H100_LIKE, "persistent")
+    assert plan.grid <= H100_LIKE.multiprocessors
+    assert plan.shared_bytes <= H100_LIKE.shared_per_block
+    assert plan.block % 32 == 0 and plan.block >= plan.width
+    slices = -(-H // plan.width) * -(-B // plan.slice_rows)
+    assert slices == plan.grid
+
+
+def test_planner_gives_up_when_nothing_fits():
+    tiny = DeviceLimits(multiprocessors=2, shared_per_block=1024, max_threads_per_block=64, cooperative=False)
+    assert choose_plan(512, 8, 4, tiny) is None
+
+
+# -- CUDA: the same checks on a GPU -----------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("H,B,T", SHAPES)
+@pytest.mark.parametrize("variant", ["tiled", "persistent", "per_step"])
+def test_cuda_float32(cuda, rng, H, B, T, variant):
+    fitting(cuda, H, B, np.float32, variant)
+    check_runner(cuda, rng, H, B, T, np.float32, variant)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("H,B,T", [(37, 3, 2), (130, 65, 33), (257, 65, 5), (1024, 64, 8)])
+@pytest.mark.parametrize("variant", ["tiled", "persistent", "per_step"])
+def test_cuda_float64(cuda, rng, H, B, T, variant):
+    fitting(cuda, H, B, np.float64, variant)
+    check_runner(cuda, rng, H, B, T, np.float64, variant)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("H,B,T", [(512, 64, 16), (1024, 128, 10), (2048, 64, 6)])
+def test_cuda_large_persistent(cuda, rng, H, B, T):
+    plan = fitting(cuda, H, B, np.float32, "persistent")
+    assert plan.grid <= cuda.limits.multiprocessors
+    check_runner(cuda, rng, H, B, T, np.float32, "persistent")
+
+
+@pytest.mark.gpu
+def test_cuda_variant_selection_at_device_limits(cuda):
+    limits = cuda.limits
+    largest_tiled = max(H for H in range(1, 1000) if (H * H + 8 * H) * 4 <= limits.shared_per_block)
+    assert cuda.plan(largest_tiled, 64, np.float32).variant == "tiled"
+    assert cuda.plan(largest_tiled + 1, 64, np.float32).variant == ("persistent" if limits.cooperative else "per_step")
