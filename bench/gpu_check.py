@@ -83,7 +83,8 @@ def barrier_latency_us(cupy, runner, multiprocessors: int) -> float:
     from rnn_gpu.kernels.plan import Plan, units_shared_bytes
 
     H, B, steps = multiprocessors, 1, 256
-    plan = Plan("persistent", H, 32, units_shared_bytes(H, 1, 32, 4), 1, 1)
+    plan = Plan("persistent", H, 32, units_shared_bytes(H, 1, 1, 1, H, 4), groups=1, parts=1, width=1,
+                slice_rows=1, chunk=H)
     P, W, h0, _ = recurrence_inputs(runner_backend(cupy), H, B, steps)
     seconds = median_seconds(lambda: runner.forward(P, W, h0, plan=plan), runner_backend(cupy), repeats=5)
     return seconds / steps * 1e6
@@ -125,13 +126,16 @@ def benchmark(cupy, flops: float) -> list:
         floor_us = 2 * B * H * H / flops * 1e6
         baseline = time_recurrence(backend, H, B, T)
         rows.append({"H": H, "B": B, "T": T, "system": "cublas_per_step", **baseline, "flop_floor_us": floor_us})
+        P, W, h0, _ = recurrence_inputs(backend, H, B, T)
         for variant in VARIANTS:
-            plan = runner.plan(H, B, np.float32, variant)
+            model_plan = runner.plan(H, B, np.float32, variant)
+            plan = runner.tuned_plan(P, W, P, h0, False, variant)
             row = {"H": H, "B": B, "T": T, "system": variant, "flop_floor_us": floor_us}
             if plan is None:
                 rows.append({**row, "status": "does not fit"})
                 continue
             row["plan"] = plan.__dict__
+            row["cost_model_plan"] = model_plan.__dict__
             try:
                 row.update(correctness(runner, cupy, H, B, variant))
                 fwd = lambda P, W, h0: runner.forward(P, W, h0, plan=plan)  # noqa: E731

@@ -4,6 +4,7 @@
  * Compile-time defines:
  *   REAL_IS_DOUBLE  1 for double, 0 (default) for float
  *   TILE_ROWS       batch rows one thread carries in registers (default 4)
+ *   TILE_UNITS      hidden units one thread carries in registers (default 4)
  *
  * Shared memory: SHARED_PTR qualifies a pointer INTO shared memory. It is
  * not CUDA's __shared__, which on a pointer would put the pointer itself in
@@ -20,6 +21,9 @@
 #endif
 #ifndef TILE_ROWS
 #define TILE_ROWS 4
+#endif
+#ifndef TILE_UNITS
+#define TILE_UNITS 4
 #endif
 
 #ifdef __OPENCL_VERSION__ /* ------------------------------------ OpenCL C */

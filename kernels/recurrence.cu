@@ -7,13 +7,22 @@
  * Arrays are row-major: X, Y, Hs (T, B, H); W (H, H); init (B, H). The
  * backward pass walks time in reverse: step s is time t = T-1-s.
  *
- * Two kernels share the step code (`step_unit_rows`):
- *   recurrence_tiled   each block owns TILE_ROWS batch rows and all H units,
- *                      W in shared memory; blocks never talk to each other.
- *   recurrence_units   each block owns a slice of units (and of batch rows),
- *                      its columns of W in shared memory; blocks exchange the
- *                      states through global memory and meet at a grid-wide
- *                      barrier after every step of [s_begin, s_end). Launched
+ * One step is a small matrix product: for a tile of batch rows and a slice
+ * of `width` output units, sum over the H inputs. Both kernels compute it
+ * with the same step code:
+ *   - the block's threads form (lane, group, part): a lane carries
+ *     TILE_UNITS units (strided by the lane count, so neighbouring lanes read
+ *     neighbouring words), a group TILE_ROWS rows, a part a share of the
+ *     inputs (`accumulate_tile`, registers only);
+ *   - the parts' partial sums meet in shared memory, where each output is
+ *     summed and finished element-wise (`finish_outputs`).
+ *
+ *   recurrence_tiled   each block owns batch rows and all H units, with W and
+ *                      its rows' states on-chip; blocks never talk.
+ *   recurrence_units   each block owns a slice of units and of batch rows,
+ *                      its columns of W on-chip; blocks exchange states
+ *                      through global memory and meet at a grid-wide barrier
+ *                      after each step of [s_begin, s_end). Launched
  *                      cooperatively over all steps, or once per step, where
  *                      the kernel boundary is the barrier.
  * All loops stride, so any T, B, H is correct whatever the launch shape.
@@ -39,73 +48,127 @@ DEVICE_FN const GLOBAL real *previous_states(const GLOBAL real *init, const GLOB
     return Y + (idx_t)t_prev * B * H;
 }
 
-/* Ms[i * width + k] = coefficient(i, o0 + k); zero for units past H. */
-DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, const GLOBAL real *W, int H, int o0,
-                                 int width, int backward)
+/* Ms[i * stride + k] = coefficient(i, o0 + k) for k < width and o0 + k < H,
+ * zero in the padding up to `stride`. */
+DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL real *W, int H,
+                                 int o0, int width, int backward)
 {
-    idx_t n = (idx_t)H * width;
+    idx_t n = (idx_t)H * stride;
     for (idx_t e = THREAD_ID; e < n; e += BLOCK_SIZE) {
-        int i = (int)(e / width), o = o0 + (int)(e % width);
-        Ms[e] = o < H ? coefficient(W, H, i, o, backward) : (real)0;
+        int i = (int)(e / stride), k = (int)(e % stride);
+        Ms[e] = k < width && o0 + k < H ? coefficient(W, H, i, o0 + k, backward) : (real)0;
     }
 }
 
-/* Copies `count` rows from row r0 of src (B, H) into dst (row stride
- * `stride`), zeros for rows at or past row_end. */
-DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int r0,
-                          int count, int row_end, int H)
+/* dst[r * stride + c] = src[r0 + r][c0 + c] for r < count, c < cols; zero
+ * for rows at or past row_end. */
+DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int H, int r0,
+                          int count, int row_end, int c0, int cols)
 {
-    for (idx_t e = THREAD_ID; e < (idx_t)count * H; e += BLOCK_SIZE) {
-        int r = (int)(e / H), i = (int)(e % H);
-        dst[r * stride + i] = r0 + r < row_end ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + i)
+    for (int e = THREAD_ID; e < count * cols; e += BLOCK_SIZE) {
+        int r = e / cols, c = e % cols;
+        dst[r * stride + c] = r0 + r < row_end ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + c0 + c)
                                                : (real)0;
     }
 }
 
-/* One thread's share of one step: output unit o (column k of Ms) for the
- * TILE_ROWS rows r0.. staged in `rows`. Writes Y[t] for rows below row_end
- * and leaves the new values in y. */
-DEVICE_FN void step_unit_rows(const SHARED_PTR real *Ms, int width, int k, const SHARED_PTR real *rows,
-                              int stride, int H, const GLOBAL real *X, const GLOBAL real *Hs,
-                              GLOBAL real *Y, int t, int r0, int row_end, int B, int o, int backward,
-                              real *y)
+/* acc[r][u] += sum over i in [i_begin, i_end) of Ms[i][lane + u*lanes] *
+ * rows[r][i - i_offset]. Registers only; the step's arithmetic. */
+DEVICE_FN void accumulate_tile(real *acc, const SHARED_PTR real *Ms, int mstride, int lane, int lanes,
+                               const SHARED_PTR real *rows, int rstride, int i_begin, int i_end,
+                               int i_offset)
 {
-    UNROLL for (int r = 0; r < TILE_ROWS; ++r) y[r] = 0;
-    for (int i = 0; i < H; ++i) {
-        real m = Ms[i * width + k];
-        UNROLL for (int r = 0; r < TILE_ROWS; ++r) y[r] += m * rows[r * stride + i];
-    }
-    UNROLL for (int r = 0; r < TILE_ROWS; ++r) {
-        if (r0 + r < row_end) {
-            idx_t at = ((idx_t)t * B + r0 + r) * H + o;
-            real pre = X[at] + y[r];
-            real h = backward ? Hs[at] : (real)0;
-            y[r] = backward ? ((real)1 - h * h) * pre : TANH(pre);
-            Y[at] = y[r];
+    for (int i = i_begin; i < i_end; ++i) {
+        real m[TILE_UNITS];
+        UNROLL for (int u = 0; u < TILE_UNITS; ++u) m[u] = Ms[i * mstride + lane + u * lanes];
+        UNROLL for (int r = 0; r < TILE_ROWS; ++r) {
+            real h = rows[r * rstride + i - i_offset];
+            UNROLL for (int u = 0; u < TILE_UNITS; ++u) acc[r * TILE_UNITS + u] += m[u] * h;
         }
     }
 }
 
+DEVICE_FN void store_partials(SHARED_PTR real *scratch, const real *acc, int part, int pass_rows,
+                              int group, int mstride, int lane, int lanes)
+{
+    UNROLL for (int r = 0; r < TILE_ROWS; ++r)
+        UNROLL for (int u = 0; u < TILE_UNITS; ++u)
+            scratch[(part * pass_rows + group * TILE_ROWS + r) * mstride + lane + u * lanes] =
+                acc[r * TILE_UNITS + u];
+}
+
+/* Sums the parts' partial products of each (row, unit) of the pass, applies
+ * the step's nonlinearity and writes Y[t]; with keep, also next[row][o]. */
+DEVICE_FN void finish_outputs(const SHARED_PTR real *scratch, int parts, int pass_rows, int mstride,
+                              int width, const GLOBAL real *X, const GLOBAL real *Hs, GLOBAL real *Y,
+                              int t, int p0, int row_end, int B, int H, int o0, int backward,
+                              int keep, SHARED_PTR real *next, int next_stride)
+{
+    for (int e = THREAD_ID; e < pass_rows * width; e += BLOCK_SIZE) {
+        int row = e / width, k = e % width, o = o0 + k;
+        real y = 0;
+        if (p0 + row < row_end && o < H) {
+            real pre = 0;
+            for (int part = 0; part < parts; ++part)
+                pre += scratch[(part * pass_rows + row) * mstride + k];
+            idx_t at = ((idx_t)t * B + p0 + row) * H + o;
+            pre += X[at];
+            real h = backward ? Hs[at] : (real)0;
+            y = backward ? ((real)1 - h * h) * pre : TANH(pre);
+            Y[at] = y;
+        }
+        if (keep)
+            next[row * next_stride + k] = y;
+    }
+}
+
+/* The block's threads as (lane, group, part). */
+typedef struct {
+    int lanes, lane, group, part, active;
+} Layout;
+
+DEVICE_FN Layout thread_layout(int width, int groups, int parts)
+{
+    Layout L;
+    L.lanes = (width + TILE_UNITS - 1) / TILE_UNITS;
+    L.lane = THREAD_ID % L.lanes;
+    L.group = (THREAD_ID / L.lanes) % groups;
+    L.part = THREAD_ID / (L.lanes * groups);
+    L.active = L.part < parts;
+    return L;
+}
+
+/* The inputs [begin, end) of `part` among `parts` shares of n. */
+DEVICE_FN int share_begin(int part, int parts, int n) { return (int)((idx_t)n * part / parts); }
+
 KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
                              const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
-                             int backward DYNAMIC_SHARED_ARG)
+                             int backward, int groups, int parts DYNAMIC_SHARED_ARG)
 {
     DYNAMIC_SHARED_DECL
-    SHARED_PTR real *Ms = dynamic_shared;                         /* H * H */
-    SHARED_PTR real *buffers = dynamic_shared + (idx_t)H * H;     /* 2 * TILE_ROWS * H */
-    load_coefficients(Ms, W, H, 0, H, backward);
-    for (int r0 = BLOCK_ID * TILE_ROWS; r0 < B; r0 += GRID_SIZE * TILE_ROWS) {
-        stage_rows(buffers, H, init, r0, TILE_ROWS, B, H);
+    Layout L = thread_layout(H, groups, parts);
+    int mstride = L.lanes * TILE_UNITS, rstride = H + 1, pass_rows = groups * TILE_ROWS;
+    SHARED_PTR real *Ms = dynamic_shared;                                 /* H * mstride */
+    SHARED_PTR real *buffers = Ms + (idx_t)H * mstride;                   /* 2 * pass_rows * rstride */
+    SHARED_PTR real *scratch = buffers + 2 * pass_rows * rstride;         /* parts * pass_rows * mstride */
+    int i_begin = share_begin(L.part, parts, H), i_end = share_begin(L.part + 1, parts, H);
+
+    load_coefficients(Ms, mstride, W, H, 0, H, backward);
+    for (int p0 = BLOCK_ID * pass_rows; p0 < B; p0 += GRID_SIZE * pass_rows) {
+        stage_rows(buffers, rstride, init, H, p0, pass_rows, B, 0, H);
         SYNC_BLOCK();
         for (int s = 0; s < T; ++s) {
-            SHARED_PTR real *current = buffers + (s & 1) * TILE_ROWS * H;
-            SHARED_PTR real *next = buffers + ((s + 1) & 1) * TILE_ROWS * H;
-            int t = time_of_step(s, T, backward);
-            for (int o = THREAD_ID; o < H; o += BLOCK_SIZE) {
-                real y[TILE_ROWS];
-                step_unit_rows(Ms, H, o, current, H, H, X, Hs, Y, t, r0, B, B, o, backward, y);
-                UNROLL for (int r = 0; r < TILE_ROWS; ++r) next[r * H + o] = r0 + r < B ? y[r] : (real)0;
+            SHARED_PTR real *current = buffers + (s & 1) * pass_rows * rstride;
+            SHARED_PTR real *next = buffers + ((s + 1) & 1) * pass_rows * rstride;
+            if (L.active) {
+                real acc[TILE_ROWS * TILE_UNITS] = {0};
+                accumulate_tile(acc, Ms, mstride, L.lane, L.lanes, current + L.group * TILE_ROWS * rstride,
+                                rstride, i_begin, i_end, 0);
+                store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
             }
+            SYNC_BLOCK();
+            finish_outputs(scratch, parts, pass_rows, mstride, H, X, Hs, Y, time_of_step(s, T, backward), p0,
+                           B, B, H, 0, backward, 1, next, rstride);
             SYNC_BLOCK();
         }
     }
@@ -113,10 +176,11 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
 
 /* All blocks of the grid wait here for each other. Only valid when every
  * block is resident (a cooperative launch). state: {arrived, generation},
- * zero before the first use; it is left ready for the next. */
+ * zero before the first use; it is left ready for the next. The block
+ * barrier orders the block's writes before thread 0's fence, which makes
+ * them visible to the whole device (the fence is cumulative). */
 DEVICE_FN void grid_barrier(GLOBAL unsigned int *state, unsigned int blocks)
 {
-    MEMORY_FENCE();
     SYNC_BLOCK();
     if (THREAD_ID == 0) {
         volatile GLOBAL unsigned int *generation = state + 1;
@@ -136,26 +200,26 @@ DEVICE_FN void grid_barrier(GLOBAL unsigned int *state, unsigned int blocks)
 }
 
 /* Work item = (unit slice, batch slice): units [o0, o0 + width), rows
- * [b0, b0 + slice_rows). The block's threads form groups of `width`; each
- * group carries TILE_ROWS rows, so a pass stages groups * TILE_ROWS rows. */
+ * [b0, b0 + slice_rows). Rows go in passes of groups * TILE_ROWS; inputs
+ * are staged `chunk` at a time, so any H fits. */
 KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
                              const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
                              int backward, int s_begin, int s_end, int width, int slice_rows,
+                             int groups, int parts, int chunk,
                              GLOBAL unsigned int *barrier_state DYNAMIC_SHARED_ARG)
 {
     DYNAMIC_SHARED_DECL
-    int stride = H + 1; /* rows of different thread groups fall in different banks */
-    int groups = BLOCK_SIZE / width;
-    int pass_rows = groups * TILE_ROWS;
-    int k = THREAD_ID % width, group = THREAD_ID / width;
+    Layout L = thread_layout(width, groups, parts);
+    int mstride = L.lanes * TILE_UNITS, rstride = chunk + 1, pass_rows = groups * TILE_ROWS;
     int unit_slices = (H + width - 1) / width;
     int items = unit_slices * ((B + slice_rows - 1) / slice_rows);
     int resident = items <= GRID_SIZE;
-    SHARED_PTR real *Ms = dynamic_shared;                      /* H * width */
-    SHARED_PTR real *rows = dynamic_shared + (idx_t)H * width; /* pass_rows * stride */
+    SHARED_PTR real *Ms = dynamic_shared;                          /* H * mstride */
+    SHARED_PTR real *rows = Ms + (idx_t)H * mstride;               /* pass_rows * rstride */
+    SHARED_PTR real *scratch = rows + pass_rows * rstride;         /* parts * pass_rows * mstride */
 
     if (resident && BLOCK_ID < items)
-        load_coefficients(Ms, W, H, (BLOCK_ID % unit_slices) * width, width, backward);
+        load_coefficients(Ms, mstride, W, H, (BLOCK_ID % unit_slices) * width, width, backward);
     for (int s = s_begin; s < s_end; ++s) {
         int t = time_of_step(s, T, backward);
         const GLOBAL real *prev = previous_states(init, Y, s, T, B, H, backward);
@@ -165,17 +229,25 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
             int b1 = MIN(B, b0 + slice_rows);
             if (!resident) {
                 SYNC_BLOCK();
-                load_coefficients(Ms, W, H, o0, width, backward);
+                load_coefficients(Ms, mstride, W, H, o0, width, backward);
             }
             for (int p0 = b0; p0 < b1; p0 += pass_rows) {
-                SYNC_BLOCK();
-                stage_rows(rows, stride, prev, p0, pass_rows, b1, H);
-                SYNC_BLOCK();
-                if (group < groups && o0 + k < H) {
-                    real y[TILE_ROWS];
-                    step_unit_rows(Ms, width, k, rows + group * TILE_ROWS * stride, stride, H, X, Hs, Y, t,
-                                   p0 + group * TILE_ROWS, b1, B, o0 + k, backward, y);
+                real acc[TILE_ROWS * TILE_UNITS] = {0};
+                for (int c0 = 0; c0 < H; c0 += chunk) {
+                    int cols = MIN(chunk, H - c0);
+                    SYNC_BLOCK();
+                    stage_rows(rows, rstride, prev, H, p0, pass_rows, b1, c0, cols);
+                    SYNC_BLOCK();
+                    if (L.active)
+                        accumulate_tile(acc, Ms, mstride, L.lane, L.lanes, rows + L.group * TILE_ROWS * rstride,
+                                        rstride, c0 + share_begin(L.part, parts, cols),
+                                        c0 + share_begin(L.part + 1, parts, cols), c0);
                 }
+                if (L.active)
+                    store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
+                SYNC_BLOCK();
+                finish_outputs(scratch, parts, pass_rows, mstride, width, X, Hs, Y, t, p0, b1, B, H, o0,
+                               backward, 0, rows, rstride);
             }
         }
         if (s + 1 < s_end)

@@ -15,7 +15,8 @@ import numpy as np
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
 SOURCE_FILE = "recurrence.cu"
 KERNEL_NAMES = ("recurrence_tiled", "recurrence_units")
-TILE_ROWS = 4
+TILE_ROWS = 4  # batch rows per thread
+TILE_UNITS = 4  # hidden units per thread
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,7 +34,7 @@ def kernel_source(name: str = SOURCE_FILE) -> str:
 
 
 def defines(dtype) -> dict:
-    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": TILE_ROWS}
+    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": TILE_ROWS, "TILE_UNITS": TILE_UNITS}
 
 
 def define_options(dtype) -> list[str]:

@@ -1,16 +1,19 @@
 """The kernels through CuPy: compiled lazily with NVRTC by cupy.RawModule,
-memoized per device, dtype and launch kind."""
+memoized per device, dtype and launch kind; launch shapes timed once per
+problem shape and the fastest kept."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
-from . import define_options, kernel_source
-from .plan import DeviceLimits, Plan
+from . import KERNEL_NAMES, define_options, kernel_source
+from .plan import VARIANTS, DeviceLimits, Plan, candidates
 from .runner import RecurrenceKernels
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
+TUNE_CANDIDATES = 4  # per variant
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,22 +41,60 @@ def device_limits(cupy, device_id: int) -> DeviceLimits:
 
 
 class CudaRecurrence(RecurrenceKernels):
-    def __init__(self, cupy):
+    def __init__(self, cupy, autotune: bool = True):
         self.xp = cupy
         self.device_id = cupy.cuda.Device().id
         self.limits = device_limits(cupy, self.device_id)
+        self.autotune = autotune
         self._barrier = None
+        self._tuned: dict = {}
+
+    def kernel(self, dtype, name: str, cooperative: bool = False):
+        return _kernel(self.device_id, np.dtype(dtype).name, cooperative, name)
+
+    @functools.lru_cache(maxsize=None)
+    def limits_for(self, dtype) -> DeviceLimits:
+        threads = min(self.kernel(dtype, name, coop).max_threads_per_block
+                      for name in KERNEL_NAMES for coop in (False, True))
+        return dataclasses.replace(self.limits, max_threads_per_block=min(threads, self.limits.max_threads_per_block))
 
     def _barrier_state(self):
         if self._barrier is None:  # grid_barrier leaves it zeroed for the next launch
             self._barrier = self.xp.zeros(2, dtype=self.xp.uint32)
         return self._barrier
 
-    def kernel(self, dtype, name: str, cooperative: bool = False):
-        return _kernel(self.device_id, np.dtype(dtype).name, cooperative, name)
-
     def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
         kernel = self.kernel(dtype, plan.kernel, cooperative)
         if plan.shared_bytes > DEFAULT_SHARED_LIMIT and kernel.max_dynamic_shared_size_bytes < plan.shared_bytes:
             kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
         kernel((plan.grid,), (plan.block,), tuple(args), shared_mem=plan.shared_bytes)
+
+    def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
+        if plan is None and self.autotune:
+            plan = self.tuned_plan(X, W, Hs, init, backward, variant)
+        return super().run(X, W, Hs, init, backward, variant, plan, out)
+
+    def tuned_plan(self, X, W, Hs, init, backward, variant=None) -> Plan | None:
+        """The fastest of the cost model's first few plans (of each variant
+        when none is named), timed once on these inputs."""
+        T, B, H = X.shape
+        key = (T, B, H, np.dtype(X.dtype).name, variant)
+        if key not in self._tuned:
+            limits, itemsize = self.limits_for(X.dtype), np.dtype(X.dtype).itemsize
+            pool = [p for v in ((variant,) if variant else VARIANTS)
+                    for p in candidates(H, B, itemsize, limits, v)[:TUNE_CANDIDATES]]
+            self._tuned[key] = min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
+        return self._tuned[key]
+
+    def _time(self, plan: Plan, X, W, Hs, init, backward) -> float:
+        cupy = self.xp
+        try:
+            super().run(X, W, Hs, init, backward, plan=plan)  # compiles, warms up
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            super().run(X, W, Hs, init, backward, plan=plan)
+            stop.record()
+            stop.synchronize()
+            return cupy.cuda.get_elapsed_time(start, stop)
+        except cupy.cuda.driver.CUDADriverError:  # e.g. too large for a cooperative launch
+            return float("inf")

@@ -10,6 +10,11 @@ from . import define_options, kernel_source
 from .plan import DeviceLimits, Plan
 from .runner import RecurrenceKernels
 
+# A CPU runs a work-group as a loop over its work-items, and PoCL compiles
+# each work-group size anew: every launch uses this one size (the kernels
+# leave surplus work-items idle), so each kernel compiles once.
+WORK_GROUP = 256
+
 
 def opencl_unavailable_reason() -> str | None:
     try:
@@ -41,9 +46,7 @@ class OpenCLRecurrence(RecurrenceKernels):
         self.limits = DeviceLimits(
             multiprocessors=self.device.max_compute_units,
             shared_per_block=self.device.local_mem_size,
-            # A CPU runs a work-group as a loop over its work-items, and PoCL
-            # compiles each work-group size anew: one small size serves all.
-            max_threads_per_block=min(64, self.device.max_work_group_size),
+            max_threads_per_block=min(WORK_GROUP, self.device.max_work_group_size),
             cooperative=False,  # OpenCL 1.2 cannot promise co-resident work-groups
         )
 
@@ -82,4 +85,6 @@ class OpenCLRecurrence(RecurrenceKernels):
         if cooperative:
             raise ValueError("OpenCL has no cooperative launch; use the per_step variant")
         kernel = self._kernel(np.dtype(dtype).name, plan.kernel)
-        kernel(self.queue, (plan.grid * plan.block,), (plan.block,), *args, self.cl.LocalMemory(plan.shared_bytes))
+        if plan.block > WORK_GROUP:
+            raise ValueError(f"plan needs {plan.block} work-items per group; at most {WORK_GROUP} here")
+        kernel(self.queue, (plan.grid * WORK_GROUP,), (WORK_GROUP,), *args, self.cl.LocalMemory(plan.shared_bytes))

@@ -32,8 +32,13 @@ class RecurrenceKernels:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------
+    def limits_for(self, dtype) -> DeviceLimits:
+        """The limits that hold for this dtype's kernels (registers can lower
+        the block size a kernel can launch with)."""
+        return self.limits
+
     def plan(self, H: int, B: int, dtype, variant: str | None = None) -> Plan | None:
-        return choose_plan(H, B, np.dtype(dtype).itemsize, self.limits, variant)
+        return choose_plan(H, B, np.dtype(dtype).itemsize, self.limits_for(dtype), variant)
 
     def forward(self, P, W, h0, variant=None, plan=None, out=None):
         """Hs with Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0."""
@@ -50,14 +55,14 @@ class RecurrenceKernels:
             raise ValueError(f"no kernel variant {variant or ''} fits H={H}, B={B} on this device")
         dX, dW, dHs, dinit = (self._input(a, X.dtype) for a in (X, W, Hs, init))
         dY = self._output(X, out)
-        shape = [np.int32(T), np.int32(B), np.int32(H), np.int32(backward)]
+        shape = [np.int32(v) for v in (T, B, H, backward)]
+        tail = [np.int32(v) for v in plan.launch_args()]
         if plan.variant == "tiled":
-            self._launch(plan, X.dtype, [dX, dW, dHs, dinit, dY, *shape], cooperative=False)
+            self._launch(plan, X.dtype, [dX, dW, dHs, dinit, dY, *shape, *tail], cooperative=False)
         else:
             barrier = self._barrier_state()
             ranges = [(0, T)] if plan.variant == "persistent" else [(s, s + 1) for s in range(T)]
             for s_begin, s_end in ranges:
-                args = [dX, dW, dHs, dinit, dY, *shape, np.int32(s_begin), np.int32(s_end),
-                        np.int32(plan.width), np.int32(plan.slice_rows), barrier]
+                args = [dX, dW, dHs, dinit, dY, *shape, np.int32(s_begin), np.int32(s_end), *tail, barrier]
                 self._launch(plan, X.dtype, args, cooperative=plan.variant == "persistent")
         return self._result(dY, X, out)
