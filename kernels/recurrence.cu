@@ -108,12 +108,11 @@ DEVICE_FN void finish_outputs(const SHARED_PTR real *scratch, int parts, int pas
         int row = e / width, k = e % width, o = o0 + k;
         real y = 0;
         if (p0 + row < row_end && o < H) {
-            real pre = 0;
+            idx_t at = ((idx_t)t * B + p0 + row) * H + o;
+            real pre = X[at]; /* issued first: its latency overlaps the sum */
+            real h = backward ? Hs[at] : (real)0;
             for (int part = 0; part < parts; ++part)
                 pre += scratch[(part * pass_rows + row) * mstride + k];
-            idx_t at = ((idx_t)t * B + p0 + row) * H + o;
-            pre += X[at];
-            real h = backward ? Hs[at] : (real)0;
             y = backward ? ((real)1 - h * h) * pre : TANH(pre);
             Y[at] = y;
         }
@@ -175,24 +174,20 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
 }
 
 /* All blocks of the grid wait here for each other. Only valid when every
- * block is resident (a cooperative launch). state: {arrived, generation},
- * zero before the first use; it is left ready for the next. The block
- * barrier orders the block's writes before thread 0's fence, which makes
- * them visible to the whole device (the fence is cumulative). */
+ * block is resident (a cooperative launch). *state starts at zero. Each
+ * block adds 1, block 0 adds 2^31 - (blocks - 1): the sum of one round is
+ * exactly 2^31, so the top bit flips once everyone has arrived and the
+ * counter needs no reset. The block barrier orders the block's writes
+ * before thread 0's fence, which publishes them to the device. */
 DEVICE_FN void grid_barrier(GLOBAL unsigned int *state, unsigned int blocks)
 {
     SYNC_BLOCK();
     if (THREAD_ID == 0) {
-        volatile GLOBAL unsigned int *generation = state + 1;
-        unsigned int seen = *generation;
+        volatile GLOBAL unsigned int *counter = state;
+        unsigned int add = BLOCK_ID == 0 ? 0x80000000u - (blocks - 1u) : 1u;
         MEMORY_FENCE();
-        if (ATOMIC_ADD(state, 1u) == blocks - 1u) {
-            ATOMIC_EXCHANGE(state, 0u);
-            MEMORY_FENCE();
-            ATOMIC_ADD(state + 1, 1u);
-        } else {
-            while (*generation == seen) {
-            }
+        unsigned int before = ATOMIC_ADD(state, add);
+        while (((before ^ *counter) & 0x80000000u) == 0) {
         }
         MEMORY_FENCE();
     }

@@ -116,6 +116,16 @@ def test_opencl_tiled_any_shape(opencl, rng, H, groups, parts, grid):
     check_runner(opencl, rng, H, 65, 7, np.float32, plan=plan)
 
 
+@pytest.mark.parametrize("tile", [(8, 4), (3, 5)])
+def test_opencl_other_tile_shapes(opencl, rng, tile):
+    """The tile a thread carries is a compile-time choice; any works."""
+    H, B = 45, 19
+    for variant in ("tiled", "per_step"):
+        plan = choose_plan(H, B, 4, opencl.limits, variant, tile)
+        assert plan.tile == tile
+        check_runner(opencl, rng, H, B, 6, np.float32, plan=plan)
+
+
 # -- planner, on made-up devices -------------------------------------------
 
 H100_LIKE = DeviceLimits(multiprocessors=132, shared_per_block=227 * 1024, max_threads_per_block=1024,

@@ -33,9 +33,9 @@ def kernel_source(name: str = SOURCE_FILE) -> str:
     return re.sub(r'^#include "([^"]+)"\s*$', inline, path.read_text(), flags=re.M)
 
 
-def defines(dtype) -> dict:
-    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": TILE_ROWS, "TILE_UNITS": TILE_UNITS}
+def defines(dtype, tile=(TILE_ROWS, TILE_UNITS)) -> dict:
+    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": tile[0], "TILE_UNITS": tile[1]}
 
 
-def define_options(dtype) -> list[str]:
-    return [f"-D{k}={v}" for k, v in defines(dtype).items()]
+def define_options(dtype, tile=(TILE_ROWS, TILE_UNITS)) -> list[str]:
+    return [f"-D{k}={v}" for k, v in defines(dtype, tile).items()]

@@ -9,25 +9,26 @@ import functools
 import numpy as np
 
 from . import KERNEL_NAMES, define_options, kernel_source
-from .plan import VARIANTS, DeviceLimits, Plan, candidates
+from .plan import DEFAULT_TILE, VARIANTS, DeviceLimits, Plan, candidates
 from .runner import RecurrenceKernels
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
-TUNE_CANDIDATES = 4  # per variant
+TUNE_CANDIDATES = 3  # per variant and tile shape
+TUNE_TILES = ((4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) per thread
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device_id: int, dtype_name: str, cooperative: bool):
+def _module(device_id: int, dtype_name: str, tile: tuple, cooperative: bool):
     import cupy
 
     with cupy.cuda.Device(device_id):
-        return cupy.RawModule(code=kernel_source(), options=tuple(define_options(dtype_name)),
+        return cupy.RawModule(code=kernel_source(), options=tuple(define_options(dtype_name, tile)),
                               enable_cooperative_groups=cooperative)
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(device_id: int, dtype_name: str, cooperative: bool, name: str):
-    return _module(device_id, dtype_name, cooperative).get_function(name)
+def _kernel(device_id: int, dtype_name: str, tile: tuple, cooperative: bool, name: str):
+    return _module(device_id, dtype_name, tile, cooperative).get_function(name)
 
 
 def device_limits(cupy, device_id: int) -> DeviceLimits:
@@ -49,12 +50,12 @@ class CudaRecurrence(RecurrenceKernels):
         self._barrier = None
         self._tuned: dict = {}
 
-    def kernel(self, dtype, name: str, cooperative: bool = False):
-        return _kernel(self.device_id, np.dtype(dtype).name, cooperative, name)
+    def kernel(self, dtype, name: str, cooperative: bool = False, tile=DEFAULT_TILE):
+        return _kernel(self.device_id, np.dtype(dtype).name, tuple(tile), cooperative, name)
 
     @functools.lru_cache(maxsize=None)
-    def limits_for(self, dtype) -> DeviceLimits:
-        threads = min(self.kernel(dtype, name, coop).max_threads_per_block
+    def limits_for(self, dtype, tile=DEFAULT_TILE) -> DeviceLimits:
+        threads = min(self.kernel(dtype, name, coop, tile).max_threads_per_block
                       for name in KERNEL_NAMES for coop in (False, True))
         return dataclasses.replace(self.limits, max_threads_per_block=min(threads, self.limits.max_threads_per_block))
 
@@ -64,7 +65,7 @@ class CudaRecurrence(RecurrenceKernels):
         return self._barrier
 
     def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
-        kernel = self.kernel(dtype, plan.kernel, cooperative)
+        kernel = self.kernel(dtype, plan.kernel, cooperative, plan.tile)
         if plan.shared_bytes > DEFAULT_SHARED_LIMIT and kernel.max_dynamic_shared_size_bytes < plan.shared_bytes:
             kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
         kernel((plan.grid,), (plan.block,), tuple(args), shared_mem=plan.shared_bytes)
@@ -80,9 +81,9 @@ class CudaRecurrence(RecurrenceKernels):
         T, B, H = X.shape
         key = (T, B, H, np.dtype(X.dtype).name, variant)
         if key not in self._tuned:
-            limits, itemsize = self.limits_for(X.dtype), np.dtype(X.dtype).itemsize
-            pool = [p for v in ((variant,) if variant else VARIANTS)
-                    for p in candidates(H, B, itemsize, limits, v)[:TUNE_CANDIDATES]]
+            itemsize = np.dtype(X.dtype).itemsize
+            pool = [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES
+                    for p in candidates(H, B, itemsize, self.limits_for(X.dtype, tile), v, tile)[:TUNE_CANDIDATES]]
             self._tuned[key] = min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
         return self._tuned[key]
 

@@ -51,13 +51,13 @@ class OpenCLRecurrence(RecurrenceKernels):
         )
 
     @functools.lru_cache(maxsize=None)
-    def _program(self, dtype_name: str):
-        options = define_options(dtype_name)
+    def _program(self, dtype_name: str, tile: tuple):
+        options = define_options(dtype_name, tile)
         return self.cl.Program(self.context, kernel_source()).build(options=options)
 
     @functools.lru_cache(maxsize=None)
-    def _kernel(self, dtype_name: str, name: str):
-        return self.cl.Kernel(self._program(dtype_name), name)
+    def _kernel(self, dtype_name: str, tile: tuple, name: str):
+        return self.cl.Kernel(self._program(dtype_name, tile), name)
 
     def _input(self, a, dtype):
         mf = self.cl.mem_flags
@@ -84,7 +84,7 @@ class OpenCLRecurrence(RecurrenceKernels):
     def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
         if cooperative:
             raise ValueError("OpenCL has no cooperative launch; use the per_step variant")
-        kernel = self._kernel(np.dtype(dtype).name, plan.kernel)
+        kernel = self._kernel(np.dtype(dtype).name, plan.tile, plan.kernel)
         if plan.block > WORK_GROUP:
             raise ValueError(f"plan needs {plan.block} work-items per group; at most {WORK_GROUP} here")
         kernel(self.queue, (plan.grid * WORK_GROUP,), (WORK_GROUP,), *args, self.cl.LocalMemory(plan.shared_bytes))

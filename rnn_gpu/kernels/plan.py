@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from . import TILE_ROWS, TILE_UNITS
 
+DEFAULT_TILE = (TILE_ROWS, TILE_UNITS)
+
 VARIANTS = ("tiled", "persistent", "per_step")
 POWERS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -43,6 +45,7 @@ class Plan:
     slice_rows: int = 0  # batch rows per slice (recurrence_units)
     chunk: int = 0  # inputs staged at a time (recurrence_units)
     cost: float = 0.0
+    tile: tuple = DEFAULT_TILE  # (rows, units) one thread carries: compile-time TILE_ROWS, TILE_UNITS
 
     @property
     def kernel(self) -> str:
@@ -55,52 +58,55 @@ class Plan:
         return [self.width, self.slice_rows, self.groups, self.parts, self.chunk]
 
 
-def lanes_for(width: int) -> int:
-    return -(-width // TILE_UNITS)
+def lanes_for(width: int, tile=DEFAULT_TILE) -> int:
+    return -(-width // tile[1])
 
 
-def tiled_shared_bytes(H: int, groups: int, parts: int, itemsize: int) -> int:
-    mstride, pass_rows = lanes_for(H) * TILE_UNITS, groups * TILE_ROWS
+def tiled_shared_bytes(H: int, groups: int, parts: int, itemsize: int, tile=DEFAULT_TILE) -> int:
+    mstride, pass_rows = lanes_for(H, tile) * tile[1], groups * tile[0]
     return (H * mstride + 2 * pass_rows * (H + 1) + parts * pass_rows * mstride) * itemsize
 
 
-def units_shared_bytes(H: int, width: int, groups: int, parts: int, chunk: int, itemsize: int) -> int:
-    mstride, pass_rows = lanes_for(width) * TILE_UNITS, groups * TILE_ROWS
+def units_shared_bytes(H: int, width: int, groups: int, parts: int, chunk: int, itemsize: int,
+                       tile=DEFAULT_TILE) -> int:
+    mstride, pass_rows = lanes_for(width, tile) * tile[1], groups * tile[0]
     return (H * mstride + pass_rows * (chunk + 1) + parts * pass_rows * mstride) * itemsize
 
 
-def step_cost(H: int, rows: int, width: int, groups: int, parts: int, block: int, blocks_per_wave: float) -> float:
-    """Rough cycles on the busiest thread per step: its multiply-adds, the
-    finishing sums, and a block barrier's cost growing with the warps."""
-    passes = math.ceil(rows / (groups * TILE_ROWS))
-    pass_rows = groups * TILE_ROWS
-    multiply_adds = TILE_ROWS * TILE_UNITS * math.ceil(H / parts)
+def step_cost(H: int, rows: int, width: int, groups: int, parts: int, block: int, blocks_per_wave: float,
+              tile=DEFAULT_TILE) -> float:
+    """Rough cycles on the busiest thread per step: its multiply-adds and
+    shared loads, the finishing sums, and block barriers growing with the warps."""
+    passes = math.ceil(rows / (groups * tile[0]))
+    pass_rows = groups * tile[0]
+    inner = (tile[0] * tile[1] + tile[0] + tile[1]) * math.ceil(H / parts)
     finish = math.ceil(pass_rows * width / block) * (parts + 24)
     barriers = 3 * (block // 32 + 8)
-    return blocks_per_wave * passes * (multiply_adds + finish + barriers)
+    return blocks_per_wave * passes * (inner + finish + barriers)
 
 
-def tiled_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits) -> list[Plan]:
+def tiled_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, tile=DEFAULT_TILE) -> list[Plan]:
     plans = []
-    lanes = lanes_for(H)
+    lanes = lanes_for(H, tile)
     for groups in POWERS:
-        if groups > 1 and (groups // 2) * TILE_ROWS >= B:
+        if groups > 1 and (groups // 2) * tile[0] >= B:
             break
         for parts in POWERS:
             block = lanes * groups * parts
             if parts > max(1, H // 4) or block > limits.max_threads_per_block:
                 break
-            shared = tiled_shared_bytes(H, groups, parts, itemsize)
+            shared = tiled_shared_bytes(H, groups, parts, itemsize, tile)
             if shared > limits.shared_per_block:
                 continue
-            grid = math.ceil(B / (groups * TILE_ROWS))
+            grid = math.ceil(B / (groups * tile[0]))
             waves = math.ceil(grid / limits.multiprocessors)
-            cost = step_cost(H, groups * TILE_ROWS, H, groups, parts, block, waves)
-            plans.append(Plan("tiled", grid, block, shared, groups, parts, cost=cost))
+            cost = step_cost(H, groups * tile[0], H, groups, parts, block, waves, tile)
+            plans.append(Plan("tiled", grid, block, shared, groups, parts, cost=cost, tile=tile))
     return sorted(plans, key=lambda p: p.cost)
 
 
-def units_candidates(variant: str, H: int, B: int, itemsize: int, limits: DeviceLimits) -> list[Plan]:
+def units_candidates(variant: str, H: int, B: int, itemsize: int, limits: DeviceLimits,
+                     tile=DEFAULT_TILE) -> list[Plan]:
     """Launch shapes for recurrence_units. A persistent plan needs every work
     item resident: at most one block per multiprocessor."""
     plans = []
@@ -110,50 +116,53 @@ def units_candidates(variant: str, H: int, B: int, itemsize: int, limits: Device
             break
         slice_rows = math.ceil(B / batch_slices)
         width = math.ceil(H / max(1, blocks // batch_slices))
-        width = min(width, limits.max_threads_per_block * TILE_UNITS)
+        width = min(width, limits.max_threads_per_block * tile[1])
         items = math.ceil(H / width) * math.ceil(B / slice_rows)
         if variant == "persistent" and items > blocks:
             continue
-        lanes = lanes_for(width)
+        lanes = lanes_for(width, tile)
         for groups in POWERS:
-            if groups > 1 and (groups // 2) * TILE_ROWS >= slice_rows:
+            if groups > 1 and (groups // 2) * tile[0] >= slice_rows:
                 break
             for parts in POWERS:
                 block = lanes * groups * parts
                 if parts > max(1, H // 4) or block > limits.max_threads_per_block:
                     break
                 chunk = next((c for c in (H, 1024, 512, 256, 128, 64, 32, 16, 8)
-                              if c <= H and units_shared_bytes(H, width, groups, parts, c, itemsize)
+                              if c <= H and units_shared_bytes(H, width, groups, parts, c, itemsize, tile)
                               <= limits.shared_per_block), None)
                 if chunk is None:
                     continue
-                shared = units_shared_bytes(H, width, groups, parts, chunk, itemsize)
+                shared = units_shared_bytes(H, width, groups, parts, chunk, itemsize, tile)
                 waves = math.ceil(items / blocks) if variant == "per_step" else 1
-                cost = step_cost(H, slice_rows, width, groups, parts, block, waves)
+                cost = step_cost(H, slice_rows, width, groups, parts, block, waves, tile)
                 cost += math.ceil(H / chunk) * 2 * (block // 32 + 8)  # staging barriers
-                plans.append(Plan(variant, items, block, shared, groups, parts, width, slice_rows, chunk, cost))
+                plans.append(Plan(variant, items, block, shared, groups, parts, width, slice_rows, chunk, cost,
+                                  tile))
     return sorted(plans, key=lambda p: p.cost)
 
 
-def candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str | None = None) -> list[Plan]:
+def candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str | None = None,
+               tile=DEFAULT_TILE) -> list[Plan]:
     """Plans for `variant` (None: the first variant with any, in the order
     tiled, persistent, per_step), cheapest first; empty if nothing fits."""
     if variant not in (None, *VARIANTS):
         raise ValueError(f"unknown kernel variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     for v in VARIANTS if variant is None else (variant,):
         if v == "tiled":
-            plans = tiled_candidates(H, B, itemsize, limits)
+            plans = tiled_candidates(H, B, itemsize, limits, tile)
         elif v == "persistent" and not limits.cooperative:
             plans = []
         else:
-            plans = units_candidates(v, H, B, itemsize, limits)
+            plans = units_candidates(v, H, B, itemsize, limits, tile)
         if plans:
             return plans
     return []
 
 
-def choose_plan(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str | None = None) -> Plan | None:
+def choose_plan(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str | None = None,
+                tile=DEFAULT_TILE) -> Plan | None:
     """The cheapest plan by the cost model, or None if nothing fits (the
     caller falls back to per-step GEMMs)."""
-    plans = candidates(H, B, itemsize, limits, variant)
+    plans = candidates(H, B, itemsize, limits, variant, tile)
     return plans[0] if plans else None
