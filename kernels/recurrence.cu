@@ -48,28 +48,46 @@ DEVICE_FN const GLOBAL real *previous_states(const GLOBAL real *init, const GLOB
     return Y + (idx_t)t_prev * B * H;
 }
 
+/* Copies n elements: value(e) = LOAD, then STORE(e, value), for e = 0..n-1
+ * across the block. Each thread issues COPY_BATCH loads before its first
+ * store, so their memory latencies overlap instead of adding up. */
+#define COPY_BATCH 8
+#define BATCHED_COPY(n, LOAD, STORE)                                                   \
+    for (int base_ = THREAD_ID; base_ < (n); base_ += BLOCK_SIZE * COPY_BATCH) {       \
+        real value_[COPY_BATCH];                                                       \
+        UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                               \
+            int e = base_ + j_ * BLOCK_SIZE;                                           \
+            value_[j_] = e < (n) ? (LOAD) : (real)0;                                   \
+        }                                                                              \
+        UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                               \
+            int e = base_ + j_ * BLOCK_SIZE;                                           \
+            if (e < (n))                                                               \
+                STORE(e, value_[j_]);                                                  \
+        }                                                                              \
+    }
+
 /* Ms[i * stride + k] = coefficient(i, o0 + k) for k < width and o0 + k < H,
  * zero in the padding up to `stride`. */
+#define STORE_COEFFICIENT(e, v) Ms[e] = (v)
 DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL real *W, int H,
                                  int o0, int width, int backward)
 {
-    idx_t n = (idx_t)H * stride;
-    for (idx_t e = THREAD_ID; e < n; e += BLOCK_SIZE) {
-        int i = (int)(e / stride), k = (int)(e % stride);
-        Ms[e] = k < width && o0 + k < H ? coefficient(W, H, i, o0 + k, backward) : (real)0;
-    }
+    BATCHED_COPY(H * stride,
+                 (e % stride < width && o0 + e % stride < H
+                      ? coefficient(W, H, e / stride, o0 + e % stride, backward) : (real)0),
+                 STORE_COEFFICIENT)
 }
 
 /* dst[r * stride + c] = src[r0 + r][c0 + c] for r < count, c < cols; zero
  * for rows at or past row_end. */
+#define STORE_ROW_ELEMENT(e, v) dst[(e / cols) * stride + e % cols] = (v)
 DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int H, int r0,
                           int count, int row_end, int c0, int cols)
 {
-    for (int e = THREAD_ID; e < count * cols; e += BLOCK_SIZE) {
-        int r = e / cols, c = e % cols;
-        dst[r * stride + c] = r0 + r < row_end ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + c0 + c)
-                                               : (real)0;
-    }
+    BATCHED_COPY(count * cols,
+                 (r0 + e / cols < row_end
+                      ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + e / cols) * H + c0 + e % cols) : (real)0),
+                 STORE_ROW_ELEMENT)
 }
 
 /* acc[r][u] += sum over i in [i_begin, i_end) of Ms[i][lane + u*lanes] *
