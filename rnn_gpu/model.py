@@ -53,7 +53,7 @@ class CharRNN:
     # -- forward pieces shared by training and evaluation ------------------
     def _hidden_states(self, inputs, h0):
         U, W, b = self.params["U"], self.params["W"], self.params["b"]
-        P = U.T[inputs]  # gather of columns of U: (T, B, H), no one-hot matmul
+        P = self.backend.xp.ascontiguousarray(U.T)[inputs]  # gather columns of U: (T, B, H), no one-hot GEMM
         P += b
         return self.backend.recurrence_forward(P, W, h0)
 

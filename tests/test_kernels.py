@@ -7,6 +7,7 @@ are poisoned with NaN before each run so unwritten elements fail.
 import numpy as np
 import pytest
 
+from conftest import skip_unless_required
 from rnn_gpu.backend import NumpyBackend
 from rnn_gpu.cupy_backend import cupy_unavailable_reason
 from rnn_gpu.kernels.plan import DeviceLimits, Plan, choose_plan, tiled_shared_bytes, units_shared_bytes
@@ -17,8 +18,11 @@ REFERENCE = NumpyBackend()
 
 @pytest.fixture(scope="module")
 def opencl():
-    from rnn_gpu.kernels.opencl_runner import OpenCLRecurrence
+    from rnn_gpu.kernels.opencl_runner import OpenCLRecurrence, opencl_unavailable_reason
 
+    reason = opencl_unavailable_reason()
+    if reason:
+        skip_unless_required(reason)
     return OpenCLRecurrence()
 
 

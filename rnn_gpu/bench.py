@@ -1,0 +1,245 @@
+"""`rnn-gpu bench`: training throughput, recurrence speed and peak memory.
+
+One configuration on one system, or with --compare the whole grid across
+every system that can run here. Timings are medians over rounds that
+alternate the systems, warm-up excluded, device work synchronised before the
+clock is read; a comparison is a ratio from one such run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backend import BackendUnavailable, get_backend
+from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
+from .model import CharRNN
+from .optim import Adagrad, clip_elementwise
+from .timing import time_recurrence
+
+SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl", "torch-cpu", "torch-cuda", "seed")
+OUR_SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl")
+MAIN_CONFIGS = ((128, 32, 64), (512, 64, 64), (1024, 128, 50))
+SEED_SHAPE = (100, 64, 25)  # the seed's H and T, batched for our systems; the seed itself runs B=1
+VOCAB = 65  # tiny-shakespeare's
+
+
+@dataclass
+class System:
+    name: str
+    step: object  # one training step
+    sync: object
+    chars_per_step: int
+    backend: object = None  # ours only
+    device: str = ""
+
+
+def our_backend(name: str):
+    if name == "cupy-cublas":
+        from .cupy_backend import CupyBackend
+
+        get_backend("cupy")  # raises BackendUnavailable with the reason
+        return CupyBackend(use_kernels=False)
+    return get_backend(name)
+
+
+def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0) -> System:
+    """Raises BackendUnavailable when `name` cannot run here."""
+    if name in OUR_SYSTEMS:
+        backend = our_backend(name)
+        model = CharRNN(vocab, H, backend, dtype="float32", seed=seed)
+        optimizer = Adagrad(model.params, 0.1, backend.xp)
+        data = backend.asarray(np.random.default_rng(seed).integers(0, vocab, size=(T + 1, B)))
+        state = {"h": model.zero_state(B)}
+
+        def step():
+            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"])
+            clip_elementwise(grads, 5.0, backend.xp)
+            optimizer.step(model.params, grads)
+
+        return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
+    if name in ("torch-cpu", "torch-cuda"):
+        device = name.split("-")[1]
+        reason = torch_unavailable_reason(device)
+        if reason:
+            raise BackendUnavailable(f"{name}: {reason}")
+        step, sync = make_torch_step(H, B, T, vocab, device, seed)
+        import torch
+
+        label = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        return System(name, step, sync, B * T, device=f"torch {torch.__version__}, {label}")
+    if name == "seed":
+        step, sync = make_seed_step(H, T, vocab, seed)
+        return System(name, step, sync, T, device="NumPy float64, batch 1")
+    raise ValueError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+
+
+def steps_per_timing(system: System, seconds: float) -> int:
+    """How many steps make one timing last about `seconds` (at least 1)."""
+    start = time.perf_counter()
+    system.step()
+    system.sync()
+    return max(1, int(seconds / max(time.perf_counter() - start, 1e-6)))
+
+
+def alternate(systems: list[System], seconds: float, rounds: int = 5) -> dict[str, float]:
+    """Median seconds per step of each system, the systems taking turns in
+    every round so that machine noise falls on all of them alike."""
+    for s in systems:  # warm-up: compilation, caches, memory pools
+        s.step()
+        s.step()
+        s.sync()
+    counts = {s.name: steps_per_timing(s, seconds / rounds) for s in systems}
+    times = {s.name: [] for s in systems}
+    for _ in range(rounds):
+        for s in systems:
+            s.sync()
+            start = time.perf_counter()
+            for _ in range(counts[s.name]):
+                s.step()
+            s.sync()
+            times[s.name].append((time.perf_counter() - start) / counts[s.name])
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_memory_bytes(system: System) -> int:
+    """Device memory for GPU systems, else this process's peak RSS."""
+    if system.name.startswith("cupy"):
+        return int(system.backend.xp.get_default_memory_pool().total_bytes())
+    if system.name == "torch-cuda":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int) -> dict:
+    row = {"backend": system.name, "device": system.device, "hidden": H, "batch": B, "seq": T,
+           "chars_per_s": system.chars_per_step / seconds_per_step, "step_ms": seconds_per_step * 1e3,
+           "recurrence_fwd_us_per_step": None, "recurrence_bwd_us_per_step": None}
+    if system.backend is not None:
+        rec = time_recurrence(system.backend, H, B, T)
+        row["recurrence_fwd_us_per_step"] = rec["fwd_us_per_step"]
+        row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
+    return row
+
+
+def run_one(name: str, H: int, B: int, T: int, seconds: float) -> dict:
+    """One system, one configuration: the `rnn-gpu bench` row."""
+    system = make_system(name, H, B, T)
+    seconds_per_step = alternate([system], seconds)[name]
+    row = result_row(system, seconds_per_step, H, B, T)
+    row["peak_mem_bytes"] = peak_memory_bytes(system)
+    return row
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu,
+            "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
+
+
+def isolated_peak_memory(name: str, H: int, B: int, T: int) -> int | None:
+    """Peak memory of one system measured alone, in a fresh process."""
+    cmd = [sys.executable, "-m", "rnn_gpu", "bench", "--backend", name, "--hidden", str(H), "--batch", str(B),
+           "--seq", str(T), "--seconds", "0.5", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout)["peak_mem_bytes"]
+
+
+def compare(out: Path, seconds: float, systems=SYSTEMS, configs=MAIN_CONFIGS + (SEED_SHAPE,),
+            log=print) -> dict:
+    """The whole grid: writes out/bench.json, out/bench.md and out/bench.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine(), "seconds_per_system": seconds, "configs": [], "skipped": {}}
+    for H, B, T in configs:
+        ready = []
+        for name in systems:
+            try:
+                ready.append(make_system(name, H, B, T))
+            except BackendUnavailable as exc:
+                result["skipped"][name] = str(exc)
+        times = alternate(ready, seconds)
+        rows = [result_row(s, times[s.name], H, B, T) for s in ready]
+        for row in rows:
+            row["peak_mem_bytes"] = isolated_peak_memory(row["backend"], H, B, T)
+        result["configs"].append({"hidden": H, "batch": B, "seq": T, "rows": rows})
+        log(format_table(rows))
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "bench.md").write_text(markdown_report(result))
+    plot_compare(result, out / "bench.png")
+    return result
+
+
+def format_table(rows: list[dict]) -> str:
+    head = f"{'system':12} {'H':>5} {'B':>4} {'T':>4} {'chars/s':>12} {'step ms':>9} {'fwd us/t':>9} {'bwd us/t':>9} {'peak MB':>8}"
+    lines = [head]
+    for r in rows:
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
+        mem = r.get("peak_mem_bytes")
+        lines.append(f"{r['backend']:12} {r['hidden']:5} {r['batch']:4} {r['seq']:4} {r['chars_per_s']:12,.0f} "
+                     f"{r['step_ms']:9.2f} {fmt(r['recurrence_fwd_us_per_step'], '9.1f'):>9} "
+                     f"{fmt(r['recurrence_bwd_us_per_step'], '9.1f'):>9} {fmt(mem and mem / 2**20, '8.0f'):>8}")
+    return "\n".join(lines)
+
+
+def markdown_report(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"Measured {m['date_utc']} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
+             f"NumPy {m['numpy']}. Each system's time is the median of alternating rounds; "
+             "ratios are against the NumPy backend in the same run.", "",
+             "| H | B | T | system | chars/s | vs numpy | step ms | peak MB |", "|---|---|---|---|---|---|---|---|"]
+    for cfg in result["configs"]:
+        base = next((r["chars_per_s"] for r in cfg["rows"] if r["backend"] == "numpy"), None)
+        for r in cfg["rows"]:
+            ratio = f"{r['chars_per_s'] / base:.2f}x" if base else "-"
+            mem = f"{r['peak_mem_bytes'] / 2**20:.0f}" if r.get("peak_mem_bytes") else "-"
+            lines.append(f"| {cfg['hidden']} | {cfg['batch'] if r['backend'] != 'seed' else 1} | {cfg['seq']} | "
+                         f"{r['backend']} | {r['chars_per_s']:,.0f} | {ratio} | {r['step_ms']:.2f} | {mem} |")
+    if result["skipped"]:
+        lines += ["", "Not run here: " + "; ".join(f"{k} ({v})" for k, v in sorted(result["skipped"].items()))]
+    return "\n".join(lines) + "\n"
+
+
+def plot_compare(result: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    configs = result["configs"]
+    names = sorted({r["backend"] for c in configs for r in c["rows"]}, key=SYSTEMS.index)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        values = [next((r["chars_per_s"] for r in c["rows"] if r["backend"] == name), 0) for c in configs]
+        ax.bar([x + i * width for x in range(len(configs))], values, width, label=name)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(configs))],
+                  [f"H={c['hidden']} B={c['batch']} T={c['seq']}" for c in configs])
+    ax.set_yscale("log")
+    ax.set_ylabel("training characters / s")
+    ax.set_title(f"rnn_gpu training throughput ({result['machine']['date_utc'][:10]}, {result['machine']['cpu']})",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
