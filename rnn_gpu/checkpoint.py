@@ -20,7 +20,8 @@ from .data import Vocab
 from .model import PARAM_NAMES
 
 FORMAT = "rnn_gpu.checkpoint/1"
-FILENAME = "checkpoint.npz"
+FILENAME = "checkpoint.npz"  # the latest
+BEST_FILENAME = "best.npz"  # the best by validation loss
 
 
 class CheckpointError(ValueError):
@@ -36,6 +37,7 @@ class Checkpoint:
     position: int = 0
     h: np.ndarray | None = None
     optimizer_state: dict = field(default_factory=dict)
+    best_val_loss: float | None = None
 
 
 def atomic_write(path: Path, write) -> None:
@@ -66,6 +68,8 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     )
     if ckpt.h is not None:
         arrays["h"] = np.asarray(ckpt.h)
+    if ckpt.best_val_loss is not None:
+        arrays["best_val_loss"] = np.array(ckpt.best_val_loss)
     arrays.update({f"opt.{k}": np.asarray(v) for k, v in ckpt.optimizer_state.items()})
     atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
@@ -88,18 +92,22 @@ def load_checkpoint(path) -> Checkpoint:
     fmt = arrays.get("format")
     if fmt is None or fmt.shape != () or str(fmt.item()) != FORMAT:
         raise CheckpointError(f"{p}: not an rnn_gpu checkpoint (no '{FORMAT}' format tag)")
-    return _from_arrays(arrays, p)
+    try:
+        return _from_arrays(arrays, p)
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"{p}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
 
 
 def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
     missing = [k for k in (*PARAM_NAMES, "vocab_kind", "vocab_symbols", "config") if k not in arrays]
     if missing:
         raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
-    try:
-        config = json.loads(arrays["config"].item())
-        vocab = Vocab(str(arrays["vocab_kind"].item()), tuple(int(s) for s in arrays["vocab_symbols"]))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{p}: damaged configuration or vocabulary ({exc})") from None
+    config = json.loads(arrays["config"].item())
+    vocab = Vocab(str(arrays["vocab_kind"].item()), tuple(int(s) for s in arrays["vocab_symbols"]))
+    if not isinstance(config, dict) or vocab.kind not in ("chars", "bytes") or not vocab.symbols:
+        raise CheckpointError(f"{p}: damaged configuration or vocabulary")
     params = {k: arrays[k] for k in PARAM_NAMES}
     _check_shapes(params, len(vocab), p)
     return Checkpoint(
@@ -110,6 +118,7 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         position=int(arrays.get("position", 0)),
         h=arrays.get("h"),
         optimizer_state={k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
+        best_val_loss=float(arrays["best_val_loss"]) if "best_val_loss" in arrays else None,
     )
 
 

@@ -61,13 +61,15 @@ def add_train_parser(sub):
     p.add_argument("--hidden", type=positive_int(16384), default=256)
     p.add_argument("--batch", type=positive_int(65536), default=32)
     p.add_argument("--seq", type=positive_int(100000), default=64)
-    p.add_argument("--steps", type=positive_int(10**9), default=None, help="default 2000 unless --time is given")
+    p.add_argument("--steps", type=positive_int(10**9), default=None,
+                   help="total steps of the run (a resumed run counts from its start); default 2000 unless --time")
     p.add_argument("--time", type=real(0, 10**7), default=None, help="train for this many seconds")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adagrad")
     p.add_argument("--lr", type=real(0, 10), default=None, help="default: adagrad 0.1, adam 0.002")
     p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip")
     p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm")
-    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars")
+    p.add_argument("--vocab", choices=VOCAB_KINDS, default=None,
+                   help="default chars; a prepared corpus keeps its own")
     p.add_argument("--val-fraction", type=real(0, 0.9, low_inclusive=True), default=0.1)
     p.add_argument("--eval-every", type=positive_int(10**9), default=200)
     p.add_argument("--checkpoint-every", type=positive_int(10**9), default=500)
@@ -75,6 +77,10 @@ def add_train_parser(sub):
     p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true",
+                   help="continue DIR/checkpoint.npz exactly (model and data settings come from it)")
+    p.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip steps with a non-finite loss or gradient instead of stopping")
     p.add_argument("--force", action="store_true", help="start over in a directory that holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_train)
@@ -110,12 +116,30 @@ def add_bench_parser(sub):
     p.set_defaults(run=run_bench)
 
 
+def add_prepare_parser(sub):
+    p = sub.add_parser("prepare", help="encode a corpus of any size to disk, streaming")
+    p.add_argument("corpus", help="a text file, a directory of them, or a glob")
+    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output prefix: writes PREFIX.bin and PREFIX.json (default: beside the corpus)")
+    p.set_defaults(run=run_prepare)
+
+
+def add_plot_parser(sub):
+    p = sub.add_parser("plot", help="draw train and validation loss from DIR/metrics.jsonl")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("-o", "--output", type=Path, default=None, help="PNG file (default DIR/loss.png)")
+    p.set_defaults(run=run_plot)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnn-gpu", description="Character-level RNN trainer for NumPy and CUDA GPUs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_train_parser(sub)
     add_sample_parser(sub)
     add_bench_parser(sub)
+    add_prepare_parser(sub)
+    add_plot_parser(sub)
     return parser
 
 
@@ -132,7 +156,7 @@ def train_config(args):
         optimizer=args.optimizer, lr=args.lr, clip=args.clip, clip_norm=args.clip_norm,
         vocab=args.vocab, val_fraction=args.val_fraction, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        backend=args.backend, dtype=args.dtype, seed=args.seed,
+        backend=args.backend, dtype=args.dtype, seed=args.seed, skip_nonfinite=args.skip_nonfinite,
     )
 
 
@@ -142,9 +166,13 @@ def run_train(args) -> int:
     cfg = train_config(args)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
-    if (args.out / FILENAME).exists() and not args.force:
-        raise UsageError(f"{args.out} already holds a checkpoint; pass --force to start over")
-    final = train(cfg, args.corpus, args.out, progress=not args.quiet)
+    if args.resume and args.force:
+        raise UsageError("--resume and --force contradict each other")
+    if args.resume and not (args.out / FILENAME).exists():
+        raise UsageError(f"nothing to resume: {args.out / FILENAME} does not exist")
+    if (args.out / FILENAME).exists() and not (args.force or args.resume):
+        raise UsageError(f"{args.out} already holds a checkpoint; pass --resume to continue or --force to start over")
+    final = train(cfg, args.corpus, args.out, progress=not args.quiet, resume=args.resume)
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in ("train_loss", "val_loss", "chars_per_s") if k in final)
     print(f"step {final['step']}: {summary}; checkpoint in {args.out / FILENAME}")
     return 0
@@ -181,13 +209,46 @@ def run_bench(args) -> int:
     return 0
 
 
+def run_prepare(args) -> int:
+    from .prepare import load_prepared, prepare
+
+    prefix = args.output
+    if prefix is None:
+        source = Path(args.corpus)
+        prefix = source.with_name(source.name + "." + args.vocab) if source.exists() else None
+        if prefix is None:
+            raise UsageError("pass -o PREFIX for a glob")
+    meta = prepare(args.corpus, args.vocab, prefix)
+    prepared = load_prepared(meta)
+    print(f"{prepared.meta['length']} symbols, vocabulary of {len(prepared.vocab)} ({prepared.vocab.kind}), "
+          f"{len(prepared.meta['sources'])} file(s) -> {meta} (train with: rnn-gpu train {meta} --out DIR)")
+    return 0
+
+
+def run_plot(args) -> int:
+    from .plot import plot_metrics
+
+    output = args.output or args.run_dir / "loss.png"
+    plot_metrics(args.run_dir / "metrics.jsonl", output)
+    print(f"wrote {output}")
+    return 0
+
+
 def main(argv=None) -> int:
+    from .train import Diverged, Interrupted
+
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
     except (UsageError, CorpusError, CheckpointError, BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Diverged as exc:
+        print(f"error: training stopped: {exc}; the last good checkpoint is kept", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -76,28 +76,6 @@ def format_chars(chars) -> str:
     return ", ".join(repr(c) for c in chars)
 
 
-def decode_utf8(raw: bytes, source: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(
-            f"{source}: not valid UTF-8 at byte offset {exc.start}; "
-            "use --vocab bytes to train on raw bytes"
-        ) from None
-
-
-def read_corpus_file(path: str | os.PathLike) -> bytes:
-    p = Path(path)
-    if not p.exists():
-        raise CorpusError(f"corpus not found: {p}")
-    if p.is_dir():
-        raise CorpusError(f"corpus is a directory, not a file: {p}")
-    try:
-        return p.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read corpus {p}: {exc.strerror or exc}") from None
-
-
 def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
     """The Python standard library's own source, found from the running
     interpreter, in sorted file order, capped to `cap` characters.
@@ -125,28 +103,32 @@ def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
 @dataclass
 class Corpus:
     vocab: Vocab
-    train: np.ndarray  # encoded ids
+    train: np.ndarray  # encoded ids (a memory map for files)
     val: np.ndarray
     source: str
 
 
-def load_corpus(path, vocab_kind: str = "chars", val_fraction: float = 0.1) -> Corpus:
-    """Reads, decodes, encodes and splits a corpus (path None: the default)."""
-    if vocab_kind not in VOCAB_KINDS:
+def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str) -> Corpus:
+    n_val = int(len(ids) * val_fraction)
+    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source)
+
+
+def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1) -> Corpus:
+    """The corpus at `path` (None: the embedded default), split into training
+    and validation parts. Files are prepared once (see prepare.py) and read
+    through a memory map; a prepared corpus (.json) is used as it is."""
+    from .prepare import is_prepared, load_prepared, prepared_for
+
+    if vocab_kind not in (None, *VOCAB_KINDS):
         raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose chars or bytes")
     if path is None:
         text, source = default_corpus()
-        data = text if vocab_kind == "chars" else text.encode("utf-8")
-    else:
-        data, source = read_corpus_file(path), str(path)
-        if vocab_kind == "chars":
-            data = decode_utf8(data, source)
-    if len(data) == 0:
-        raise CorpusError(f"corpus is empty: {source}")
-    vocab = Vocab.from_text(data) if vocab_kind == "chars" else Vocab.bytes256()
-    ids = vocab.encode(data)
-    n_val = int(len(ids) * val_fraction)
-    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source)
+        vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
+        return split(vocab, vocab.encode(text), val_fraction, source)
+    prepared = load_prepared(path) if is_prepared(path) else prepared_for(str(path), vocab_kind or "chars")
+    if vocab_kind is not None and prepared.vocab.kind != vocab_kind:
+        raise CorpusError(f"{path} was prepared with --vocab {prepared.vocab.kind}, not {vocab_kind}")
+    return split(prepared.vocab, prepared.ids, val_fraction, str(path))
 
 
 class BatchStream:
@@ -157,7 +139,7 @@ class BatchStream:
     streams wrapped, so the caller must zero the hidden state.
     """
 
-    def __init__(self, data: np.ndarray, batch: int, seq: int, position: int = 0):
+    def __init__(self, data, batch: int, seq: int, position: int = 0, xp=np):
         self.stream_len = len(data) // batch
         if self.stream_len < seq + 1:
             raise CorpusError(
@@ -165,8 +147,8 @@ class BatchStream:
                 f"streams of --seq {seq} (needs at least {batch * (seq + 1)})"
             )
         self.data, self.batch, self.seq = data, batch, seq
-        self.starts = np.arange(batch) * self.stream_len
-        self.offsets = np.arange(seq + 1)[:, None]
+        self.starts = xp.arange(batch) * self.stream_len  # xp: where `data` lives
+        self.offsets = xp.arange(seq + 1)[:, None]
         self.position = position
 
     def next(self):

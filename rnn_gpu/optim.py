@@ -31,7 +31,24 @@ def clip_global_norm(grads: dict, max_norm: float, xp) -> float:
     return norm
 
 
-class Adagrad:
+class Optimizer:
+    """State is a dict of named arrays (what a checkpoint stores)."""
+    state: dict
+
+    def state_dict(self) -> dict:
+        return dict(self.state)
+
+    def load_state_dict(self, saved: dict, asarray) -> None:
+        missing = set(self.state) - set(saved)
+        if missing:
+            raise ValueError(f"optimizer state lacks {', '.join(sorted(missing))}")
+        for k, v in self.state.items():
+            if saved[k].shape != v.shape:
+                raise ValueError(f"optimizer state {k} has shape {saved[k].shape}, expected {v.shape}")
+            self.state[k] = asarray(saved[k], dtype=v.dtype)
+
+
+class Adagrad(Optimizer):
     name = "adagrad"
 
     def __init__(self, params: dict, lr: float, xp, eps: float = 1e-8):
@@ -49,7 +66,7 @@ class Adagrad:
             p -= update
 
 
-class Adam:
+class Adam(Optimizer):
     name = "adam"
 
     def __init__(self, params: dict, lr: float, xp, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -59,6 +76,15 @@ class Adam:
             self.state[f"m.{k}"] = xp.zeros_like(p)
             self.state[f"v.{k}"] = xp.zeros_like(p)
         self.t = 0
+
+    def state_dict(self) -> dict:
+        return {**self.state, "t": self.t}
+
+    def load_state_dict(self, saved: dict, asarray) -> None:
+        if "t" not in saved:
+            raise ValueError("optimizer state lacks t")
+        super().load_state_dict(saved, asarray)
+        self.t = int(saved["t"])
 
     def step(self, params: dict, grads: dict) -> None:
         xp, b1, b2 = self.xp, self.beta1, self.beta2

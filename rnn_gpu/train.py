@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,19 +17,23 @@ from .data import BatchStream, Corpus, CorpusError, evaluation_windows, load_cor
 from .model import CharRNN
 from .optim import DEFAULT_LR, clip_elementwise, clip_global_norm, make_optimizer
 
+# What a resumed run takes from its checkpoint rather than from the command line.
+MODEL_FIELDS = ("hidden", "batch", "seq", "optimizer", "lr", "clip", "clip_norm", "vocab", "val_fraction",
+                "dtype", "seed")
+
 
 @dataclass
 class TrainConfig:
     hidden: int = 256
     batch: int = 32
     seq: int = 64
-    steps: int | None = 2000  # None: until `time` runs out
-    time: float | None = None  # seconds of training, if set
+    steps: int | None = 2000  # the run's total step count; None: until `time` runs out
+    time: float | None = None  # seconds of training in this invocation, if set
     optimizer: str = "adagrad"
     lr: float | None = None  # None: the optimiser's default (adagrad 0.1, adam 0.002)
     clip: float = 5.0  # element-wise clip, as in the seed
     clip_norm: float | None = None  # global-norm clip, if set
-    vocab: str = "chars"
+    vocab: str | None = None  # chars or bytes; None: chars, or what a prepared corpus has
     val_fraction: float = 0.1
     eval_every: int = 200
     checkpoint_every: int = 500
@@ -36,13 +41,42 @@ class TrainConfig:
     backend: str = "auto"
     dtype: str = "float32"
     seed: int = 0
+    skip_nonfinite: bool = False  # skip steps with a non-finite loss or gradient instead of stopping
 
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
 
-def evaluate(model: CharRNN, data: np.ndarray, batch: int, seq: int) -> float:
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the step finished and a checkpoint was written."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} after step {step}; checkpoint written")
+        self.signum, self.step = signum, step
+
+
+class Diverged(FloatingPointError):
+    """A non-finite loss or gradient; the last good checkpoint is kept."""
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM only record that they came."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self._record) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _record(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def evaluate(model: CharRNN, data, batch: int, seq: int) -> float:
     """Mean NLL (nats) over all of `data`, hidden state carried across windows."""
     total, count, h = 0.0, 0, None
     for window in evaluation_windows(data, batch, seq):
@@ -57,8 +91,8 @@ def evaluate(model: CharRNN, data: np.ndarray, batch: int, seq: int) -> float:
 class MetricsLog:
     """DIR/metrics.jsonl: one JSON object per logged step."""
 
-    def __init__(self, path: Path):
-        self.file = open(path, "w", encoding="utf-8")
+    def __init__(self, path: Path, append: bool):
+        self.file = open(path, "a" if append else "w", encoding="utf-8")
 
     def write(self, **record) -> None:
         self.file.write(json.dumps(record) + "\n")
@@ -76,75 +110,143 @@ def check_corpus_fits(corpus: Corpus, cfg: TrainConfig) -> None:
         )
 
 
-def save(out: Path, model: CharRNN, corpus: Corpus, cfg: TrainConfig, step, stream, h, optimizer):
-    be = model.backend
-    ckpt_io.save_checkpoint(out / ckpt_io.FILENAME, ckpt_io.Checkpoint(
-        params={k: be.to_host(v) for k, v in model.params.items()},
-        vocab=corpus.vocab,
-        config=dataclasses.asdict(cfg),
-        step=step,
-        position=stream.position,
-        h=be.to_host(h),
-        optimizer_state={k: be.to_host(v) for k, v in optimizer.state.items()},
-    ))
+def resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
+    """The checkpoint's model and data settings with this run's length and cadence."""
+    return dataclasses.replace(cfg, **{k: saved[k] for k in MODEL_FIELDS if k in saved})
 
 
-def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True) -> dict:
+def device_ids(backend, ids):
+    """The encoded training text on the device when it fits comfortably (1 or
+    2 bytes a character), else on the host, from where windows are copied."""
+    if backend.xp is np:
+        return ids, np
+    free, _ = backend.xp.cuda.runtime.memGetInfo()
+    if ids.nbytes < free // 4:
+        return backend.asarray(ids), backend.xp
+    return ids, np
+
+
+def grads_finite(grads: dict, xp) -> bool:
+    return math.isfinite(float(sum(xp.sum(g) for g in grads.values())))
+
+
+class Trainer:
+    """Model, optimiser, data position and hidden state: what a checkpoint saves."""
+
+    def __init__(self, cfg: TrainConfig, corpus: Corpus, backend, saved: ckpt_io.Checkpoint | None, corpus_path):
+        self.cfg, self.corpus, self.backend = cfg, corpus, backend
+        self.corpus_path = None if corpus_path is None else str(Path(corpus_path).resolve())
+        params = saved.params if saved else None
+        self.model = CharRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed, params=params)
+        self.optimizer = make_optimizer(cfg.optimizer, self.model.params, cfg.learning_rate, backend.xp)
+        ids, xp = device_ids(backend, corpus.train)
+        self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp)
+        self.h = self.model.zero_state(cfg.batch)
+        self.step, self.best_val_loss = 0, None
+        if saved:
+            self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
+            self.h = backend.asarray(saved.h, dtype=cfg.dtype)
+            self.step, self.best_val_loss = saved.step, saved.best_val_loss
+
+    def train_step(self) -> tuple[float, bool]:
+        """One step; returns (loss, whether the update was applied)."""
+        cfg, xp = self.cfg, self.backend.xp
+        window, reset = self.stream.next()
+        if reset:
+            self.h = self.model.zero_state(cfg.batch)
+        loss, grads, h = self.model.loss_and_grads(window[:-1], window[1:], self.h)
+        if not (math.isfinite(loss) and grads_finite(grads, xp)):
+            what = "loss" if not math.isfinite(loss) else "gradient"
+            if not cfg.skip_nonfinite:
+                raise Diverged(f"non-finite {what} at step {self.step + 1}")
+            self.h = self.model.zero_state(cfg.batch)
+            return loss, False
+        clip_elementwise(grads, cfg.clip, xp)
+        if cfg.clip_norm is not None:
+            clip_global_norm(grads, cfg.clip_norm, xp)
+        self.optimizer.step(self.model.params, grads)
+        self.h = h
+        return loss, True
+
+    def checkpoint(self, path: Path) -> None:
+        be = self.backend
+        ckpt_io.save_checkpoint(path, ckpt_io.Checkpoint(
+            params={k: be.to_host(v) for k, v in self.model.params.items()},
+            vocab=self.corpus.vocab,
+            config={**dataclasses.asdict(self.cfg), "corpus": self.corpus_path},
+            step=self.step,
+            position=self.stream.position,
+            h=be.to_host(self.h),
+            optimizer_state={k: be.to_host(v) for k, v in self.optimizer.state_dict().items()},
+            best_val_loss=self.best_val_loss,
+        ))
+
+
+def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resume: bool = False) -> dict:
     """Trains per `cfg` on the corpus (None: the embedded default), writing
-    DIR/metrics.jsonl and DIR/checkpoint.npz. Returns the final metrics."""
+    DIR/metrics.jsonl, DIR/checkpoint.npz (the latest) and DIR/best.npz (the
+    best validation loss). With `resume`, continues DIR/checkpoint.npz
+    exactly: `cfg.steps` counts from the start of the run. Returns the final
+    metrics record."""
     from tqdm import tqdm
 
+    saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
+    if saved:
+        cfg = resumed_config(cfg, saved.config)
+        corpus_path = corpus_path if corpus_path is not None else saved.config.get("corpus")
+        if cfg.steps is not None and saved.step >= cfg.steps:
+            raise ckpt_io.CheckpointError(f"{out} is already at step {saved.step}; pass a larger --steps to continue")
     backend = get_backend(cfg.backend)
     corpus = load_corpus(corpus_path, cfg.vocab, cfg.val_fraction)
     check_corpus_fits(corpus, cfg)
+    if saved and saved.vocab != corpus.vocab:
+        raise CorpusError(f"the corpus's vocabulary differs from the checkpoint's in {out}")
     out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, corpus, backend, saved, corpus_path)
+    latest, best = out / ckpt_io.FILENAME, out / ckpt_io.BEST_FILENAME
 
-    model = CharRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed)
-    optimizer = make_optimizer(cfg.optimizer, model.params, cfg.learning_rate, backend.xp)
-    stream = BatchStream(corpus.train, cfg.batch, cfg.seq)
-    h = model.zero_state(cfg.batch)
-    metrics = MetricsLog(out / "metrics.jsonl")
-    bar = tqdm(total=cfg.steps, disable=not progress, unit="step", dynamic_ncols=True)
-
+    metrics = MetricsLog(out / "metrics.jsonl", append=resume)
+    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
     start = time.perf_counter()
-    interval_seconds, interval_chars = 0.0, 0  # training time only, evaluation excluded
-    val_loss, step, record = None, 0, {}
-    while True:
-        step += 1
-        step_start = time.perf_counter()
-        window, reset = stream.next()
-        if reset:
-            h = model.zero_state(cfg.batch)
-        loss, grads, h = model.loss_and_grads(window[:-1], window[1:], h)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training diverged at step {step}: loss is {loss}")
-        clip_elementwise(grads, cfg.clip, backend.xp)
-        if cfg.clip_norm is not None:
-            clip_global_norm(grads, cfg.clip_norm, backend.xp)
-        optimizer.step(model.params, grads)
-        interval_chars += stream.symbols_per_step
-        interval_seconds += time.perf_counter() - step_start
+    interval_seconds, interval_chars, skipped = 0.0, 0, 0  # training time only, evaluation excluded
+    val_loss, record = None, {}
+    try:
+        with StopSignals() as signals:
+            while True:
+                step_start = time.perf_counter()
+                loss, applied = trainer.train_step()
+                trainer.step += 1
+                skipped += not applied
+                interval_chars += trainer.stream.symbols_per_step
+                interval_seconds += time.perf_counter() - step_start
 
-        elapsed = time.perf_counter() - start
-        last = (cfg.steps is not None and step >= cfg.steps) or (cfg.time is not None and elapsed >= cfg.time)
-        evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
-        if evaluate_now:
-            val_loss = evaluate(model, corpus.val, cfg.batch, cfg.seq)
-        if step % cfg.log_every == 0 or evaluate_now or last:
-            record = {"step": step, "train_loss": loss, "chars": step * stream.symbols_per_step,
-                      "chars_per_s": interval_chars / max(interval_seconds, 1e-9),
-                      "elapsed_s": time.perf_counter() - start}
-            if evaluate_now:
-                record["val_loss"] = val_loss
-            metrics.write(**record)
-            interval_seconds, interval_chars = 0.0, 0
-            bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
-                            cps=f"{record['chars_per_s']:.0f}")
-        bar.update(1)
-        if step % cfg.checkpoint_every == 0 or last:
-            save(out, model, corpus, cfg, step, stream, h, optimizer)
-        if last:
-            break
-    bar.close()
-    metrics.close()
+                step, elapsed = trainer.step, time.perf_counter() - start
+                last = (cfg.steps is not None and step >= cfg.steps) or (cfg.time is not None and elapsed >= cfg.time)
+                evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
+                if evaluate_now:
+                    val_loss = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq)
+                    if trainer.best_val_loss is None or val_loss < trainer.best_val_loss:
+                        trainer.best_val_loss = val_loss
+                        trainer.checkpoint(best)
+                if step % cfg.log_every == 0 or evaluate_now or last:
+                    record = {"step": step, "train_loss": loss, "chars": step * trainer.stream.symbols_per_step,
+                              "chars_per_s": interval_chars / max(interval_seconds, 1e-9), "elapsed_s": elapsed}
+                    if evaluate_now:
+                        record["val_loss"] = val_loss
+                    if skipped:
+                        record["skipped_steps"] = skipped
+                    metrics.write(**record)
+                    interval_seconds, interval_chars = 0.0, 0
+                    bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
+                                    cps=f"{record['chars_per_s']:.0f}")
+                bar.update(1)
+                if step % cfg.checkpoint_every == 0 or last or signals.received:
+                    trainer.checkpoint(latest)
+                if signals.received:
+                    raise Interrupted(signals.received, step)
+                if last:
+                    break
+    finally:
+        bar.close()
+        metrics.close()
     return record

@@ -59,6 +59,12 @@ def rng(request):
     return np.random.default_rng([SESSION_SEED, zlib.crc32(request.node.nodeid.encode())])
 
 
+@pytest.fixture(autouse=True, scope="session")
+def prepared_corpus_cache(tmp_path_factory):
+    """Prepared forms of test corpora go to a temporary cache, not ~/.cache."""
+    os.environ["RNN_GPU_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "red", "hat"]
 
 

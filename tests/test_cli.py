@@ -66,8 +66,9 @@ def test_missing_corpus(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_unreadable_corpus(capsys, tmp_path):
-    assert_usage_error(capsys, ["train", str(tmp_path), "--out", str(tmp_path / "o")], "directory")
+def test_corpus_directory_without_files(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_usage_error(capsys, ["train", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "no files")
 
 
 def test_empty_and_short_corpus(capsys, tmp_path):

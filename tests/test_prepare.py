@@ -1,0 +1,79 @@
+"""Streaming preparation of large corpora and training from the prepared form."""
+import numpy as np
+import pytest
+
+from rnn_gpu import prepare as prep
+from rnn_gpu.cli import main
+from rnn_gpu.data import CorpusError, Vocab, load_corpus
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(prep, "CHUNK_BYTES", 7)  # split multi-byte characters at every turn
+
+
+def random_text(rng, n):
+    alphabet = list("abc xyz\n") + ["é", "€", "🙂", "中"]
+    return "".join(rng.choice(alphabet, size=n))
+
+
+def test_chunked_encoding_matches_whole_text(tmp_path, rng, small_chunks):
+    text = random_text(rng, 3000)
+    (tmp_path / "c.txt").write_text(text, encoding="utf-8")
+    meta = prep.prepare(str(tmp_path / "c.txt"), "chars", tmp_path / "out")
+    prepared = prep.load_prepared(meta)
+    vocab = Vocab.from_text(text)
+    assert prepared.vocab == vocab
+    assert isinstance(prepared.ids, np.memmap)
+    np.testing.assert_array_equal(prepared.ids, vocab.encode(text))
+
+
+def test_bytes_vocabulary_and_directory_sources(tmp_path, rng, small_chunks):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    blobs = [rng.integers(0, 256, 100).astype(np.uint8).tobytes() for _ in range(3)]
+    for name, blob in zip(["a.bin", "b.bin", "sub/c.bin"], blobs):
+        (tmp_path / "d" / name).write_bytes(blob)
+    prepared = prep.load_prepared(prep.prepare(str(tmp_path / "d"), "bytes", tmp_path / "out"))
+    assert prepared.ids.tobytes() == b"".join(blobs)  # sorted file order
+    glob_prepared = prep.load_prepared(prep.prepare(str(tmp_path / "d" / "*.bin"), "bytes", tmp_path / "g"))
+    assert glob_prepared.ids.tobytes() == b"".join(blobs[:2])
+
+
+def test_invalid_utf8_offset_across_chunks(tmp_path, small_chunks):
+    (tmp_path / "bad.txt").write_bytes("ééééé".encode() + b"ab\xffcd")
+    with pytest.raises(CorpusError, match="byte offset 12"):
+        prep.prepare(str(tmp_path / "bad.txt"), "chars", tmp_path / "out")
+    (tmp_path / "cut.txt").write_bytes("abc€".encode()[:-1])
+    with pytest.raises(CorpusError, match="ends inside a character"):
+        prep.prepare(str(tmp_path / "cut.txt"), "chars", tmp_path / "out")
+
+
+def test_training_reuses_the_prepared_form_until_the_source_changes(corpus_file, tmp_path):
+    first = load_corpus(corpus_file, None)
+    assert isinstance(first.train, np.memmap)
+    bins = list(prep.cache_dir().glob(f"{corpus_file.name}-chars-*.bin"))
+    assert len(bins) == 1
+    stamp = bins[0].stat().st_mtime_ns
+    load_corpus(corpus_file, None)
+    assert bins[0].stat().st_mtime_ns == stamp  # reused
+    corpus_file.write_text(corpus_file.read_text() + "zebra\n")
+    changed = load_corpus(corpus_file, None)
+    assert "z" in changed.vocab.decode(range(len(changed.vocab)))
+    assert bins[0].stat().st_mtime_ns != stamp
+
+
+def test_prepare_command_then_train(corpus_file, tmp_path, capsys):
+    assert main(["prepare", str(corpus_file), "-o", str(tmp_path / "p")]) == 0
+    assert "symbols" in capsys.readouterr().out
+    assert main(["train", str(tmp_path / "p.json"), "--out", str(tmp_path / "run"), "--steps", "5",
+                 "--hidden", "8", "--batch", "2", "--seq", "8", "--quiet"]) == 0
+    assert main(["train", str(tmp_path / "p.json"), "--vocab", "bytes", "--out", str(tmp_path / "r2"),
+                 "--quiet"]) == 2
+    assert "prepared with --vocab chars" in capsys.readouterr().err
+
+
+def test_prepared_corpus_with_damaged_data_file(corpus_file, tmp_path, capsys):
+    meta = prep.prepare(str(corpus_file), "chars", tmp_path / "p")
+    (tmp_path / "p.bin").write_bytes(b"12")
+    assert main(["train", str(meta), "--out", str(tmp_path / "run")]) == 2
+    assert "wrong size" in capsys.readouterr().err

@@ -1,0 +1,145 @@
+"""Exact resume, interrupt-safe checkpoints, signals and the non-finite guard."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rnn_gpu import checkpoint as ckpt_io
+from rnn_gpu.checkpoint import atomic_write, load_checkpoint
+from rnn_gpu.cli import main
+from rnn_gpu.model import CharRNN
+from rnn_gpu.train import Diverged, TrainConfig, train
+
+SMALL = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet", "--eval-every", "10", "--log-every", "5"]
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
+def test_resume_is_bit_identical(corpus_file, tmp_path, optimizer):
+    common = [str(corpus_file), *SMALL, "--backend", "numpy", "--optimizer", optimizer]
+    assert main(["train", *common, "--out", str(tmp_path / "whole"), "--steps", "40"]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "20"]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "40", "--resume"]) == 0
+    whole, split = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
+    assert whole.step == split.step == 40 and whole.position == split.position
+    for k in "UWVbc":
+        assert np.array_equal(whole.params[k], split.params[k]), k
+    for k in whole.optimizer_state:
+        assert np.array_equal(whole.optimizer_state[k], split.optimizer_state[k]), k
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 40  # appended, not restarted
+
+
+def test_resume_needs_a_checkpoint_and_more_steps(corpus_file, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", str(corpus_file), *SMALL, "--out", out, "--steps", "10", "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", str(corpus_file), *SMALL, "--out", out, "--steps", "10"]) == 0
+    assert main(["train", str(corpus_file), *SMALL, "--out", out, "--steps", "10", "--resume"]) == 2
+    assert "already at step 10" in capsys.readouterr().err
+
+
+def test_best_checkpoint_tracks_the_lowest_validation_loss(corpus_file, tmp_path):
+    train(TrainConfig(hidden=16, batch=4, seq=8, steps=60, eval_every=10, backend="numpy"), corpus_file,
+          tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    best = min(r["val_loss"] for r in records if "val_loss" in r)
+    assert load_checkpoint(tmp_path / ckpt_io.BEST_FILENAME).best_val_loss == pytest.approx(best)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+
+    def half_then_fail(f):
+        f.write(b"new but unfinished")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, half_then_fail)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def start_training(corpus_file, out, *extra):
+    cmd = [sys.executable, "-m", "rnn_gpu", "train", str(corpus_file), "--out", str(out), "--steps", "100000",
+           "--hidden", "32", "--batch", "8", "--seq", "16", "--quiet", "--backend", "numpy", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, timeout=60):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_kill_9_leaves_a_loadable_checkpoint(corpus_file, tmp_path, rng):
+    out = tmp_path / "run"
+    proc = start_training(corpus_file, out, "--checkpoint-every", "1")
+    wait_for(out / "checkpoint.npz")
+    for _ in range(5):  # kill at random moments of a run that rewrites its checkpoint every step
+        time.sleep(float(rng.uniform(0.05, 0.3)))
+        load_checkpoint(out)  # loadable while being rewritten
+    proc.kill()
+    proc.wait()
+    assert load_checkpoint(out).step >= 1
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_finishes_the_step_and_checkpoints(corpus_file, tmp_path, signum, code):
+    out = tmp_path / "run"
+    proc = start_training(corpus_file, out, "--checkpoint-every", "1000000", "--log-every", "1")
+    wait_for(out / "metrics.jsonl")
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().startswith("error: interrupted by") and "Traceback" not in err
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert load_checkpoint(out).step == last["step"] > 0
+
+
+def poison_step(monkeypatch, bad_step):
+    """Makes the gradient of W NaN at one step."""
+    original = CharRNN.loss_and_grads
+    calls = {"n": 0}
+
+    def patched(self, *args):
+        loss, grads, h = original(self, *args)
+        calls["n"] += 1
+        if calls["n"] == bad_step:
+            grads["W"][0, 0] = np.nan
+        return loss, grads, h
+
+    monkeypatch.setattr(CharRNN, "loss_and_grads", patched)
+
+
+def test_non_finite_gradient_stops_and_keeps_the_last_good_checkpoint(corpus_file, tmp_path, monkeypatch):
+    poison_step(monkeypatch, 7)
+    cfg = TrainConfig(hidden=16, batch=4, seq=8, steps=20, checkpoint_every=5, val_fraction=0, backend="numpy")
+    with pytest.raises(Diverged, match="non-finite gradient at step 7"):
+        train(cfg, corpus_file, tmp_path, progress=False)
+    kept = load_checkpoint(tmp_path)
+    assert kept.step == 5 and all(np.isfinite(p).all() for p in kept.params.values())
+
+
+def test_non_finite_steps_can_be_skipped(corpus_file, tmp_path, monkeypatch):
+    poison_step(monkeypatch, 7)
+    cfg = TrainConfig(hidden=16, batch=4, seq=8, steps=20, val_fraction=0, backend="numpy", skip_nonfinite=True)
+    final = train(cfg, corpus_file, tmp_path, progress=False)
+    assert final["step"] == 20 and final["skipped_steps"] == 1
+    assert all(np.isfinite(p).all() for p in load_checkpoint(tmp_path).params.values())
+
+
+def test_plot(tmp_path, corpus_file, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run"
+    assert main(["train", str(corpus_file), *SMALL, "--out", str(out), "--steps", "20"]) == 0
+    assert main(["plot", str(out)]) == 0
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no metrics file" in capsys.readouterr().err
