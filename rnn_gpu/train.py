@@ -110,9 +110,18 @@ def check_corpus_fits(corpus: Corpus, cfg: TrainConfig) -> None:
         )
 
 
-def resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
+def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
     """The checkpoint's model and data settings with this run's length and cadence."""
-    return dataclasses.replace(cfg, **{k: saved[k] for k in MODEL_FIELDS if k in saved})
+    try:
+        resumed = dataclasses.replace(cfg, **{k: saved.config[k] for k in MODEL_FIELDS if k in saved.config},
+                                      hidden=saved.params["W"].shape[0])
+        TrainConfig(**dataclasses.asdict(resumed)).learning_rate  # a known optimiser
+    except (TypeError, KeyError) as exc:
+        raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
+    if saved.h is None or saved.h.shape != (resumed.batch, resumed.hidden):
+        raise ckpt_io.CheckpointError("cannot resume: the checkpoint's hidden state does not match its batch and "
+                                      "hidden size")
+    return resumed
 
 
 def device_ids(backend, ids):
@@ -144,7 +153,10 @@ class Trainer:
         self.h = self.model.zero_state(cfg.batch)
         self.step, self.best_val_loss = 0, None
         if saved:
-            self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
+            try:
+                self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
+            except (ValueError, TypeError) as exc:
+                raise ckpt_io.CheckpointError(f"cannot resume: {exc}") from None
             self.h = backend.asarray(saved.h, dtype=cfg.dtype)
             self.step, self.best_val_loss = saved.step, saved.best_val_loss
 
@@ -192,7 +204,7 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
 
     saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
     if saved:
-        cfg = resumed_config(cfg, saved.config)
+        cfg = resumed_config(cfg, saved)
         corpus_path = corpus_path if corpus_path is not None else saved.config.get("corpus")
         if cfg.steps is not None and saved.step >= cfg.steps:
             raise ckpt_io.CheckpointError(f"{out} is already at step {saved.step}; pass a larger --steps to continue")

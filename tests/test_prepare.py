@@ -51,15 +51,15 @@ def test_invalid_utf8_offset_across_chunks(tmp_path, small_chunks):
 def test_training_reuses_the_prepared_form_until_the_source_changes(corpus_file, tmp_path):
     first = load_corpus(corpus_file, None)
     assert isinstance(first.train, np.memmap)
-    bins = list(prep.cache_dir().glob(f"{corpus_file.name}-chars-*.bin"))
-    assert len(bins) == 1
-    stamp = bins[0].stat().st_mtime_ns
+    prefix = prep.cache_prefix([corpus_file], "chars")
+    data = prefix.with_name(prefix.name + ".bin")
+    stamp = data.stat().st_mtime_ns
     load_corpus(corpus_file, None)
-    assert bins[0].stat().st_mtime_ns == stamp  # reused
+    assert data.stat().st_mtime_ns == stamp  # reused
     corpus_file.write_text(corpus_file.read_text() + "zebra\n")
     changed = load_corpus(corpus_file, None)
     assert "z" in changed.vocab.decode(range(len(changed.vocab)))
-    assert bins[0].stat().st_mtime_ns != stamp
+    assert data.stat().st_mtime_ns != stamp
 
 
 def test_prepare_command_then_train(corpus_file, tmp_path, capsys):
