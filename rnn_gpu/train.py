@@ -113,8 +113,8 @@ def check_corpus_fits(corpus: Corpus, cfg: TrainConfig) -> None:
 def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
     """The checkpoint's model and data settings with this run's length and cadence."""
     try:
-        resumed = dataclasses.replace(cfg, **{k: saved.config[k] for k in MODEL_FIELDS if k in saved.config},
-                                      hidden=saved.params["W"].shape[0])
+        settings = {k: saved.config[k] for k in MODEL_FIELDS if k in saved.config}
+        resumed = dataclasses.replace(cfg, **{**settings, "hidden": saved.params["W"].shape[0]})
         TrainConfig(**dataclasses.asdict(resumed)).learning_rate  # a known optimiser
     except (TypeError, KeyError) as exc:
         raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
