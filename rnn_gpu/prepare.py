@@ -58,11 +58,16 @@ def read_chunks(path: Path, chunk_bytes: int | None = None):
 
 
 def decoded_chunks(path: Path, chunk_bytes: int | None = None):
-    """UTF-8 text of `path` in pieces, as code points (uint32 arrays)."""
+    """UTF-8 text of `path` in pieces, as arrays of code points (uint8 for
+    pure ASCII pieces, which need no decoding, else uint32)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0  # of the chunk in the file
     for chunk in read_chunks(path, chunk_bytes):
         pending = len(decoder.getstate()[0])  # the start of a character split at the last boundary
+        if not pending and chunk.isascii():
+            offset += len(chunk)
+            yield np.frombuffer(chunk, dtype=np.uint8)
+            continue
         try:
             text = decoder.decode(chunk)
         except UnicodeDecodeError as exc:
@@ -123,7 +128,7 @@ def prepare(spec: str, kind: str = "chars", prefix: Path | None = None) -> Path:
 
     def write_ids(f):
         for ids in encoded_chunks(paths, vocab):
-            f.write(ids.astype(vocab.dtype, copy=False).tobytes())
+            f.write(memoryview(np.ascontiguousarray(ids, dtype=vocab.dtype)))
             length[0] += len(ids)
 
     bin_path, meta_path = prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".json")

@@ -1,0 +1,81 @@
+"""Preparing a large corpus: peak memory, throughput on one core, and how
+soon training starts on the result. Not a test: a measurement.
+
+    python bench/prepare_large.py [--gigabytes 1] [--dir /tmp]
+
+Builds a text file of the given size by repeating a source text (default:
+../shared/data/tinyshakespeare.txt, else the standard library's sources),
+runs `rnn-gpu prepare` in a fresh process with one thread, and reports its
+peak RSS and MB/s, then the seconds from `rnn-gpu train` start to its first
+step. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_corpus(path: Path, size: int, source: Path | None) -> None:
+    if source and source.is_file():
+        text = source.read_bytes()
+    else:
+        sys.path.insert(0, str(ROOT))
+        from rnn_gpu.data import default_corpus
+
+        text = default_corpus()[0].encode()
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            piece = text[: size - written]
+            f.write(piece)
+            written += len(piece)
+
+
+def child_run(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(proc.stderr.read().decode())
+    return seconds, usage.ru_maxrss * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gigabytes", type=float, default=1.0)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
+    args = parser.parse_args()
+    size = int(args.gigabytes * 2**30)
+    corpus = args.dir / "rnn_gpu_large_corpus.txt"
+    build_corpus(corpus, size, args.source)
+    prefix = args.dir / "rnn_gpu_large"
+    seconds, peak = child_run(["taskset", "-c", "0", sys.executable, "-m", "rnn_gpu", "prepare", str(corpus),
+                                  "-o", str(prefix)])
+    # --steps 1 --val-fraction 0: the time to the first step, not to a validation pass over 100 MB
+    out = args.dir / "rnn_gpu_large_run"
+    train_seconds, train_peak = child_run([sys.executable, "-m", "rnn_gpu", "train", f"{prefix}.json", "--out",
+                                              str(out), "--steps", "1", "--val-fraction", "0", "--force", "--quiet",
+                                              "--backend", "numpy"])
+    result = {"corpus_bytes": size, "prepare_seconds": seconds, "prepare_mb_per_s": size / 2**20 / seconds,
+              "prepare_peak_rss_mb": peak / 2**20, "train_first_step_seconds": train_seconds,
+              "train_peak_rss_mb": train_peak / 2**20, "date": time.strftime("%Y-%m-%d"),
+              "cpu_affinity": "one core (taskset -c 0)"}
+    print(json.dumps(result))
+    for p in (corpus, Path(f"{prefix}.bin"), Path(f"{prefix}.json")):
+        p.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
