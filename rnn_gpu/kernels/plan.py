@@ -85,23 +85,29 @@ def step_cost(H: int, rows: int, width: int, groups: int, parts: int, block: int
     return blocks_per_wave * passes * (inner + finish + barriers)
 
 
-def tiled_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, tile=DEFAULT_TILE) -> list[Plan]:
-    plans = []
-    lanes = lanes_for(H, tile)
+def thread_shapes(lanes: int, rows: int, H: int, tile, max_threads: int):
+    """(groups, parts, block): blocks of lanes x groups x parts threads, with
+    no more row groups than `rows` needs and at least 4 inputs per part."""
     for groups in POWERS:
-        if groups > 1 and (groups // 2) * tile[0] >= B:
-            break
+        if groups > 1 and (groups // 2) * tile[0] >= rows:
+            return
         for parts in POWERS:
             block = lanes * groups * parts
-            if parts > max(1, H // 4) or block > limits.max_threads_per_block:
+            if parts > max(1, H // 4) or block > max_threads:
                 break
-            shared = tiled_shared_bytes(H, groups, parts, itemsize, tile)
-            if shared > limits.shared_per_block:
-                continue
-            grid = math.ceil(B / (groups * tile[0]))
-            waves = math.ceil(grid / limits.multiprocessors)
-            cost = step_cost(H, groups * tile[0], H, groups, parts, block, waves, tile)
-            plans.append(Plan("tiled", grid, block, shared, groups, parts, cost=cost, tile=tile))
+            yield groups, parts, block
+
+
+def tiled_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, tile=DEFAULT_TILE) -> list[Plan]:
+    plans = []
+    for groups, parts, block in thread_shapes(lanes_for(H, tile), B, H, tile, limits.max_threads_per_block):
+        shared = tiled_shared_bytes(H, groups, parts, itemsize, tile)
+        if shared > limits.shared_per_block:
+            continue
+        grid = math.ceil(B / (groups * tile[0]))
+        waves = math.ceil(grid / limits.multiprocessors)
+        cost = step_cost(H, groups * tile[0], H, groups, parts, block, waves, tile)
+        plans.append(Plan("tiled", grid, block, shared, groups, parts, cost=cost, tile=tile))
     return sorted(plans, key=lambda p: p.cost)
 
 
@@ -120,25 +126,18 @@ def units_candidates(variant: str, H: int, B: int, itemsize: int, limits: Device
         items = math.ceil(H / width) * math.ceil(B / slice_rows)
         if variant == "persistent" and items > blocks:
             continue
-        lanes = lanes_for(width, tile)
-        for groups in POWERS:
-            if groups > 1 and (groups // 2) * tile[0] >= slice_rows:
-                break
-            for parts in POWERS:
-                block = lanes * groups * parts
-                if parts > max(1, H // 4) or block > limits.max_threads_per_block:
-                    break
-                chunk = next((c for c in (H, 1024, 512, 256, 128, 64, 32, 16, 8)
-                              if c <= H and units_shared_bytes(H, width, groups, parts, c, itemsize, tile)
-                              <= limits.shared_per_block), None)
-                if chunk is None:
-                    continue
-                shared = units_shared_bytes(H, width, groups, parts, chunk, itemsize, tile)
-                waves = math.ceil(items / blocks) if variant == "per_step" else 1
-                cost = step_cost(H, slice_rows, width, groups, parts, block, waves, tile)
-                cost += math.ceil(H / chunk) * 2 * (block // 32 + 8)  # staging barriers
-                plans.append(Plan(variant, items, block, shared, groups, parts, width, slice_rows, chunk, cost,
-                                  tile))
+        shapes = thread_shapes(lanes_for(width, tile), slice_rows, H, tile, limits.max_threads_per_block)
+        for groups, parts, block in shapes:
+            chunk = next((c for c in (H, 1024, 512, 256, 128, 64, 32, 16, 8)
+                          if c <= H and units_shared_bytes(H, width, groups, parts, c, itemsize, tile)
+                          <= limits.shared_per_block), None)
+            if chunk is None:
+                continue
+            shared = units_shared_bytes(H, width, groups, parts, chunk, itemsize, tile)
+            waves = math.ceil(items / blocks) if variant == "per_step" else 1
+            cost = step_cost(H, slice_rows, width, groups, parts, block, waves, tile)
+            cost += math.ceil(H / chunk) * 2 * (block // 32 + 8)  # staging barriers
+            plans.append(Plan(variant, items, block, shared, groups, parts, width, slice_rows, chunk, cost, tile))
     return sorted(plans, key=lambda p: p.cost)
 
 
