@@ -1,0 +1,30 @@
+"""Profiles one forward launch per configuration under Nsight Compute:
+
+    ncu --profile-from-start off --section SpeedOfLight --section WarpStateStats \
+        --section Occupancy python3 bench/profile_kernels.py
+
+The launch shape is tuned first (outside the profiled range)."""
+import sys
+from pathlib import Path
+
+import cupy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rnn_gpu.cupy_backend import CupyBackend  # noqa: E402
+from rnn_gpu.kernels.cuda_runner import CudaRecurrence  # noqa: E402
+from rnn_gpu.timing import recurrence_inputs  # noqa: E402
+
+CONFIGS = [(128, 64, "tiled"), (1024, 128, "persistent"), (512, 64, "persistent")]
+T = 16
+
+runner = CudaRecurrence(cupy)
+for H, B, variant in CONFIGS:
+    P, W, h0, _ = recurrence_inputs(CupyBackend(use_kernels=False), H, B, T)
+    plan = runner.tuned_plan(P, W, P, h0, False, variant)
+    print(H, B, plan, flush=True)
+    runner.forward(P, W, h0, plan=plan)
+    cupy.cuda.Device().synchronize()
+    cupy.cuda.runtime.profilerStart()
+    runner.forward(P, W, h0, plan=plan)
+    cupy.cuda.Device().synchronize()
+    cupy.cuda.runtime.profilerStop()
