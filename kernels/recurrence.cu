@@ -48,46 +48,71 @@ DEVICE_FN const GLOBAL real *previous_states(const GLOBAL real *init, const GLOB
     return Y + (idx_t)t_prev * B * H;
 }
 
-/* Copies n elements: value(e) = LOAD, then STORE(e, value), for e = 0..n-1
- * across the block. Each thread issues COPY_BATCH loads before its first
- * store, so their memory latencies overlap instead of adding up. */
+/* A block-wide sweep over a rows x cols grid without a division per
+ * element: each thread starts at (r, c) and steps by (r_step, c_step). With
+ * at least as many threads as columns, a thread keeps one column and steps
+ * over rows; otherwise it steps over columns of every row. */
+typedef struct {
+    int r, r_step, c, c_step;
+} Sweep;
+
+DEVICE_FN Sweep sweep_start(int cols)
+{
+    Sweep w;
+    if (BLOCK_SIZE >= cols) {
+        w.r_step = BLOCK_SIZE / cols;
+        w.r = THREAD_ID / cols;
+        w.c = THREAD_ID % cols;
+        w.c_step = cols;
+        if (w.r >= w.r_step) /* the remainder threads of the last partial row */
+            w.c = cols;
+    } else {
+        w.r = 0, w.r_step = 1, w.c = THREAD_ID, w.c_step = BLOCK_SIZE;
+    }
+    return w;
+}
+
+/* Copies a rows x cols grid: value = LOAD (of r and c), then STORE(r, c,
+ * value). COPY_BATCH loads go out before the first store, so their memory
+ * latencies overlap instead of adding up. */
 #define COPY_BATCH 8
-#define BATCHED_COPY(n, LOAD, STORE)                                                   \
-    for (int base_ = THREAD_ID; base_ < (n); base_ += BLOCK_SIZE * COPY_BATCH) {       \
-        real value_[COPY_BATCH];                                                       \
-        UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                               \
-            int e = base_ + j_ * BLOCK_SIZE;                                           \
-            value_[j_] = e < (n) ? (LOAD) : (real)0;                                   \
-        }                                                                              \
-        UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                               \
-            int e = base_ + j_ * BLOCK_SIZE;                                           \
-            if (e < (n))                                                               \
-                STORE(e, value_[j_]);                                                  \
-        }                                                                              \
+#define SWEEP_COPY(rows, cols, LOAD, STORE)                                                  \
+    {                                                                                        \
+        Sweep w_ = sweep_start(cols);                                                        \
+        for (int c = w_.c; c < (cols); c += w_.c_step)                                       \
+            for (int r0_ = w_.r; r0_ < (rows); r0_ += w_.r_step * COPY_BATCH) {              \
+                real value_[COPY_BATCH];                                                     \
+                UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                             \
+                    int r = r0_ + j_ * w_.r_step;                                            \
+                    value_[j_] = r < (rows) ? (LOAD) : (real)0;                              \
+                }                                                                            \
+                UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                             \
+                    int r = r0_ + j_ * w_.r_step;                                            \
+                    if (r < (rows))                                                          \
+                        STORE(r, c, value_[j_]);                                             \
+                }                                                                            \
+            }                                                                                \
     }
 
 /* Ms[i * stride + k] = coefficient(i, o0 + k) for k < width and o0 + k < H,
  * zero in the padding up to `stride`. */
-#define STORE_COEFFICIENT(e, v) Ms[e] = (v)
+#define STORE_COEFFICIENT(i, k, v) Ms[(i) * stride + (k)] = (v)
 DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL real *W, int H,
                                  int o0, int width, int backward)
 {
-    BATCHED_COPY(H * stride,
-                 (e % stride < width && o0 + e % stride < H
-                      ? coefficient(W, H, e / stride, o0 + e % stride, backward) : (real)0),
-                 STORE_COEFFICIENT)
+    SWEEP_COPY(H, stride, (c < width && o0 + c < H ? coefficient(W, H, r, o0 + c, backward) : (real)0),
+               STORE_COEFFICIENT)
 }
 
 /* dst[r * stride + c] = src[r0 + r][c0 + c] for r < count, c < cols; zero
  * for rows at or past row_end. */
-#define STORE_ROW_ELEMENT(e, v) dst[(e / cols) * stride + e % cols] = (v)
+#define STORE_ROW_ELEMENT(r, c, v) dst[(r) * stride + (c)] = (v)
 DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int H, int r0,
                           int count, int row_end, int c0, int cols)
 {
-    BATCHED_COPY(count * cols,
-                 (r0 + e / cols < row_end
-                      ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + e / cols) * H + c0 + e % cols) : (real)0),
-                 STORE_ROW_ELEMENT)
+    SWEEP_COPY(count, cols,
+               (r0 + r < row_end ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + c0 + c) : (real)0),
+               STORE_ROW_ELEMENT)
 }
 
 /* acc[r][u] += sum over i in [i_begin, i_end) of Ms[i][lane + u*lanes] *
@@ -116,26 +141,29 @@ DEVICE_FN void store_partials(SHARED_PTR real *scratch, const real *acc, int par
 }
 
 /* Sums the parts' partial products of each (row, unit) of the pass, applies
- * the step's nonlinearity and writes Y[t]; with keep, also next[row][o]. */
+ * the step's nonlinearity and writes Y[t]; with keep, also next[row][k]. */
 DEVICE_FN void finish_outputs(const SHARED_PTR real *scratch, int parts, int pass_rows, int mstride,
                               int width, const GLOBAL real *X, const GLOBAL real *Hs, GLOBAL real *Y,
                               int t, int p0, int row_end, int B, int H, int o0, int backward,
                               int keep, SHARED_PTR real *next, int next_stride)
 {
-    for (int e = THREAD_ID; e < pass_rows * width; e += BLOCK_SIZE) {
-        int row = e / width, k = e % width, o = o0 + k;
-        real y = 0;
-        if (p0 + row < row_end && o < H) {
-            idx_t at = ((idx_t)t * B + p0 + row) * H + o;
-            real pre = X[at]; /* issued first: its latency overlaps the sum */
-            real h = backward ? Hs[at] : (real)0;
-            for (int part = 0; part < parts; ++part)
-                pre += scratch[(part * pass_rows + row) * mstride + k];
-            y = backward ? ((real)1 - h * h) * pre : TANH(pre);
-            Y[at] = y;
+    Sweep w = sweep_start(width);
+    for (int k = w.c; k < width; k += w.c_step) {
+        for (int row = w.r; row < pass_rows; row += w.r_step) {
+            int o = o0 + k;
+            real y = 0;
+            if (p0 + row < row_end && o < H) {
+                idx_t at = ((idx_t)t * B + p0 + row) * H + o;
+                real pre = X[at]; /* issued first: its latency overlaps the sum */
+                real h = backward ? Hs[at] : (real)0;
+                for (int part = 0; part < parts; ++part)
+                    pre += scratch[(part * pass_rows + row) * mstride + k];
+                y = backward ? ((real)1 - h * h) * pre : TANH(pre);
+                Y[at] = y;
+            }
+            if (keep)
+                next[row * next_stride + k] = y;
         }
-        if (keep)
-            next[row * next_stride + k] = y;
     }
 }
 
@@ -240,10 +268,8 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
             int o0 = (item % unit_slices) * width;
             int b0 = (item / unit_slices) * slice_rows;
             int b1 = MIN(B, b0 + slice_rows);
-            if (!resident) {
-                SYNC_BLOCK();
+            if (!resident) /* no barrier needed: every read of Ms is behind the last pass's */
                 load_coefficients(Ms, mstride, W, H, o0, width, backward);
-            }
             for (int p0 = b0; p0 < b1; p0 += pass_rows) {
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
                 for (int c0 = 0; c0 < H; c0 += chunk) {

@@ -64,7 +64,8 @@ def add_train_parser(sub):
     p.add_argument("--steps", type=positive_int(10**9), default=None,
                    help="total steps of the run (a resumed run counts from its start); default 2000 unless --time")
     p.add_argument("--time", type=real(0, 10**7), default=None, help="train for this many seconds")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adagrad")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="default adam (lr 0.002); adagrad (lr 0.1, the seed's) suits small models")
     p.add_argument("--lr", type=real(0, 10), default=None, help="default: adagrad 0.1, adam 0.002")
     p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip")
     p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm")

@@ -14,7 +14,7 @@ from .runner import RecurrenceKernels
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
 TUNE_CANDIDATES = 3  # per variant and tile shape
-TUNE_TILES = ((4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) per thread
+TUNE_TILES = ((1, 4), (2, 4), (4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) per thread
 
 
 @functools.lru_cache(maxsize=None)
