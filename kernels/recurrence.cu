@@ -140,58 +140,27 @@ DEVICE_FN void store_partials(SHARED_PTR real *scratch, const real *acc, int par
                 acc[r * TILE_UNITS + u];
 }
 
-/* The step's input for one output and, backward, the state it derives at. */
-typedef struct {
-    real x, h;
-} StepInput;
-
-DEVICE_FN StepInput step_input(const GLOBAL real *X, const GLOBAL real *Hs, idx_t at, int backward)
-{
-    StepInput in;
-    in.x = X[at];
-    in.h = backward ? Hs[at] : (real)0;
-    return in;
-}
-
-DEVICE_FN idx_t output_index(int t, int B, int H, int row, int o) { return ((idx_t)t * B + row) * H + o; }
-
-/* The first output a thread finishes (see finish_outputs) has its input
- * loaded before the step's arithmetic, so the memory latency overlaps it. */
-DEVICE_FN StepInput prefetch_first_input(const GLOBAL real *X, const GLOBAL real *Hs, int t, int p0,
-                                         int row_end, int B, int H, int o0, int width, int pass_rows,
-                                         int backward)
-{
-    Sweep w = sweep_start(width);
-    StepInput in = {0, 0};
-    if (w.c < width && w.r < pass_rows && p0 + w.r < row_end && o0 + w.c < H)
-        in = step_input(X, Hs, output_index(t, B, H, p0 + w.r, o0 + w.c), backward);
-    return in;
-}
-
 /* Sums the parts' partial products of each (row, unit) of the pass, applies
- * the step's nonlinearity and writes Y[t]; with keep, also next[row][k].
- * `first` is the prefetched input of the thread's first output. */
+ * the step's nonlinearity and writes Y[t]; with keep, also next[row][k]. */
 DEVICE_FN void finish_outputs(const SHARED_PTR real *scratch, int parts, int pass_rows, int mstride,
                               int width, const GLOBAL real *X, const GLOBAL real *Hs, GLOBAL real *Y,
                               int t, int p0, int row_end, int B, int H, int o0, int backward,
-                              int keep, SHARED_PTR real *next, int next_stride, StepInput first)
+                              int keep, SHARED_PTR real *next, int next_stride)
 {
     Sweep w = sweep_start(width);
-    int is_first = 1;
     for (int k = w.c; k < width; k += w.c_step) {
         for (int row = w.r; row < pass_rows; row += w.r_step) {
             int o = o0 + k;
             real y = 0;
             if (p0 + row < row_end && o < H) {
-                idx_t at = output_index(t, B, H, p0 + row, o);
-                StepInput in = is_first ? first : step_input(X, Hs, at, backward);
-                real pre = in.x;
+                idx_t at = ((idx_t)t * B + p0 + row) * H + o;
+                real pre = X[at]; /* issued first: its latency overlaps the sum */
+                real h = backward ? Hs[at] : (real)0;
                 for (int part = 0; part < parts; ++part)
                     pre += scratch[(part * pass_rows + row) * mstride + k];
-                y = backward ? ((real)1 - in.h * in.h) * pre : TANH(pre);
+                y = backward ? ((real)1 - h * h) * pre : TANH(pre);
                 Y[at] = y;
             }
-            is_first = 0;
             if (keep)
                 next[row * next_stride + k] = y;
         }
@@ -236,8 +205,6 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
         for (int s = 0; s < T; ++s) {
             SHARED_PTR real *current = buffers + (s & 1) * pass_rows * rstride;
             SHARED_PTR real *next = buffers + ((s + 1) & 1) * pass_rows * rstride;
-            int t = time_of_step(s, T, backward);
-            StepInput first = prefetch_first_input(X, Hs, t, p0, B, B, H, 0, H, pass_rows, backward);
             if (L.active) {
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
                 accumulate_tile(acc, Ms, mstride, L.lane, L.lanes, current + L.group * TILE_ROWS * rstride,
@@ -245,8 +212,8 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
                 store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
             }
             SYNC_BLOCK();
-            finish_outputs(scratch, parts, pass_rows, mstride, H, X, Hs, Y, t, p0, B, B, H, 0, backward, 1, next,
-                           rstride, first);
+            finish_outputs(scratch, parts, pass_rows, mstride, H, X, Hs, Y, time_of_step(s, T, backward), p0,
+                           B, B, H, 0, backward, 1, next, rstride);
             SYNC_BLOCK();
         }
     }
@@ -304,7 +271,6 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
             if (!resident) /* no barrier needed: every read of Ms is behind the last pass's */
                 load_coefficients(Ms, mstride, W, H, o0, width, backward);
             for (int p0 = b0; p0 < b1; p0 += pass_rows) {
-                StepInput first = prefetch_first_input(X, Hs, t, p0, b1, B, H, o0, width, pass_rows, backward);
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
                 for (int c0 = 0; c0 < H; c0 += chunk) {
                     int cols = MIN(chunk, H - c0);
@@ -320,7 +286,7 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
                     store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
                 SYNC_BLOCK();
                 finish_outputs(scratch, parts, pass_rows, mstride, width, X, Hs, Y, t, p0, b1, B, H, o0,
-                               backward, 0, rows, rstride, first);
+                               backward, 0, rows, rstride);
             }
         }
         if (s + 1 < s_end)
