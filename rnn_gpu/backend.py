@@ -98,6 +98,30 @@ class NumpyBackend:
         return onehot @ values
 
 
+class KernelBackend(NumpyBackend):
+    """A backend whose recurrence runs in the fused kernels (`self.kernels`,
+    a RecurrenceKernels runner) where a variant fits the shape and device,
+    and in the reference loop elsewhere."""
+
+    variant = None  # None: the planner's choice
+    use_kernels = True
+
+    def _kernels_fit(self, X) -> bool:
+        T, B, H = X.shape
+        return self.use_kernels and self.kernels.plan(H, B, X.dtype, self.variant) is not None
+
+    def recurrence_forward(self, P, W, h0):
+        if self._kernels_fit(P):
+            return self.kernels.forward(P, W, h0, self.variant)
+        return super().recurrence_forward(P, W, h0)
+
+    def recurrence_backward(self, G, Hs, h0, W):
+        if self._kernels_fit(G):
+            dA = self.kernels.backward(G, Hs, W, self.variant)
+            return dA, dA[0] @ W
+        return super().recurrence_backward(G, Hs, h0, W)
+
+
 def _cupy_backend():
     from .cupy_backend import CupyBackend, cupy_unavailable_reason
 

@@ -112,6 +112,16 @@ def alternate(systems: list[System], seconds: float, rounds: int = 5) -> dict[st
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak resident memory. VmHWM, not ru_maxrss: on
+    Linux a child's ru_maxrss starts from its parent's at fork."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def peak_memory_bytes(system: System) -> int:
     """Device memory for GPU systems, else this process's peak RSS."""
     if system.name.startswith("cupy"):
@@ -120,7 +130,7 @@ def peak_memory_bytes(system: System) -> int:
         import torch
 
         return int(torch.cuda.max_memory_allocated())
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return peak_rss_bytes()
 
 
 def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int) -> dict:

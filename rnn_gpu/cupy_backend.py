@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from .backend import NumpyBackend
+from .backend import KernelBackend
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,7 +30,7 @@ def cupy_unavailable_reason() -> str | None:
     return None
 
 
-class CupyBackend(NumpyBackend):
+class CupyBackend(KernelBackend):
     name = "cupy"
 
     def __init__(self, use_kernels: bool = True):
@@ -69,18 +69,3 @@ class CupyBackend(NumpyBackend):
 
             self._kernels = CudaRecurrence(self.xp)
         return self._kernels
-
-    def _kernel_plan_exists(self, X) -> bool:
-        T, B, H = X.shape
-        return self.use_kernels and self.kernels.plan(H, B, X.dtype) is not None
-
-    def recurrence_forward(self, P, W, h0):
-        if self._kernel_plan_exists(P):
-            return self.kernels.forward(P, W, h0)
-        return super().recurrence_forward(P, W, h0)
-
-    def recurrence_backward(self, G, Hs, h0, W):
-        if self._kernel_plan_exists(G):
-            dA = self.kernels.backward(G, Hs, W)
-            return dA, dA[0] @ W
-        return super().recurrence_backward(G, Hs, h0, W)

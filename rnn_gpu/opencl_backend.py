@@ -5,10 +5,10 @@ backend on the CPU (PoCL), which is how that source is tested everywhere.
 """
 from __future__ import annotations
 
-from .backend import BackendUnavailable, NumpyBackend
+from .backend import BackendUnavailable, KernelBackend
 
 
-class OpenCLBackend(NumpyBackend):
+class OpenCLBackend(KernelBackend):
     name = "opencl"
 
     def __init__(self, variant: str | None = None):
@@ -22,10 +22,3 @@ class OpenCLBackend(NumpyBackend):
 
     def device_name(self) -> str:
         return f"{self.kernels.device.name} (OpenCL, {self.kernels.device.platform.name})"
-
-    def recurrence_forward(self, P, W, h0):
-        return self.kernels.forward(P, W, h0, self.variant)
-
-    def recurrence_backward(self, G, Hs, h0, W):
-        dA = self.kernels.backward(G, Hs, W, self.variant)
-        return dA, dA[0] @ W

@@ -121,24 +121,35 @@ def units_candidates(variant: str, H: int, B: int, itemsize: int, limits: Device
         if batch_slices > B or batch_slices > blocks:
             break
         slice_rows = math.ceil(B / batch_slices)
-        width = math.ceil(H / max(1, blocks // batch_slices))
-        width = min(width, limits.max_threads_per_block * tile[1])
-        items = math.ceil(H / width) * math.ceil(B / slice_rows)
-        if variant == "persistent" and items > blocks:
-            continue
-        shapes = thread_shapes(lanes_for(width, tile), slice_rows, H, tile, limits.max_threads_per_block)
-        for groups, parts, block in shapes:
-            chunk = next((c for c in (H, 1024, 512, 256, 128, 64, 32, 16, 8)
-                          if c <= H and units_shared_bytes(H, width, groups, parts, c, itemsize, tile)
-                          <= limits.shared_per_block), None)
-            if chunk is None:
+        widest = min(math.ceil(H / max(1, blocks // batch_slices)), limits.max_threads_per_block * tile[1])
+        # Per step, blocks need not be resident: narrower slices (more of them) fit devices with little
+        # shared memory per block.
+        widths = [widest] + ([w for w in (64, 32, 16, 8) if w < widest] if variant == "per_step" else [])
+        for width in widths:
+            items = math.ceil(H / width) * math.ceil(B / slice_rows)
+            if variant == "persistent" and items > blocks:
                 continue
-            shared = units_shared_bytes(H, width, groups, parts, chunk, itemsize, tile)
-            waves = math.ceil(items / blocks) if variant == "per_step" else 1
-            cost = step_cost(H, slice_rows, width, groups, parts, block, waves, tile)
-            cost += math.ceil(H / chunk) * 2 * (block // 32 + 8)  # staging barriers
-            plans.append(Plan(variant, items, block, shared, groups, parts, width, slice_rows, chunk, cost, tile))
+            plans += slice_candidates(variant, H, itemsize, limits, tile, width, slice_rows, items)
     return sorted(plans, key=lambda p: p.cost)
+
+
+def slice_candidates(variant: str, H: int, itemsize: int, limits: DeviceLimits, tile, width: int,
+                     slice_rows: int, items: int) -> list[Plan]:
+    """The thread shapes for one slicing (width units x slice_rows rows)."""
+    plans = []
+    waves = math.ceil(items / limits.multiprocessors) if variant == "per_step" else 1
+    for groups, parts, block in thread_shapes(lanes_for(width, tile), slice_rows, H, tile,
+                                              limits.max_threads_per_block):
+        chunk = next((c for c in (H, 1024, 512, 256, 128, 64, 32, 16, 8)
+                      if c <= H and units_shared_bytes(H, width, groups, parts, c, itemsize, tile)
+                      <= limits.shared_per_block), None)
+        if chunk is None:
+            continue
+        shared = units_shared_bytes(H, width, groups, parts, chunk, itemsize, tile)
+        cost = step_cost(H, slice_rows, width, groups, parts, block, waves, tile)
+        cost += math.ceil(H / chunk) * 2 * (block // 32 + 8)  # staging barriers
+        plans.append(Plan(variant, items, block, shared, groups, parts, width, slice_rows, chunk, cost, tile))
+    return plans
 
 
 def candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str | None = None,
