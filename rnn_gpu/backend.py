@@ -85,6 +85,31 @@ class NumpyBackend:
             dA[t] *= step
         return dA, dA[0] @ W
 
+    # -- optimiser updates, in place -----------------------------------------
+    def adagrad_update(self, p, g, mem, lr, eps, clip=None):
+        xp = self.xp
+        if clip is not None:
+            g = xp.clip(g, -clip, clip)
+        mem += g * g
+        update = xp.sqrt(mem + eps)
+        xp.divide(g, update, out=update)
+        update *= lr
+        p -= update
+
+    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None):
+        xp = self.xp
+        if clip is not None:
+            g = xp.clip(g, -clip, clip)
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        update = xp.sqrt(v)
+        update += eps
+        xp.divide(m, update, out=update)
+        update *= lr_t
+        p -= update
+
     # -- the gradient of the input projection ----------------------------
     def scatter_add_rows(self, index, values, num_rows):
         """out[i] = sum of values[n] over n with index[n] == i.

@@ -24,7 +24,7 @@ import numpy as np
 from .backend import BackendUnavailable, get_backend
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
 from .model import CharRNN
-from .optim import Adagrad, clip_elementwise
+from .optim import Adagrad
 from .timing import time_recurrence
 
 SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl", "torch-cpu", "torch-cuda", "seed")
@@ -58,14 +58,13 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
     if name in OUR_SYSTEMS:
         backend = our_backend(name)
         model = CharRNN(vocab, H, backend, dtype="float32", seed=seed)
-        optimizer = Adagrad(model.params, 0.1, backend.xp)
+        optimizer = Adagrad(model.params, 0.1, backend)
         data = backend.asarray(np.random.default_rng(seed).integers(0, vocab, size=(T + 1, B)))
         state = {"h": model.zero_state(B)}
 
         def step():
             loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"])
-            clip_elementwise(grads, 5.0, backend.xp)
-            optimizer.step(model.params, grads)
+            optimizer.step(model.params, grads, clip=5.0)
 
         return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
     if name in ("torch-cpu", "torch-cuda"):

@@ -30,6 +30,33 @@ def cupy_unavailable_reason() -> str | None:
     return None
 
 
+# One kernel per parameter and update instead of a dozen array operations:
+# at char-RNN sizes the GPU's time goes to launches, not arithmetic.
+# A negative clip means none.
+CLIP = "T g = clip < 0 ? g_in : min(max(g_in, -clip), clip);"
+
+
+@functools.lru_cache(maxsize=None)
+def _adagrad_kernel():
+    import cupy
+
+    return cupy.ElementwiseKernel(
+        "T g_in, T lr, T eps, T clip", "T p, T mem",
+        CLIP + "mem += g * g; p -= lr * g / sqrt(mem + eps);",
+        "rnn_gpu_adagrad")
+
+
+@functools.lru_cache(maxsize=None)
+def _adam_kernel():
+    import cupy
+
+    return cupy.ElementwiseKernel(
+        "T g_in, T lr_t, T beta1, T beta2, T eps, T clip", "T p, T m, T v",
+        CLIP + "m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;"
+        "p -= lr_t * m / (sqrt(v) + eps);",
+        "rnn_gpu_adam")
+
+
 class CupyBackend(KernelBackend):
     name = "cupy"
 
@@ -53,6 +80,14 @@ class CupyBackend(KernelBackend):
 
     def tanh_(self, x):
         return self.xp.tanh(x, out=x)  # one fused kernel on the GPU
+
+    def adagrad_update(self, p, g, mem, lr, eps, clip=None):
+        t = p.dtype.type
+        _adagrad_kernel()(g, t(lr), t(eps), t(-1 if clip is None else clip), p, mem)
+
+    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None):
+        t = p.dtype.type
+        _adam_kernel()(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip), p, m, v)
 
     def scatter_add_rows(self, index, values, num_rows):
         import cupyx

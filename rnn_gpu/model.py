@@ -63,7 +63,9 @@ class CharRNN:
         return O
 
     def _softmax_nll(self, O, targets):
-        """Turns logits O (N, V) into probabilities in place; returns mean NLL."""
+        """Turns logits O (N, V) into probabilities in place; returns the mean
+        NLL as a 0-d array (left on the device: reading it waits for the GPU,
+        so callers read it after queueing the rest of their work)."""
         xp = self.backend.xp
         N = O.shape[0]
         rows = xp.arange(N)
@@ -71,7 +73,7 @@ class CharRNN:
         target_logit = O[rows, targets]
         xp.exp(O, out=O)
         sums = O.sum(axis=1)
-        loss = float((xp.log(sums) - target_logit).sum()) / N
+        loss = (xp.log(sums) - target_logit).sum() / N
         O /= sums[:, None]
         return loss, rows
 
@@ -88,7 +90,7 @@ class CharRNN:
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
         Hs = self._hidden_states(inputs, h0)
         loss, _ = self._softmax_nll(self._logits(Hs), targets)
-        return loss, Hs[-1].copy()
+        return float(loss), Hs[-1].copy()
 
     def loss_and_grads(self, inputs, targets, h0):
         """inputs, targets: (T, B) integers; h0: (B, H).
@@ -122,4 +124,4 @@ class CharRNN:
         grads["W"] = dW
         grads["b"] = dAf.sum(axis=0)
         grads["U"] = be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size).T
-        return loss, grads, dh0, Hs[-1].copy()
+        return float(loss), grads, dh0, Hs[-1].copy()

@@ -1,7 +1,8 @@
 """Gradient clipping and the optimisers (Adagrad, Adam).
 
-Updates are in-place array operations on whole parameters, so they run
-unchanged on NumPy and CuPy. Optimiser state is a dict of named arrays, which
+Each update is a backend operation on whole parameters (in-place array
+operations on NumPy, one fused kernel per parameter on CuPy), with the
+element-wise clip folded in. Optimiser state is a dict of named arrays, which
 is what a checkpoint stores.
 """
 from __future__ import annotations
@@ -51,30 +52,25 @@ class Optimizer:
 class Adagrad(Optimizer):
     name = "adagrad"
 
-    def __init__(self, params: dict, lr: float, xp, eps: float = 1e-8):
-        self.lr, self.eps, self.xp = lr, eps, xp
-        self.state = {f"mem.{k}": xp.zeros_like(p) for k, p in params.items()}
+    def __init__(self, params: dict, lr: float, backend, eps: float = 1e-8):
+        self.lr, self.eps, self.backend = lr, eps, backend
+        self.state = {f"mem.{k}": backend.xp.zeros_like(p) for k, p in params.items()}
 
-    def step(self, params: dict, grads: dict) -> None:
-        xp = self.xp
+    def step(self, params: dict, grads: dict, clip: float | None = None) -> None:
+        """One update; `clip` first clamps each gradient element to [-clip, clip]."""
         for k, p in params.items():
-            g, mem = grads[k], self.state[f"mem.{k}"]
-            mem += g * g
-            update = xp.sqrt(mem + self.eps)
-            xp.divide(g, update, out=update)
-            update *= self.lr
-            p -= update
+            self.backend.adagrad_update(p, grads[k], self.state[f"mem.{k}"], self.lr, self.eps, clip)
 
 
 class Adam(Optimizer):
     name = "adam"
 
-    def __init__(self, params: dict, lr: float, xp, beta1=0.9, beta2=0.999, eps=1e-8):
-        self.lr, self.beta1, self.beta2, self.eps, self.xp = lr, beta1, beta2, eps, xp
+    def __init__(self, params: dict, lr: float, backend, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.beta1, self.beta2, self.eps, self.backend = lr, beta1, beta2, eps, backend
         self.state = {}
         for k, p in params.items():
-            self.state[f"m.{k}"] = xp.zeros_like(p)
-            self.state[f"v.{k}"] = xp.zeros_like(p)
+            self.state[f"m.{k}"] = backend.xp.zeros_like(p)
+            self.state[f"v.{k}"] = backend.xp.zeros_like(p)
         self.t = 0
 
     def state_dict(self) -> dict:
@@ -86,26 +82,19 @@ class Adam(Optimizer):
         super().load_state_dict(saved, asarray)
         self.t = int(saved["t"])
 
-    def step(self, params: dict, grads: dict) -> None:
-        xp, b1, b2 = self.xp, self.beta1, self.beta2
+    def step(self, params: dict, grads: dict, clip: float | None = None) -> None:
+        """One update; `clip` first clamps each gradient element to [-clip, clip]."""
         self.t += 1
-        lr_t = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        # Kingma & Ba's efficient form: the bias corrections folded into the step size
+        lr_t = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         for k, p in params.items():
-            g, m, v = grads[k], self.state[f"m.{k}"], self.state[f"v.{k}"]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            update = xp.sqrt(v)
-            update += self.eps
-            xp.divide(m, update, out=update)
-            update *= lr_t
-            p -= update
+            self.backend.adam_update(p, grads[k], self.state[f"m.{k}"], self.state[f"v.{k}"], lr_t,
+                                     self.beta1, self.beta2, self.eps, clip)
 
 
-def make_optimizer(name: str, params: dict, lr: float, xp):
+def make_optimizer(name: str, params: dict, lr: float, backend):
     if name == "adagrad":
-        return Adagrad(params, lr, xp)
+        return Adagrad(params, lr, backend)
     if name == "adam":
-        return Adam(params, lr, xp)
+        return Adam(params, lr, backend)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -147,7 +147,7 @@ class Trainer:
         self.corpus_path = None if corpus_path is None else str(Path(corpus_path).resolve())
         params = saved.params if saved else None
         self.model = CharRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed, params=params)
-        self.optimizer = make_optimizer(cfg.optimizer, self.model.params, cfg.learning_rate, backend.xp)
+        self.optimizer = make_optimizer(cfg.optimizer, self.model.params, cfg.learning_rate, backend)
         ids, xp = device_ids(backend, corpus.train)
         self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp)
         self.h = self.model.zero_state(cfg.batch)
@@ -173,10 +173,12 @@ class Trainer:
                 raise Diverged(f"non-finite {what} at step {self.step + 1}")
             self.h = self.model.zero_state(cfg.batch)
             return loss, False
-        clip_elementwise(grads, cfg.clip, xp)
-        if cfg.clip_norm is not None:
+        if cfg.clip_norm is None:
+            self.optimizer.step(self.model.params, grads, clip=cfg.clip)
+        else:  # element-wise first, then the global norm of what is left
+            clip_elementwise(grads, cfg.clip, xp)
             clip_global_norm(grads, cfg.clip_norm, xp)
-        self.optimizer.step(self.model.params, grads)
+            self.optimizer.step(self.model.params, grads)
         self.h = h
         return loss, True
 
