@@ -32,9 +32,7 @@ class NumpyBackend:
         pass
 
     def device_name(self) -> str:
-        import platform
-
-        return platform.processor() or platform.machine()
+        return f"NumPy {np.__version__}, CPU"
 
     # -- the sequential part ---------------------------------------------
     def tanh_(self, x):

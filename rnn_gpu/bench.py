@@ -212,8 +212,10 @@ def markdown_report(result: dict) -> str:
     m = result["machine"]
     lines = [f"Measured {m['date_utc']} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
              f"NumPy {m['numpy']}. Each system's time is the median of alternating rounds; "
-             "ratios are against the NumPy backend in the same run.", "",
-             "| H | B | T | system | chars/s | vs numpy | step ms | peak MB |", "|---|---|---|---|---|---|---|---|"]
+             "ratios are against the NumPy backend in the same run.", ""]
+    devices = {r["backend"]: r["device"] for cfg in result["configs"] for r in cfg["rows"]}
+    lines += [f"- {name}: {device}" for name, device in devices.items()]
+    lines += ["", "| H | B | T | system | chars/s | vs numpy | step ms | peak MB |", "|---|---|---|---|---|---|---|---|"]
     for cfg in result["configs"]:
         base = next((r["chars_per_s"] for r in cfg["rows"] if r["backend"] == "numpy"), None)
         for r in cfg["rows"]:
