@@ -117,10 +117,10 @@ def correctness(runner, cupy, H, B, variant) -> dict | None:
 
 
 def benchmark(cupy, flops: float) -> list:
-    from rnn_gpu.kernels.cuda_runner import CudaRecurrence
+    from rnn_gpu.kernels.cuda_runner import CudaKernels
 
     backend = runner_backend(cupy)
-    runner = CudaRecurrence(cupy)
+    runner = CudaKernels(cupy)
     rows = []
     for H, B in CONFIGS:
         floor_us = 2 * B * H * H / flops * 1e6
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import cupy
 
-    from rnn_gpu.kernels.cuda_runner import CudaRecurrence
+    from rnn_gpu.kernels.cuda_runner import CudaKernels
 
     result = {"environment": environment(cupy)}
     print(json.dumps(result["environment"]), flush=True)
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     backend = runner_backend(cupy)
     flops = measured_fp32_flops(cupy, backend)
     result["fp32_gemm_tflops"] = flops / 1e12
-    result["barrier_latency_us"] = barrier_latency_us(cupy, CudaRecurrence(cupy),
+    result["barrier_latency_us"] = barrier_latency_us(cupy, CudaKernels(cupy),
                                                       result["environment"]["multiprocessors"])
     print({"fp32_gemm_tflops": result["fp32_gemm_tflops"], "barrier_latency_us": result["barrier_latency_us"]})
     result["recurrence"] = benchmark(cupy, flops)

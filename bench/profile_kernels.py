@@ -11,13 +11,13 @@ import cupy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnn_gpu.cupy_backend import CupyBackend  # noqa: E402
-from rnn_gpu.kernels.cuda_runner import CudaRecurrence  # noqa: E402
+from rnn_gpu.kernels.cuda_runner import CudaKernels  # noqa: E402
 from rnn_gpu.timing import recurrence_inputs  # noqa: E402
 
 CONFIGS = [(128, 64, "tiled"), (1024, 128, "persistent"), (512, 64, "persistent")]
 T = 16
 
-runner = CudaRecurrence(cupy)
+runner = CudaKernels(cupy)
 for H, B, variant in CONFIGS:
     P, W, h0, _ = recurrence_inputs(CupyBackend(use_kernels=False), H, B, T)
     plan = runner.tuned_plan(P, W, P, h0, False, variant)

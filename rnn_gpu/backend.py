@@ -83,6 +83,24 @@ class NumpyBackend:
             dA[t] *= step
         return dA, dA[0] @ W
 
+    # -- the output layer ---------------------------------------------------
+    def softmax_cross_entropy_(self, O, targets):
+        """Mean cross-entropy of softmax(O) (N, V) against targets (N,), as a
+        0-d array (left on the device: reading it waits for the GPU). O
+        becomes the gradient of that mean, (softmax(O) - onehot) / N, in place."""
+        xp = self.xp
+        N = O.shape[0]
+        rows = xp.arange(N)
+        O -= O.max(axis=1, keepdims=True)  # stable: exp of at most 0
+        target_logit = O[rows, targets]
+        xp.exp(O, out=O)
+        sums = O.sum(axis=1)
+        loss = (xp.log(sums) - target_logit).sum() / N
+        O /= sums[:, None]
+        O[rows, targets] -= 1
+        O /= N
+        return loss
+
     # -- optimiser updates, in place -----------------------------------------
     def adagrad_update(self, p, g, mem, lr, eps, clip=None):
         xp = self.xp
@@ -123,7 +141,7 @@ class NumpyBackend:
 
 class KernelBackend(NumpyBackend):
     """A backend whose recurrence runs in the fused kernels (`self.kernels`,
-    a RecurrenceKernels runner) where a variant fits the shape and device,
+    a KernelRunner runner) where a variant fits the shape and device,
     and in the reference loop elsewhere."""
 
     variant = None  # None: the planner's choice
@@ -137,6 +155,11 @@ class KernelBackend(NumpyBackend):
         if self._kernels_fit(P):
             return self.kernels.forward(P, W, h0, self.variant)
         return super().recurrence_forward(P, W, h0)
+
+    def softmax_cross_entropy_(self, O, targets):
+        if self.use_kernels:
+            return self.kernels.softmax_cross_entropy_(O, targets)
+        return super().softmax_cross_entropy_(O, targets)
 
     def recurrence_backward(self, G, Hs, h0, W):
         if self._kernels_fit(G):

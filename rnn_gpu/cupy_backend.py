@@ -100,7 +100,7 @@ class CupyBackend(KernelBackend):
     @property
     def kernels(self):
         if self._kernels is None:
-            from .kernels.cuda_runner import CudaRecurrence
+            from .kernels.cuda_runner import CudaKernels
 
-            self._kernels = CudaRecurrence(self.xp)
+            self._kernels = CudaKernels(self.xp)
         return self._kernels

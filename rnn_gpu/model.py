@@ -53,7 +53,8 @@ class CharRNN:
     # -- forward pieces shared by training and evaluation ------------------
     def _hidden_states(self, inputs, h0):
         U, W, b = self.params["U"], self.params["W"], self.params["b"]
-        P = self.backend.xp.ascontiguousarray(U.T)[inputs]  # gather columns of U: (T, B, H), no one-hot GEMM
+        xp = self.backend.xp
+        P = xp.take(xp.ascontiguousarray(U.T), inputs, axis=0)  # gather columns of U: (T, B, H), no one-hot GEMM
         P += b
         return self.backend.recurrence_forward(P, W, h0)
 
@@ -61,21 +62,6 @@ class CharRNN:
         O = Hs.reshape(-1, self.hidden_size) @ self.params["V"].T
         O += self.params["c"]
         return O
-
-    def _softmax_nll(self, O, targets):
-        """Turns logits O (N, V) into probabilities in place; returns the mean
-        NLL as a 0-d array (left on the device: reading it waits for the GPU,
-        so callers read it after queueing the rest of their work)."""
-        xp = self.backend.xp
-        N = O.shape[0]
-        rows = xp.arange(N)
-        O -= O.max(axis=1, keepdims=True)
-        target_logit = O[rows, targets]
-        xp.exp(O, out=O)
-        sums = O.sum(axis=1)
-        loss = (xp.log(sums) - target_logit).sum() / N
-        O /= sums[:, None]
-        return loss, rows
 
     # -- public API ---------------------------------------------------------
     def prepare(self, inputs, targets, h0):
@@ -89,7 +75,7 @@ class CharRNN:
         """Mean NLL (nats) and the last hidden state, without gradients."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
         Hs = self._hidden_states(inputs, h0)
-        loss, _ = self._softmax_nll(self._logits(Hs), targets)
+        loss = self.backend.softmax_cross_entropy_(self._logits(Hs), targets)
         return float(loss), Hs[-1].copy()
 
     def loss_and_grads(self, inputs, targets, h0):
@@ -111,9 +97,7 @@ class CharRNN:
         B = Hs.shape[1]
         Hf = Hs.reshape(-1, H)
         dO = self._logits(Hs)
-        loss, rows = self._softmax_nll(dO, targets)
-        dO[rows, targets] -= 1
-        dO /= dO.shape[0]
+        loss = be.softmax_cross_entropy_(dO, targets)  # dO: the gradient for the logits
 
         grads = {"V": dO.T @ Hf, "c": dO.sum(axis=0)}
         G = (dO @ V).reshape(Hs.shape)

@@ -12,12 +12,12 @@ class OpenCLBackend(KernelBackend):
     name = "opencl"
 
     def __init__(self, variant: str | None = None):
-        from .kernels.opencl_runner import OpenCLRecurrence, opencl_unavailable_reason
+        from .kernels.opencl_runner import OpenCLKernels, opencl_unavailable_reason
 
         reason = opencl_unavailable_reason()
         if reason:
             raise BackendUnavailable(f"backend 'opencl' cannot run here: {reason}")
-        self.kernels = OpenCLRecurrence()
+        self.kernels = OpenCLKernels()
         self.variant = variant  # None: the planner's choice
 
     def device_name(self) -> str:

@@ -18,12 +18,12 @@ REFERENCE = NumpyBackend()
 
 @pytest.fixture(scope="module")
 def opencl():
-    from rnn_gpu.kernels.opencl_runner import OpenCLRecurrence, opencl_unavailable_reason
+    from rnn_gpu.kernels.opencl_runner import OpenCLKernels, opencl_unavailable_reason
 
     reason = opencl_unavailable_reason()
     if reason:
         skip_unless_required(reason)
-    return OpenCLRecurrence()
+    return OpenCLKernels()
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,9 @@ def cuda():
         pytest.skip(reason)
     import cupy
 
-    from rnn_gpu.kernels.cuda_runner import CudaRecurrence
+    from rnn_gpu.kernels.cuda_runner import CudaKernels
 
-    return CudaRecurrence(cupy)
+    return CudaKernels(cupy)
 
 
 def random_case(rng, H, B, T, dtype):

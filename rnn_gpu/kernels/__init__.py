@@ -15,6 +15,8 @@ import numpy as np
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
 SOURCE_FILE = "recurrence.cu"
 KERNEL_NAMES = ("recurrence_tiled", "recurrence_units")
+# Every kernel source and the kernels it defines.
+SOURCES = {SOURCE_FILE: KERNEL_NAMES, "softmax_cross_entropy.cu": ("softmax_cross_entropy",)}
 TILE_ROWS = 4  # batch rows per thread
 TILE_UNITS = 4  # hidden units per thread
 

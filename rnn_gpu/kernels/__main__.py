@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import KERNEL_NAMES, define_options, kernel_source
+from . import SOURCES, define_options, kernel_source
 from .nvrtc import NvrtcUnavailable, compile_cubin, version
 
 ARCHITECTURES = ("sm_80", "sm_90")
@@ -18,19 +18,20 @@ def compile_all(archs=ARCHITECTURES, verbose=False) -> int:
     except NvrtcUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source, failures = kernel_source(), 0
-    for arch in archs:
-        for dtype in DTYPES:
-            # The options CuPy's RawModule passes: the target and our defines.
-            options = [f"--gpu-architecture={arch}", *define_options(dtype)]
-            result = compile_cubin(source, "recurrence.cu", options)
-            failures += not result.ok
-            for name in KERNEL_NAMES:
-                registers = _kernel_registers(result.log, name)
-                print(f"{'ok' if result.ok else 'FAILED':6} {arch} {dtype:7} {name:18} "
-                      f"registers={registers if registers is not None else '?'} cubin={result.cubin_bytes}B")
-            if verbose or not result.ok:
-                print(result.log.strip())
+    failures = 0
+    for filename, names in SOURCES.items():
+        for arch in archs:
+            for dtype in DTYPES:
+                # The options CuPy's RawModule passes: the target and our defines.
+                options = [f"--gpu-architecture={arch}", *define_options(dtype)]
+                result = compile_cubin(kernel_source(filename), filename, options)
+                failures += not result.ok
+                for name in names:
+                    registers = _kernel_registers(result.log, name)
+                    print(f"{'ok' if result.ok else 'FAILED':6} {arch} {dtype:7} {name:22} "
+                          f"registers={registers if registers is not None else '?'} cubin={result.cubin_bytes}B")
+                if verbose or not result.ok:
+                    print(result.log.strip())
     print(f"{'all kernels compiled' if not failures else f'{failures} compilations failed'}")
     return 0 if failures == 0 else 1
 

@@ -8,9 +8,9 @@ import functools
 
 import numpy as np
 
-from . import KERNEL_NAMES, define_options, kernel_source
+from . import KERNEL_NAMES, SOURCE_FILE, define_options, kernel_source
 from .plan import DEFAULT_TILE, VARIANTS, DeviceLimits, Plan, candidates
-from .runner import RecurrenceKernels
+from .runner import KernelRunner
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
 TUNE_CANDIDATES = 3  # per variant and tile shape
@@ -18,17 +18,17 @@ TUNE_TILES = ((1, 4), (2, 4), (4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) p
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device_id: int, dtype_name: str, tile: tuple, cooperative: bool):
+def _module(device_id: int, source: str, dtype_name: str, tile: tuple, cooperative: bool):
     import cupy
 
     with cupy.cuda.Device(device_id):
-        return cupy.RawModule(code=kernel_source(), options=tuple(define_options(dtype_name, tile)),
+        return cupy.RawModule(code=kernel_source(source), options=tuple(define_options(dtype_name, tile)),
                               enable_cooperative_groups=cooperative)
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(device_id: int, dtype_name: str, tile: tuple, cooperative: bool, name: str):
-    return _module(device_id, dtype_name, tile, cooperative).get_function(name)
+def _kernel(device_id: int, dtype_name: str, tile: tuple, cooperative: bool, name: str, source=SOURCE_FILE):
+    return _module(device_id, source, dtype_name, tile, cooperative).get_function(name)
 
 
 def device_limits(cupy, device_id: int) -> DeviceLimits:
@@ -41,7 +41,7 @@ def device_limits(cupy, device_id: int) -> DeviceLimits:
     )
 
 
-class CudaRecurrence(RecurrenceKernels):
+class CudaKernels(KernelRunner):
     def __init__(self, cupy, autotune: bool = True):
         self.xp = cupy
         self.device_id = cupy.cuda.Device().id
@@ -69,6 +69,15 @@ class CudaRecurrence(RecurrenceKernels):
         if plan.shared_bytes > DEFAULT_SHARED_LIMIT and kernel.max_dynamic_shared_size_bytes < plan.shared_bytes:
             kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
         kernel((plan.grid,), (plan.block,), tuple(args), shared_mem=plan.shared_bytes)
+
+    def softmax_cross_entropy_(self, O, targets):
+        cupy = self.xp
+        N, V = O.shape
+        row_loss = cupy.empty(N, dtype=O.dtype)
+        kernel = _kernel(self.device_id, O.dtype.name, DEFAULT_TILE, False, "softmax_cross_entropy",
+                         "softmax_cross_entropy.cu")
+        kernel(((N + 127) // 128,), (128,), (O, self._input(targets, cupy.int64), row_loss, np.int32(N), np.int32(V)))
+        return row_loss.sum() / N
 
     def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
         if plan is None and self.autotune:

@@ -6,9 +6,9 @@ import functools
 
 import numpy as np
 
-from . import define_options, kernel_source
-from .plan import DeviceLimits, Plan
-from .runner import RecurrenceKernels
+from . import SOURCE_FILE, define_options, kernel_source
+from .plan import DEFAULT_TILE, DeviceLimits, Plan
+from .runner import KernelRunner
 
 # A CPU runs a work-group as a loop over its work-items, and PoCL compiles
 # each work-group size anew: every launch uses this one size (the kernels
@@ -35,7 +35,7 @@ def _pick_device(cl):
     return (cpus or devices)[0]
 
 
-class OpenCLRecurrence(RecurrenceKernels):
+class OpenCLKernels(KernelRunner):
     def __init__(self):
         import pyopencl as cl
 
@@ -51,13 +51,23 @@ class OpenCLRecurrence(RecurrenceKernels):
         )
 
     @functools.lru_cache(maxsize=None)
-    def _program(self, dtype_name: str, tile: tuple):
+    def _program(self, dtype_name: str, tile: tuple, source: str):
         options = define_options(dtype_name, tile)
-        return self.cl.Program(self.context, kernel_source()).build(options=options)
+        return self.cl.Program(self.context, kernel_source(source)).build(options=options)
 
     @functools.lru_cache(maxsize=None)
-    def _kernel(self, dtype_name: str, tile: tuple, name: str):
-        return self.cl.Kernel(self._program(dtype_name, tile), name)
+    def _kernel(self, dtype_name: str, tile: tuple, name: str, source: str = SOURCE_FILE):
+        return self.cl.Kernel(self._program(dtype_name, tile, source), name)
+
+    def softmax_cross_entropy_(self, O, targets):
+        N, V = O.shape
+        dO, row_loss = self._output(O, O), self._output(np.empty(N, O.dtype), None)
+        kernel = self._kernel(O.dtype.name, DEFAULT_TILE, "softmax_cross_entropy", "softmax_cross_entropy.cu")
+        groups = -(-N // WORK_GROUP)
+        kernel(self.queue, (groups * WORK_GROUP,), (WORK_GROUP,), dO, self._input(targets, np.int64), row_loss,
+               np.int32(N), np.int32(V))
+        self._result(dO, O, O)
+        return self._result(row_loss, np.empty(N, O.dtype), None).sum() / N
 
     def _input(self, a, dtype):
         mf = self.cl.mem_flags

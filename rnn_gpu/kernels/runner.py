@@ -3,12 +3,14 @@ persistent) or once per time step (per_step). Subclasses say how to hold
 arrays on their device and how to launch."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .plan import DeviceLimits, Plan, choose_plan
 
 
-class RecurrenceKernels:
+class KernelRunner:
     limits: DeviceLimits
     xp = np  # the array module of the arrays a runner takes and returns
 
@@ -38,7 +40,13 @@ class RecurrenceKernels:
         return self.limits
 
     def plan(self, H: int, B: int, dtype, variant: str | None = None) -> Plan | None:
-        return choose_plan(H, B, np.dtype(dtype).itemsize, self.limits_for(dtype), variant)
+        return self._plan(H, B, np.dtype(dtype).name, variant)
+
+    @functools.lru_cache(maxsize=None)
+    def _plan(self, H: int, B: int, dtype_name: str, variant: str | None) -> Plan | None:
+        # Memoized: planning enumerates hundreds of shapes in Python, and a
+        # training step asks twice.
+        return choose_plan(H, B, np.dtype(dtype_name).itemsize, self.limits_for(dtype_name), variant)
 
     def forward(self, P, W, h0, variant=None, plan=None, out=None):
         """Hs with Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0."""
