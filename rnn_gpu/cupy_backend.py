@@ -90,10 +90,8 @@ class CupyBackend(KernelBackend):
         _adam_kernel()(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip), p, m, v)
 
     def scatter_add_rows(self, index, values, num_rows):
-        import cupyx
-
         out = self.xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
-        cupyx.scatter_add(out, index, values)
+        self.xp.add.at(out, index, values)  # atomics on the GPU
         return out
 
     # -- fused kernels -----------------------------------------------------
