@@ -213,13 +213,10 @@ def run_bench(args) -> int:
 def run_prepare(args) -> int:
     from .prepare import load_prepared, prepare
 
-    prefix = args.output
-    if prefix is None:
-        source = Path(args.corpus)
-        prefix = source.with_name(source.name + "." + args.vocab) if source.exists() else None
-        if prefix is None:
-            raise UsageError("pass -o PREFIX for a glob")
-    meta = prepare(args.corpus, args.vocab, prefix)
+    source = Path(args.corpus)
+    if args.output is None and not source.exists():
+        raise UsageError(f"pass -o PREFIX: {args.corpus} is a glob or does not exist")
+    meta = prepare(args.corpus, args.vocab, args.output or source.with_name(f"{source.name}.{args.vocab}"))
     prepared = load_prepared(meta)
     print(f"{prepared.meta['length']} symbols, vocabulary of {len(prepared.vocab)} ({prepared.vocab.kind}), "
           f"{len(prepared.meta['sources'])} file(s) -> {meta} (train with: rnn-gpu train {meta} --out DIR)")

@@ -8,7 +8,6 @@ one window to the next.
 """
 from __future__ import annotations
 
-import os
 import sys
 import sysconfig
 from dataclasses import dataclass

@@ -1,0 +1,45 @@
+"""`rnn-gpu bench`: the row it reports and the comparison files it writes
+(the timings themselves are measured in bench/, not asserted here)."""
+import json
+
+import pytest
+
+from rnn_gpu import bench
+from rnn_gpu.cli import main
+from rnn_gpu.cupy_backend import cupy_unavailable_reason
+
+KEYS = {"chars_per_s", "step_ms", "recurrence_fwd_us_per_step", "recurrence_bwd_us_per_step", "peak_mem_bytes",
+        "backend", "device"}
+
+
+def test_single_run_json(capsys):
+    assert main(["bench", "--backend", "numpy", "--hidden", "16", "--batch", "4", "--seq", "8", "--seconds",
+                 "0.2", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert KEYS <= set(row) and row["backend"] == "numpy"
+    assert row["chars_per_s"] > 0 and row["recurrence_fwd_us_per_step"] > 0 and row["peak_mem_bytes"] > 0
+
+
+def test_compare_writes_table_json_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = bench.compare(tmp_path, 0.2, systems=("numpy", "seed", "torch-cuda"), configs=((16, 4, 8),),
+                           log=lambda text: None)
+    rows = result["configs"][0]["rows"]
+    assert [r["backend"] for r in rows] == ["numpy", "seed"]
+    assert "torch-cuda" in result["skipped"] or "torch-cuda" in {r["backend"] for r in rows}
+    assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(result))
+    assert "| 16 | 4 | 8 | numpy |" in (tmp_path / "bench.md").read_text()
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seed_loop_learns():
+    """The seed's reference step is a real training step: its loss falls."""
+    step, _ = bench.make_seed_step(H=16, T=10, vocab=5)
+    losses = [step() for _ in range(300)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.skipif(cupy_unavailable_reason() is None, reason="a GPU is usable here")
+def test_unavailable_system_is_an_error(capsys):
+    assert main(["bench", "--backend", "cupy", "--seconds", "0.1"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
