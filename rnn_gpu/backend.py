@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 BACKEND_NAMES = ("auto", "numpy", "cupy", "opencl")
+ONE_HOT_MAX_ROWS = 256  # above this, scatter-adds sort instead of multiplying by a one-hot matrix
 
 
 class BackendUnavailable(RuntimeError):
@@ -130,13 +131,22 @@ class NumpyBackend:
     def scatter_add_rows(self, index, values, num_rows):
         """out[i] = sum of values[n] over n with index[n] == i.
 
-        A one-hot GEMM: on CPU it beats np.add.at by a wide margin because
-        the vocabulary is small and the GEMM is multithreaded.
+        For a small vocabulary a one-hot GEMM: multithreaded, it beats
+        np.add.at about tenfold at 65 rows. Its cost grows with the rows
+        (2 * rows * N * H), so larger vocabularies sort the indices and sum
+        each run instead.
         """
         xp = self.xp
-        onehot = xp.zeros((num_rows, index.size), dtype=values.dtype)
-        onehot[index, xp.arange(index.size)] = 1
-        return onehot @ values
+        if num_rows <= ONE_HOT_MAX_ROWS:
+            onehot = xp.zeros((num_rows, index.size), dtype=values.dtype)
+            onehot[index, xp.arange(index.size)] = 1
+            return onehot @ values
+        order = xp.argsort(index, kind="stable")
+        sorted_index = index[order]
+        starts = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), sorted_index[1:] != sorted_index[:-1]]))
+        out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+        out[sorted_index[starts]] = xp.add.reduceat(values[order], starts, axis=0)
+        return out
 
 
 class KernelBackend(NumpyBackend):

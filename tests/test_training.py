@@ -104,3 +104,13 @@ def test_model_api_shapes(backend):
     loss, grads, h = model.loss_and_grads(np.zeros((4, 3), int), np.ones((4, 3), int), np.zeros((3, 6)))
     assert isinstance(loss, float) and h.shape == (3, 6)
     assert {k: g.shape for k, g in grads.items()} == {k: v.shape for k, v in model.params.items()}
+
+
+@pytest.mark.parametrize("rows", [1, 7, 65, 300, 5000])
+def test_scatter_add_rows_matches_add_at(backend, rng, rows):
+    index = rng.integers(0, rows, size=257)
+    values = rng.normal(size=(257, 6))
+    expected = np.zeros((rows, 6))
+    np.add.at(expected, index, values)
+    got = backend.scatter_add_rows(backend.asarray(index), backend.asarray(values), rows)
+    np.testing.assert_allclose(backend.to_host(got), expected, rtol=1e-12, atol=1e-12)
