@@ -70,14 +70,9 @@ class CudaKernels(KernelRunner):
             kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
         kernel((plan.grid,), (plan.block,), tuple(args), shared_mem=plan.shared_bytes)
 
-    def softmax_cross_entropy_(self, O, targets):
-        cupy = self.xp
-        N, V = O.shape
-        row_loss = cupy.empty(N, dtype=O.dtype)
-        kernel = _kernel(self.device_id, O.dtype.name, DEFAULT_TILE, False, "softmax_cross_entropy",
-                         "softmax_cross_entropy.cu")
-        kernel(((N + 127) // 128,), (128,), (O, self._input(targets, cupy.int64), row_loss, np.int32(N), np.int32(V)))
-        return row_loss.sum() / N
+    def _launch_rows(self, name: str, source: str, dtype, rows: int, args: list) -> None:
+        kernel = _kernel(self.device_id, np.dtype(dtype).name, DEFAULT_TILE, False, name, source)
+        kernel(((rows + 127) // 128,), (128,), tuple(args))
 
     def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
         if plan is None and self.autotune:

@@ -59,15 +59,9 @@ class OpenCLKernels(KernelRunner):
     def _kernel(self, dtype_name: str, tile: tuple, name: str, source: str = SOURCE_FILE):
         return self.cl.Kernel(self._program(dtype_name, tile, source), name)
 
-    def softmax_cross_entropy_(self, O, targets):
-        N, V = O.shape
-        dO, row_loss = self._output(O, O), self._output(np.empty(N, O.dtype), None)
-        kernel = self._kernel(O.dtype.name, DEFAULT_TILE, "softmax_cross_entropy", "softmax_cross_entropy.cu")
-        groups = -(-N // WORK_GROUP)
-        kernel(self.queue, (groups * WORK_GROUP,), (WORK_GROUP,), dO, self._input(targets, np.int64), row_loss,
-               np.int32(N), np.int32(V))
-        self._result(dO, O, O)
-        return self._result(row_loss, np.empty(N, O.dtype), None).sum() / N
+    def _launch_rows(self, name: str, source: str, dtype, rows: int, args: list) -> None:
+        kernel = self._kernel(np.dtype(dtype).name, DEFAULT_TILE, name, source)
+        kernel(self.queue, (-(-rows // WORK_GROUP) * WORK_GROUP,), (WORK_GROUP,), *args)
 
     def _input(self, a, dtype):
         mf = self.cl.mem_flags

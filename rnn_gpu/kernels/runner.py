@@ -33,6 +33,10 @@ class KernelRunner:
         """Two zeroed uint32 for grid_barrier."""
         raise NotImplementedError
 
+    def _launch_rows(self, name: str, source: str, dtype, rows: int, args: list) -> None:
+        """Launches a one-thread-per-row kernel over `rows` rows."""
+        raise NotImplementedError
+
     # -- shared -------------------------------------------------------------
     def limits_for(self, dtype) -> DeviceLimits:
         """The limits that hold for this dtype's kernels (registers can lower
@@ -47,6 +51,17 @@ class KernelRunner:
         # Memoized: planning enumerates hundreds of shapes in Python, and a
         # training step asks twice.
         return choose_plan(H, B, np.dtype(dtype_name).itemsize, self.limits_for(dtype_name), variant)
+
+    def softmax_cross_entropy_(self, O, targets):
+        """kernels/softmax_cross_entropy.cu: the mean loss as a 0-d array, and
+        in place in O (N, V) its gradient (see NumpyBackend's)."""
+        N, V = O.shape
+        row_loss = self.xp.empty(N, dtype=O.dtype)
+        dO, d_row_loss = self._output(O, O), self._output(row_loss, None)
+        self._launch_rows("softmax_cross_entropy", "softmax_cross_entropy.cu", O.dtype, N,
+                          [dO, self._input(targets, np.int64), d_row_loss, np.int32(N), np.int32(V)])
+        self._result(dO, O, O)
+        return self._result(d_row_loss, row_loss, None).sum() / N
 
     def forward(self, P, W, h0, variant=None, plan=None, out=None):
         """Hs with Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0."""
