@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+def _kernel_dir() -> Path:
+    """kernels/ of a checkout, or its copy inside an installed package."""
+    checkout = Path(__file__).resolve().parents[2] / "kernels"
+    return checkout if (checkout / "portable.h").exists() else Path(__file__).resolve().parent / "source"
+
+
+KERNEL_DIR = _kernel_dir()
 SOURCE_FILE = "recurrence.cu"
 KERNEL_NAMES = ("recurrence_tiled", "recurrence_units")
 # Every kernel source and the kernels it defines.
