@@ -26,7 +26,7 @@ from rnn_gpu.timing import median_seconds, recurrence_inputs, time_recurrence  #
 
 CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
 T = 64
-VARIANTS = ("tiled", "persistent", "per_step")
+VARIANTS = ("small", "tiled", "persistent", "per_step")
 
 
 def run_gpu_tests(workdir: Path) -> dict:

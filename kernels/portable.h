@@ -5,6 +5,7 @@
  *   REAL_IS_DOUBLE  1 for double, 0 (default) for float
  *   TILE_ROWS       batch rows one thread carries in registers (default 4)
  *   TILE_UNITS      hidden units one thread carries in registers (default 4)
+ *   SMALL_K         weights one thread keeps in registers in recurrence_small (default 32)
  *
  * Shared memory: SHARED_PTR qualifies a pointer INTO shared memory. It is
  * not CUDA's __shared__, which on a pointer would put the pointer itself in
@@ -24,6 +25,9 @@
 #endif
 #ifndef TILE_UNITS
 #define TILE_UNITS 4
+#endif
+#ifndef SMALL_K
+#define SMALL_K 32
 #endif
 
 #ifdef __OPENCL_VERSION__ /* ------------------------------------ OpenCL C */

@@ -8,7 +8,7 @@
  * backward pass walks time in reverse: step s is time t = T-1-s.
  *
  * One step is a small matrix product: for a tile of batch rows and a slice
- * of `width` output units, sum over the H inputs. Both kernels compute it
+ * of `width` output units, sum over the H inputs. The kernels compute it
  * with the same step code:
  *   - the block's threads form (lane, group, part): a lane carries
  *     TILE_UNITS units (strided by the lane count, so neighbouring lanes read
@@ -17,6 +17,9 @@
  *   - the parts' partial sums meet in shared memory, where each output is
  *     summed and finished element-wise (`finish_outputs`).
  *
+ *   recurrence_small   for small H: each thread keeps its share of W in
+ *                      registers; a block owns batch rows and their states.
+ *                      Its parts meet in `finish_outputs` too.
  *   recurrence_tiled   each block owns batch rows and all H units, with W and
  *                      its rows' states on-chip; blocks never talk.
  *   recurrence_units   each block owns a slice of units and of batch rows,
@@ -214,6 +217,47 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
             SYNC_BLOCK();
             finish_outputs(scratch, parts, pass_rows, mstride, H, X, Hs, Y, time_of_step(s, T, backward), p0,
                            B, B, H, 0, backward, 1, next, rstride);
+            SYNC_BLOCK();
+        }
+    }
+}
+
+/* For small H: each thread keeps SMALL_K weights of one output unit in
+ * registers for the whole launch (no shared-memory reads of W), and
+ * ceil(H / SMALL_K) threads share a unit. A block owns `rows` batch rows and
+ * keeps their states on-chip, padded with zeros to parts * SMALL_K. */
+KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
+                             const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
+                             int backward, int rows DYNAMIC_SHARED_ARG)
+{
+    DYNAMIC_SHARED_DECL
+    int parts = (H + SMALL_K - 1) / SMALL_K, padded = parts * SMALL_K;
+    int o = THREAD_ID % H, part = THREAD_ID / H, i0 = part * SMALL_K;
+    int active = part < parts;
+    SHARED_PTR real *buffers = dynamic_shared;                 /* 2 * rows * padded */
+    SHARED_PTR real *scratch = buffers + 2 * rows * padded;    /* parts * rows * H */
+    real w[SMALL_K];
+    UNROLL for (int k = 0; k < SMALL_K; ++k)
+        w[k] = active && i0 + k < H ? coefficient(W, H, i0 + k, o, backward) : (real)0;
+    for (int e = THREAD_ID; e < 2 * rows * padded; e += BLOCK_SIZE)
+        buffers[e] = 0; /* the padding multiplies zero weights: it must not hold NaN */
+    for (int p0 = BLOCK_ID * rows; p0 < B; p0 += GRID_SIZE * rows) {
+        SYNC_BLOCK();
+        stage_rows(buffers, padded, init, H, p0, rows, B, 0, H);
+        SYNC_BLOCK();
+        for (int s = 0; s < T; ++s) {
+            SHARED_PTR real *current = buffers + (s & 1) * rows * padded;
+            SHARED_PTR real *next = buffers + ((s + 1) & 1) * rows * padded;
+            if (active) {
+                for (int r = 0; r < rows; ++r) {
+                    real acc = 0;
+                    UNROLL for (int k = 0; k < SMALL_K; ++k) acc += w[k] * current[r * padded + i0 + k];
+                    scratch[(part * rows + r) * H + o] = acc;
+                }
+            }
+            SYNC_BLOCK();
+            finish_outputs(scratch, parts, rows, H, H, X, Hs, Y, time_of_step(s, T, backward), p0, B, B, H, 0,
+                           backward, 1, next, padded);
             SYNC_BLOCK();
         }
     }

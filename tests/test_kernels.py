@@ -86,14 +86,14 @@ def fitting(runner, H, B, dtype, variant):
 # -- OpenCL on the CPU: every test run ---------------------------------------
 
 @pytest.mark.parametrize("H,B,T", SHAPES)
-@pytest.mark.parametrize("variant", ["tiled", "per_step"])
+@pytest.mark.parametrize("variant", ["small", "tiled", "per_step"])
 def test_opencl_float32(opencl, rng, H, B, T, variant):
     fitting(opencl, H, B, np.float32, variant)
     check_runner(opencl, rng, H, B, T, np.float32, variant)
 
 
 @pytest.mark.parametrize("H,B,T", [(37, 3, 2), (130, 65, 33), (257, 3, 5)])
-@pytest.mark.parametrize("variant", ["tiled", "per_step"])
+@pytest.mark.parametrize("variant", ["small", "tiled", "per_step"])
 def test_opencl_float64(opencl, rng, H, B, T, variant):
     fitting(opencl, H, B, np.float64, variant)
     check_runner(opencl, rng, H, B, T, np.float64, variant)
@@ -136,8 +136,9 @@ H100_LIKE = DeviceLimits(multiprocessors=132, shared_per_block=227 * 1024, max_t
                          cooperative=True)
 
 
-def test_planner_prefers_tiled_then_persistent_then_per_step():
-    assert choose_plan(128, 64, 4, H100_LIKE).variant == "tiled"
+def test_planner_prefers_small_then_tiled_then_persistent_then_per_step():
+    assert choose_plan(128, 64, 4, H100_LIKE).variant == "small"
+    assert choose_plan(200, 64, 4, H100_LIKE).variant == "tiled"  # 200 x 7 threads: too many for registers
     largest_tiled = max(H for H in range(1, 400) if tiled_shared_bytes(H, 1, 1, 4) <= H100_LIKE.shared_per_block)
     assert choose_plan(largest_tiled, 64, 4, H100_LIKE).variant == "tiled"
     assert choose_plan(largest_tiled + 1, 64, 4, H100_LIKE).variant == "persistent"
@@ -165,7 +166,7 @@ def test_planner_gives_up_when_nothing_fits():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("H,B,T", SHAPES)
-@pytest.mark.parametrize("variant", ["tiled", "persistent", "per_step"])
+@pytest.mark.parametrize("variant", ["small", "tiled", "persistent", "per_step"])
 def test_cuda_float32(cuda, rng, H, B, T, variant):
     fitting(cuda, H, B, np.float32, variant)
     check_runner(cuda, rng, H, B, T, np.float32, variant)
@@ -173,7 +174,7 @@ def test_cuda_float32(cuda, rng, H, B, T, variant):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("H,B,T", [(37, 3, 2), (130, 65, 33), (257, 65, 5), (1024, 64, 8)])
-@pytest.mark.parametrize("variant", ["tiled", "persistent", "per_step"])
+@pytest.mark.parametrize("variant", ["small", "tiled", "persistent", "per_step"])
 def test_cuda_float64(cuda, rng, H, B, T, variant):
     fitting(cuda, H, B, np.float64, variant)
     check_runner(cuda, rng, H, B, T, np.float64, variant)
@@ -189,7 +190,10 @@ def test_cuda_large_persistent(cuda, rng, H, B, T):
 
 @pytest.mark.gpu
 def test_cuda_variant_selection_at_device_limits(cuda):
-    limits = cuda.limits
+    limits = cuda.limits_for(np.float32, "small")
+    largest_small = max(H for H in range(1, 1000) if -(-H * -(-H // 32) // 32) * 32 <= limits.max_threads_per_block)
+    assert cuda.plan(largest_small, 64, np.float32).variant == "small"
+    assert cuda.plan(largest_small + 1, 64, np.float32).variant == "tiled"
     largest_tiled = max(H for H in range(1, 1000) if tiled_shared_bytes(H, 1, 1, 4) <= limits.shared_per_block)
-    assert cuda.plan(largest_tiled, 64, np.float32).variant == "tiled"
+    assert cuda.plan(largest_tiled, 64, np.float32, "tiled") is not None
     assert cuda.plan(largest_tiled + 1, 64, np.float32).variant == ("persistent" if limits.cooperative else "per_step")

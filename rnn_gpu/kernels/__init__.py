@@ -20,11 +20,12 @@ def _kernel_dir() -> Path:
 
 KERNEL_DIR = _kernel_dir()
 SOURCE_FILE = "recurrence.cu"
-KERNEL_NAMES = ("recurrence_tiled", "recurrence_units")
+KERNEL_NAMES = ("recurrence_small", "recurrence_tiled", "recurrence_units")
 # Every kernel source and the kernels it defines.
 SOURCES = {SOURCE_FILE: KERNEL_NAMES, "softmax_cross_entropy.cu": ("softmax_cross_entropy",)}
 TILE_ROWS = 4  # batch rows per thread
 TILE_UNITS = 4  # hidden units per thread
+SMALL_K = 32  # weights per thread held in registers by recurrence_small
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,7 +43,8 @@ def kernel_source(name: str = SOURCE_FILE) -> str:
 
 
 def defines(dtype, tile=(TILE_ROWS, TILE_UNITS)) -> dict:
-    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": tile[0], "TILE_UNITS": tile[1]}
+    return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": tile[0], "TILE_UNITS": tile[1],
+            "SMALL_K": SMALL_K}
 
 
 def define_options(dtype, tile=(TILE_ROWS, TILE_UNITS)) -> list[str]:

@@ -8,8 +8,8 @@ import functools
 
 import numpy as np
 
-from . import KERNEL_NAMES, SOURCE_FILE, define_options, kernel_source
-from .plan import DEFAULT_TILE, VARIANTS, DeviceLimits, Plan, candidates
+from . import SOURCE_FILE, define_options, kernel_source
+from .plan import DEFAULT_TILE, VARIANT_KERNELS, VARIANTS, DeviceLimits, Plan, candidates
 from .runner import KernelRunner
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
@@ -54,10 +54,10 @@ class CudaKernels(KernelRunner):
         return _kernel(self.device_id, np.dtype(dtype).name, tuple(tile), cooperative, name)
 
     @functools.lru_cache(maxsize=None)
-    def limits_for(self, dtype, tile=DEFAULT_TILE) -> DeviceLimits:
-        threads = min(self.kernel(dtype, name, coop, tile).max_threads_per_block
-                      for name in KERNEL_NAMES for coop in (False, True))
-        return dataclasses.replace(self.limits, max_threads_per_block=min(threads, self.limits.max_threads_per_block))
+    def limits_for(self, dtype, variant: str, tile=DEFAULT_TILE) -> DeviceLimits:
+        kernel = self.kernel(dtype, VARIANT_KERNELS[variant], variant == "persistent", tile)
+        threads = min(kernel.max_threads_per_block, self.limits.max_threads_per_block)
+        return dataclasses.replace(self.limits, max_threads_per_block=threads)
 
     def _barrier_state(self):
         if self._barrier is None:  # grid_barrier leaves it zeroed for the next launch
@@ -87,7 +87,7 @@ class CudaKernels(KernelRunner):
         if key not in self._tuned:
             itemsize = np.dtype(X.dtype).itemsize
             pool = [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES
-                    for p in candidates(H, B, itemsize, self.limits_for(X.dtype, tile), v, tile)[:TUNE_CANDIDATES]]
+                    for p in candidates(H, B, itemsize, self.limits_for(X.dtype, v, tile), v, tile)[:TUNE_CANDIDATES]]
             self._tuned[key] = min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
         return self._tuned[key]
 

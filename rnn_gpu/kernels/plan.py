@@ -2,6 +2,7 @@
 
 Pure Python on plain numbers, so selection is tested without a GPU.
 
+  small       recurrence_small: W in registers, SMALL_K weights a thread (H up to ~180).
   tiled       recurrence_tiled: W (H x H) in one block's shared memory.
   persistent  recurrence_units launched cooperatively over all T steps: every
               block resident, its columns of W on-chip, a grid barrier a step.
@@ -17,11 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import TILE_ROWS, TILE_UNITS
+from . import SMALL_K, TILE_ROWS, TILE_UNITS
 
 DEFAULT_TILE = (TILE_ROWS, TILE_UNITS)
 
-VARIANTS = ("tiled", "persistent", "per_step")
+VARIANTS = ("small", "tiled", "persistent", "per_step")
+VARIANT_KERNELS = {"small": "recurrence_small", "tiled": "recurrence_tiled", "persistent": "recurrence_units",
+                   "per_step": "recurrence_units"}
 POWERS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -49,10 +52,12 @@ class Plan:
 
     @property
     def kernel(self) -> str:
-        return "recurrence_tiled" if self.variant == "tiled" else "recurrence_units"
+        return VARIANT_KERNELS[self.variant]
 
     def launch_args(self) -> list[int]:
         """The kernel's trailing shape arguments after (..., backward[, s_begin, s_end])."""
+        if self.variant == "small":
+            return [self.slice_rows]
         if self.variant == "tiled":
             return [self.groups, self.parts]
         return [self.width, self.slice_rows, self.groups, self.parts, self.chunk]
@@ -96,6 +101,32 @@ def thread_shapes(lanes: int, rows: int, H: int, tile, max_threads: int):
             if parts > max(1, H // 4) or block > max_threads:
                 break
             yield groups, parts, block
+
+
+def small_shared_bytes(H: int, rows: int, itemsize: int) -> int:
+    parts = -(-H // SMALL_K)
+    return (2 * rows * parts * SMALL_K + parts * rows * H) * itemsize
+
+
+def small_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits) -> list[Plan]:
+    """recurrence_small: H x ceil(H / SMALL_K) threads a block, `rows` rows each."""
+    parts = -(-H // SMALL_K)
+    block = round_up_to(H * parts, 32)
+    if block > limits.max_threads_per_block:
+        return []
+    plans = []
+    for rows in (1, 2, 4, 8):
+        shared = small_shared_bytes(H, rows, itemsize)
+        if shared > limits.shared_per_block or (rows > 1 and rows // 2 >= B):
+            continue
+        grid = math.ceil(B / rows)
+        cost = math.ceil(grid / limits.multiprocessors) * rows * (SMALL_K + parts + 24) + 3 * (block // 32 + 8)
+        plans.append(Plan("small", grid, block, shared, groups=1, parts=parts, slice_rows=rows, cost=cost))
+    return sorted(plans, key=lambda p: p.cost)
+
+
+def round_up_to(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def tiled_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, tile=DEFAULT_TILE) -> list[Plan]:
@@ -159,7 +190,9 @@ def candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str
     if variant not in (None, *VARIANTS):
         raise ValueError(f"unknown kernel variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     for v in VARIANTS if variant is None else (variant,):
-        if v == "tiled":
+        if v == "small":
+            plans = small_candidates(H, B, itemsize, limits) if tile == DEFAULT_TILE else []
+        elif v == "tiled":
             plans = tiled_candidates(H, B, itemsize, limits, tile)
         elif v == "persistent" and not limits.cooperative:
             plans = []

@@ -1,5 +1,5 @@
-"""What every kernel runner does alike: plan, then launch once (tiled,
-persistent) or once per time step (per_step). Subclasses say how to hold
+"""What every kernel runner does alike: plan, then launch once (small,
+tiled, persistent) or once per time step (per_step). Subclasses say how to hold
 arrays on their device and how to launch."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 
-from .plan import DeviceLimits, Plan, choose_plan
+from .plan import DEFAULT_TILE, VARIANTS, DeviceLimits, Plan, candidates
 
 
 class KernelRunner:
@@ -38,9 +38,9 @@ class KernelRunner:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------
-    def limits_for(self, dtype) -> DeviceLimits:
-        """The limits that hold for this dtype's kernels (registers can lower
-        the block size a kernel can launch with)."""
+    def limits_for(self, dtype, variant: str, tile=DEFAULT_TILE) -> DeviceLimits:
+        """The limits that hold for one variant's kernel (its registers can
+        lower the block size it can launch with)."""
         return self.limits
 
     def plan(self, H: int, B: int, dtype, variant: str | None = None) -> Plan | None:
@@ -48,9 +48,15 @@ class KernelRunner:
 
     @functools.lru_cache(maxsize=None)
     def _plan(self, H: int, B: int, dtype_name: str, variant: str | None) -> Plan | None:
-        # Memoized: planning enumerates hundreds of shapes in Python, and a
-        # training step asks twice.
-        return choose_plan(H, B, np.dtype(dtype_name).itemsize, self.limits_for(dtype_name), variant)
+        """The cost model's pick of `variant`, or of the first variant that fits.
+        Memoized: planning enumerates hundreds of shapes in Python, and a
+        training step asks twice."""
+        itemsize = np.dtype(dtype_name).itemsize
+        for v in (variant,) if variant else VARIANTS:
+            plans = candidates(H, B, itemsize, self.limits_for(dtype_name, v), v)
+            if plans:
+                return plans[0]
+        return None
 
     def softmax_cross_entropy_(self, O, targets):
         """kernels/softmax_cross_entropy.cu: the mean loss as a 0-d array, and
@@ -80,7 +86,7 @@ class KernelRunner:
         dY = self._output(X, out)
         shape = [np.int32(v) for v in (T, B, H, backward)]
         tail = [np.int32(v) for v in plan.launch_args()]
-        if plan.variant == "tiled":
+        if plan.variant in ("small", "tiled"):  # blocks never wait for each other: one launch
             self._launch(plan, X.dtype, [dX, dW, dHs, dinit, dY, *shape, *tail], cooperative=False)
         else:
             barrier = self._barrier_state()
