@@ -11,18 +11,17 @@ import time
 import numpy as np
 
 
-def median_seconds(fn, backend, repeats: int = 5, warmup: int = 1, min_seconds: float = 0.0) -> float:
-    """Median wall time of fn() over `repeats` runs (at least `min_seconds` in all)."""
+def median_seconds(fn, backend, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of fn() over `repeats` runs, after `warmup` untimed ones."""
     for _ in range(warmup):
         fn()
     backend.synchronize()
-    times, total = [], 0.0
-    while len(times) < repeats or total < min_seconds:
+    times = []
+    for _ in range(repeats):
         start = time.perf_counter()
         fn()
         backend.synchronize()
         times.append(time.perf_counter() - start)
-        total += times[-1]
     return statistics.median(times)
 
 
