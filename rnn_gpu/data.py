@@ -8,6 +8,7 @@ one window to the next.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -44,20 +45,29 @@ class Vocab:
         n = len(self.symbols)
         return np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32
 
-    def _lookup(self) -> dict:
-        return {s: i for i, s in enumerate(self.symbols)}
-
-    def encode_text(self, text: str) -> np.ndarray:
-        """Encodes a str (chars) through a code-point lookup table."""
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        table = np.full(max(self.symbols) + 1, -1, dtype=np.int64)
+    @functools.cached_property
+    def _id_table(self) -> np.ndarray:
+        """Code point -> id, -1 for code points outside the vocabulary."""
+        table = np.full(max(self.symbols) + 1, -1, dtype=np.int32)  # ids fit: at most 0x110000 symbols
         table[list(self.symbols)] = np.arange(len(self.symbols))
-        inside = codes <= max(self.symbols)
-        ids = np.where(inside, table[np.minimum(codes, max(self.symbols))], -1)
+        return table
+
+    def encode_codes(self, codes: np.ndarray) -> np.ndarray:
+        """The ids of an array of code points; CorpusError names any outside."""
+        table = self._id_table
+        if codes.size and int(codes.max()) >= len(table):
+            ids = np.full(codes.shape, -1, dtype=np.int32)
+            inside = codes < len(table)
+            ids[inside] = table[codes[inside]]
+        else:
+            ids = table[codes]
         if (ids < 0).any():
             missing = sorted({chr(c) for c in codes[ids < 0]})
             raise CorpusError(f"characters not in the vocabulary: {format_chars(missing)}")
         return ids.astype(self.dtype)
+
+    def encode_text(self, text: str) -> np.ndarray:
+        return self.encode_codes(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
 
     def encode(self, data) -> np.ndarray:
         if self.kind == "bytes":

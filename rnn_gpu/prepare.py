@@ -97,11 +97,9 @@ def encoded_chunks(paths, vocab: Vocab):
             for chunk in read_chunks(path):
                 yield np.frombuffer(chunk, dtype=np.uint8)
         return
-    table = np.zeros(max(vocab.symbols) + 1, dtype=vocab.dtype)
-    table[list(vocab.symbols)] = np.arange(len(vocab), dtype=vocab.dtype)
     for path in paths:
         for codes in decoded_chunks(path):
-            yield table[codes]
+            yield vocab.encode_codes(codes)  # raises if a source changed between the two passes
 
 
 @dataclass
