@@ -86,12 +86,15 @@ def persistent_step_latency_us(cupy, runner, multiprocessors: int) -> float:
     H, B, steps = multiprocessors, 1, 256
     plan = Plan("persistent", H, 32, units_shared_bytes(H, 1, 1, 1, H, 4), groups=1, parts=1, width=1,
                 slice_rows=1, chunk=H)
-    P, W, h0, _ = recurrence_inputs(runner_backend(cupy), H, B, steps)
-    seconds = median_seconds(lambda: runner.forward(P, W, h0, plan=plan), runner_backend(cupy), repeats=5)
+    backend = cublas_backend()
+    P, W, h0, _ = recurrence_inputs(backend, H, B, steps)
+    seconds = median_seconds(lambda: runner.forward(P, W, h0, plan=plan), backend, repeats=5)
     return seconds / steps * 1e6
 
 
-def runner_backend(cupy):
+def cublas_backend():
+    """The CuPy backend without the kernels: the per-step baseline, and the
+    array and timing helper for the rest."""
     from rnn_gpu.cupy_backend import CupyBackend
 
     return CupyBackend(use_kernels=False)
@@ -120,7 +123,7 @@ def correctness(runner, cupy, H, B, variant) -> dict | None:
 def benchmark(cupy, flops: float) -> list:
     from rnn_gpu.kernels.cuda_runner import CudaKernels
 
-    backend = runner_backend(cupy)
+    backend = cublas_backend()
     runner = CudaKernels(cupy)
     rows = []
     for H, B in CONFIGS:
@@ -168,7 +171,7 @@ def main(argv=None) -> int:
     if not args.skip_tests:
         result["gpu_tests"] = run_gpu_tests(args.out_dir)
         print({k: v for k, v in result["gpu_tests"].items() if k != "tail"}, flush=True)
-    backend = runner_backend(cupy)
+    backend = cublas_backend()
     flops = measured_fp32_flops(cupy, backend)
     result["fp32_gemm_tflops"] = flops / 1e12
     result["persistent_step_latency_us"] = persistent_step_latency_us(cupy, CudaKernels(cupy),
