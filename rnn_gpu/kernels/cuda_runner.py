@@ -9,7 +9,7 @@ import functools
 import numpy as np
 
 from . import SOURCE_FILE, define_options, kernel_source
-from .plan import DEFAULT_TILE, VARIANT_KERNELS, VARIANTS, DeviceLimits, Plan, candidates
+from .plan import DEFAULT_TILE, VARIANT_KERNELS, VARIANTS, DeviceLimits, Plan, variant_candidates
 from .runner import KernelRunner
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
@@ -87,7 +87,8 @@ class CudaKernels(KernelRunner):
         if key not in self._tuned:
             itemsize = np.dtype(X.dtype).itemsize
             pool = [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES
-                    for p in candidates(H, B, itemsize, self.limits_for(X.dtype, v, tile), v, tile)[:TUNE_CANDIDATES]]
+                    for p in variant_candidates(v, H, B, itemsize, self.limits_for(X.dtype, v, tile),
+                                                tile)[:TUNE_CANDIDATES]]
             self._tuned[key] = min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
         return self._tuned[key]
 

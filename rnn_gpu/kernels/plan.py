@@ -183,21 +183,29 @@ def slice_candidates(variant: str, H: int, itemsize: int, limits: DeviceLimits, 
     return plans
 
 
-def candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, variant: str | None = None,
+def variant_candidates(variant: str, H: int, B: int, itemsize: int, limits: DeviceLimits,
+                       tile=DEFAULT_TILE) -> list[Plan]:
+    """Plans for one variant, cheapest first; empty if none fits."""
+    if variant == "small":
+        return small_candidates(H, B, itemsize, limits) if tile == DEFAULT_TILE else []
+    if variant == "tiled":
+        return tiled_candidates(H, B, itemsize, limits, tile)
+    if variant == "persistent" and not limits.cooperative:
+        return []
+    return units_candidates(variant, H, B, itemsize, limits, tile)
+
+
+def candidates(H: int, B: int, itemsize: int, limits, variant: str | None = None,
                tile=DEFAULT_TILE) -> list[Plan]:
     """Plans for `variant` (None: the first variant with any, in the order
-    tiled, persistent, per_step), cheapest first; empty if nothing fits."""
+    of VARIANTS), cheapest first; empty if nothing fits. `limits` is the
+    device's DeviceLimits, or a function giving each variant's (a kernel's
+    registers can lower the block size it launches with)."""
     if variant not in (None, *VARIANTS):
         raise ValueError(f"unknown kernel variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    limits_of = limits if callable(limits) else lambda v: limits
     for v in VARIANTS if variant is None else (variant,):
-        if v == "small":
-            plans = small_candidates(H, B, itemsize, limits) if tile == DEFAULT_TILE else []
-        elif v == "tiled":
-            plans = tiled_candidates(H, B, itemsize, limits, tile)
-        elif v == "persistent" and not limits.cooperative:
-            plans = []
-        else:
-            plans = units_candidates(v, H, B, itemsize, limits, tile)
+        plans = variant_candidates(v, H, B, itemsize, limits_of(v), tile)
         if plans:
             return plans
     return []

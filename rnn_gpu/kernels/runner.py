@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 
-from .plan import DEFAULT_TILE, VARIANTS, DeviceLimits, Plan, candidates
+from .plan import DEFAULT_TILE, DeviceLimits, Plan, candidates
 
 
 class KernelRunner:
@@ -51,12 +51,8 @@ class KernelRunner:
         """The cost model's pick of `variant`, or of the first variant that fits.
         Memoized: planning enumerates hundreds of shapes in Python, and a
         training step asks twice."""
-        itemsize = np.dtype(dtype_name).itemsize
-        for v in (variant,) if variant else VARIANTS:
-            plans = candidates(H, B, itemsize, self.limits_for(dtype_name, v), v)
-            if plans:
-                return plans[0]
-        return None
+        plans = candidates(H, B, np.dtype(dtype_name).itemsize, lambda v: self.limits_for(dtype_name, v), variant)
+        return plans[0] if plans else None
 
     def softmax_cross_entropy_(self, O, targets):
         """kernels/softmax_cross_entropy.cu: the mean loss as a 0-d array, and
