@@ -4,7 +4,8 @@
  * Compile-time defines:
  *   REAL_IS_DOUBLE  1 for double, 0 (default) for float
  *   TILE_ROWS       batch rows one thread carries in registers (default 4)
- *   TILE_UNITS      hidden units one thread carries in registers (default 4)
+ *   TILE_UNITS      hidden units one thread carries in registers (default 4;
+ *                   a multiple of 4: they are read four at a time)
  *   SMALL_K         weights one thread keeps in registers in recurrence_small (default 32)
  *
  * Shared memory: SHARED_PTR qualifies a pointer INTO shared memory. It is
@@ -12,7 +13,11 @@
  * shared memory. The dynamic shared buffer is an `extern __shared__` array in
  * CUDA and a `__local` kernel argument in OpenCL: kernels list
  * DYNAMIC_SHARED_ARG last in their parameters and open with
- * DYNAMIC_SHARED_DECL.
+ * DYNAMIC_SHARED_DECL. The buffer starts 16-byte aligned.
+ *
+ * LOAD4(p) reads four consecutive reals from shared memory as a real4 (one
+ * 128-bit load in float); p must be 16-byte aligned. COMPONENT(v, j) is
+ * v.x, v.y, v.z or v.w for a constant j.
  */
 #ifndef RNN_GPU_PORTABLE_H
 #define RNN_GPU_PORTABLE_H
@@ -29,14 +34,19 @@
 #ifndef SMALL_K
 #define SMALL_K 32
 #endif
+#if TILE_UNITS % 4 != 0
+#error "TILE_UNITS must be a multiple of 4"
+#endif
 
 #ifdef __OPENCL_VERSION__ /* ------------------------------------ OpenCL C */
 
 #if REAL_IS_DOUBLE
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 typedef double real;
+typedef double4 real4;
 #else
 typedef float real;
+typedef float4 real4;
 #endif
 typedef long idx_t;
 
@@ -57,15 +67,27 @@ typedef long idx_t;
 #define TANH(x) tanh(x)
 #define DYNAMIC_SHARED_ARG , __local real *dynamic_shared
 #define DYNAMIC_SHARED_DECL
+#define LOAD4(p) vload4(0, (p))
 
 #else /* ------------------------------------------------------ CUDA C++ */
 
 #if REAL_IS_DOUBLE
 typedef double real;
+typedef struct {
+    double x, y, z, w;
+} real4; /* CUDA's own double4 is deprecated; two 128-bit loads fill it */
 #define TANH(x) tanh(x)
+static __device__ __forceinline__ real4 LOAD4(const double *p)
+{
+    double2 a = *(const double2 *)p, b = *(const double2 *)(p + 2);
+    real4 v = {a.x, a.y, b.x, b.y};
+    return v;
+}
 #else
 typedef float real;
+typedef float4 real4;
 #define TANH(x) tanhf(x)
+#define LOAD4(p) (*(const real4 *)(p))
 #endif
 typedef long long idx_t;
 
@@ -92,5 +114,7 @@ typedef long long idx_t;
 #endif
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ROUND_UP4(n) (((n) + 3) & ~3)
+#define COMPONENT(v, j) ((j) == 0 ? (v).x : (j) == 1 ? (v).y : (j) == 2 ? (v).z : (v).w)
 
 #endif /* RNN_GPU_PORTABLE_H */

@@ -11,9 +11,10 @@
  * of `width` output units, sum over the H inputs. The kernels compute it
  * with the same step code:
  *   - the block's threads form (lane, group, part): a lane carries
- *     TILE_UNITS units (strided by the lane count, so neighbouring lanes read
- *     neighbouring words), a group TILE_ROWS rows, a part a share of the
- *     inputs (`accumulate_tile`, registers only);
+ *     TILE_UNITS units, a group TILE_ROWS rows, a part a share of the inputs
+ *     (`accumulate_tile`, registers only). Weights and states are read from
+ *     shared memory four at a time, so inputs are padded with zeros to a
+ *     multiple of 4 (ROUND_UP4);
  *   - the parts' partial sums meet in shared memory, where each output is
  *     summed and finished element-wise (`finish_outputs`).
  *
@@ -97,39 +98,61 @@ DEVICE_FN Sweep sweep_start(int cols)
             }                                                                                \
     }
 
-/* Ms[i * stride + k] = coefficient(i, o0 + k) for k < width and o0 + k < H,
- * zero in the padding up to `stride`. */
+/* Ms[i * stride + k] = coefficient(i, o0 + k) for i < H, k < width and
+ * o0 + k < H; zero in the padding up to ROUND_UP4(H) rows and `stride`
+ * columns. */
 #define STORE_COEFFICIENT(i, k, v) Ms[(i) * stride + (k)] = (v)
 DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL real *W, int H,
                                  int o0, int width, int backward)
 {
-    SWEEP_COPY(H, stride, (c < width && o0 + c < H ? coefficient(W, H, r, o0 + c, backward) : (real)0),
+    SWEEP_COPY(ROUND_UP4(H), stride,
+               (r < H && c < width && o0 + c < H ? coefficient(W, H, r, o0 + c, backward) : (real)0),
                STORE_COEFFICIENT)
 }
 
 /* dst[r * stride + c] = src[r0 + r][c0 + c] for r < count, c < cols; zero
- * for rows at or past row_end. */
+ * for rows at or past row_end and in the padding up to ROUND_UP4(cols). */
 #define STORE_ROW_ELEMENT(r, c, v) dst[(r) * stride + (c)] = (v)
 DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int H, int r0,
                           int count, int row_end, int c0, int cols)
 {
-    SWEEP_COPY(count, cols,
-               (r0 + r < row_end ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + c0 + c) : (real)0),
+    SWEEP_COPY(count, ROUND_UP4(cols),
+               (r0 + r < row_end && c < cols ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + c0 + c)
+                                             : (real)0),
                STORE_ROW_ELEMENT)
 }
 
-/* acc[r][u] += sum over i in [i_begin, i_end) of Ms[i][lane + u*lanes] *
- * rows[r][i - i_offset]. Registers only; the step's arithmetic. */
+DEVICE_FN void zero_shared(SHARED_PTR real *dst, int n)
+{
+    for (int e = THREAD_ID; e < n; e += BLOCK_SIZE)
+        dst[e] = 0;
+}
+
+/* The unit (column of Ms) in a lane's register u: lanes own groups of four
+ * units side by side, so a warp's 128-bit loads of one row are contiguous. */
+DEVICE_FN int unit_of(int lane, int lanes, int u) { return (u / 4 * lanes + lane) * 4 + u % 4; }
+
+/* acc[r][u] += sum over i in [i_begin, i_end) of Ms[i][unit_of(lane, u)] *
+ * rows[r][i - i_offset]. Registers only; the step's arithmetic. Inputs go
+ * four at a time: i_begin - i_offset, i_end - i_begin, mstride and rstride
+ * are multiples of 4. */
 DEVICE_FN void accumulate_tile(real *acc, const SHARED_PTR real *Ms, int mstride, int lane, int lanes,
                                const SHARED_PTR real *rows, int rstride, int i_begin, int i_end,
                                int i_offset)
 {
-    for (int i = i_begin; i < i_end; ++i) {
-        real m[TILE_UNITS];
-        UNROLL for (int u = 0; u < TILE_UNITS; ++u) m[u] = Ms[i * mstride + lane + u * lanes];
-        UNROLL for (int r = 0; r < TILE_ROWS; ++r) {
-            real h = rows[r * rstride + i - i_offset];
-            UNROLL for (int u = 0; u < TILE_UNITS; ++u) acc[r * TILE_UNITS + u] += m[u] * h;
+    for (int i = i_begin; i < i_end; i += 4) {
+        real4 h[TILE_ROWS];
+        UNROLL for (int r = 0; r < TILE_ROWS; ++r) h[r] = LOAD4(rows + r * rstride + i - i_offset);
+        UNROLL for (int j = 0; j < 4; ++j) {
+            real m[TILE_UNITS];
+            UNROLL for (int q = 0; q < TILE_UNITS / 4; ++q) {
+                real4 v = LOAD4(Ms + (i + j) * mstride + unit_of(lane, lanes, 4 * q));
+                m[4 * q] = v.x, m[4 * q + 1] = v.y, m[4 * q + 2] = v.z, m[4 * q + 3] = v.w;
+            }
+            UNROLL for (int r = 0; r < TILE_ROWS; ++r) {
+                real hr = COMPONENT(h[r], j);
+                UNROLL for (int u = 0; u < TILE_UNITS; ++u) acc[r * TILE_UNITS + u] += m[u] * hr;
+            }
         }
     }
 }
@@ -139,7 +162,7 @@ DEVICE_FN void store_partials(SHARED_PTR real *scratch, const real *acc, int par
 {
     UNROLL for (int r = 0; r < TILE_ROWS; ++r)
         UNROLL for (int u = 0; u < TILE_UNITS; ++u)
-            scratch[(part * pass_rows + group * TILE_ROWS + r) * mstride + lane + u * lanes] =
+            scratch[(part * pass_rows + group * TILE_ROWS + r) * mstride + unit_of(lane, lanes, u)] =
                 acc[r * TILE_UNITS + u];
 }
 
@@ -186,8 +209,9 @@ DEVICE_FN Layout thread_layout(int width, int groups, int parts)
     return L;
 }
 
-/* The inputs [begin, end) of `part` among `parts` shares of n. */
-DEVICE_FN int share_begin(int part, int parts, int n) { return (int)((idx_t)n * part / parts); }
+/* The inputs [begin, end) of `part` among `parts` shares of n, a multiple
+ * of 4: each share a multiple of 4 too. */
+DEVICE_FN int share_begin(int part, int parts, int n) { return 4 * (int)((idx_t)(n / 4) * part / parts); }
 
 KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
                              const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
@@ -195,13 +219,14 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
 {
     DYNAMIC_SHARED_DECL
     Layout L = thread_layout(H, groups, parts);
-    int mstride = L.lanes * TILE_UNITS, rstride = H + 1, pass_rows = groups * TILE_ROWS;
-    SHARED_PTR real *Ms = dynamic_shared;                                 /* H * mstride */
-    SHARED_PTR real *buffers = Ms + (idx_t)H * mstride;                   /* 2 * pass_rows * rstride */
+    int mstride = L.lanes * TILE_UNITS, rstride = ROUND_UP4(H), pass_rows = groups * TILE_ROWS;
+    SHARED_PTR real *Ms = dynamic_shared;                                 /* rstride * mstride */
+    SHARED_PTR real *buffers = Ms + (idx_t)rstride * mstride;             /* 2 * pass_rows * rstride */
     SHARED_PTR real *scratch = buffers + 2 * pass_rows * rstride;         /* parts * pass_rows * mstride */
-    int i_begin = share_begin(L.part, parts, H), i_end = share_begin(L.part + 1, parts, H);
+    int i_begin = share_begin(L.part, parts, rstride), i_end = share_begin(L.part + 1, parts, rstride);
 
     load_coefficients(Ms, mstride, W, H, 0, H, backward);
+    zero_shared(buffers, 2 * pass_rows * rstride); /* the padding must not hold NaN: it meets zero weights */
     for (int p0 = BLOCK_ID * pass_rows; p0 < B; p0 += GRID_SIZE * pass_rows) {
         stage_rows(buffers, rstride, init, H, p0, pass_rows, B, 0, H);
         SYNC_BLOCK();
@@ -239,8 +264,7 @@ KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const G
     real w[SMALL_K];
     UNROLL for (int k = 0; k < SMALL_K; ++k)
         w[k] = active && i0 + k < H ? coefficient(W, H, i0 + k, o, backward) : (real)0;
-    for (int e = THREAD_ID; e < 2 * rows * padded; e += BLOCK_SIZE)
-        buffers[e] = 0; /* the padding multiplies zero weights: it must not hold NaN */
+    zero_shared(buffers, 2 * rows * padded); /* the padding must not hold NaN: it meets zero weights */
     for (int p0 = BLOCK_ID * rows; p0 < B; p0 += GRID_SIZE * rows) {
         SYNC_BLOCK();
         stage_rows(buffers, padded, init, H, p0, rows, B, 0, H);
@@ -286,7 +310,7 @@ DEVICE_FN void grid_barrier(GLOBAL unsigned int *state, unsigned int blocks)
 
 /* Work item = (unit slice, batch slice): units [o0, o0 + width), rows
  * [b0, b0 + slice_rows). Rows go in passes of groups * TILE_ROWS; inputs
- * are staged `chunk` at a time, so any H fits. */
+ * are staged ROUND_UP4(chunk) at a time, so any H fits. */
 KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
                              const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
                              int backward, int s_begin, int s_end, int width, int slice_rows,
@@ -295,12 +319,12 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
 {
     DYNAMIC_SHARED_DECL
     Layout L = thread_layout(width, groups, parts);
-    int mstride = L.lanes * TILE_UNITS, rstride = chunk + 1, pass_rows = groups * TILE_ROWS;
+    int mstride = L.lanes * TILE_UNITS, rstride = ROUND_UP4(chunk), pass_rows = groups * TILE_ROWS;
     int unit_slices = (H + width - 1) / width;
     int items = unit_slices * ((B + slice_rows - 1) / slice_rows);
     int resident = items <= GRID_SIZE;
-    SHARED_PTR real *Ms = dynamic_shared;                          /* H * mstride */
-    SHARED_PTR real *rows = Ms + (idx_t)H * mstride;               /* pass_rows * rstride */
+    SHARED_PTR real *Ms = dynamic_shared;                          /* ROUND_UP4(H) * mstride */
+    SHARED_PTR real *rows = Ms + (idx_t)ROUND_UP4(H) * mstride;    /* pass_rows * rstride */
     SHARED_PTR real *scratch = rows + pass_rows * rstride;         /* parts * pass_rows * mstride */
 
     if (resident && BLOCK_ID < items)
@@ -316,15 +340,15 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
                 load_coefficients(Ms, mstride, W, H, o0, width, backward);
             for (int p0 = b0; p0 < b1; p0 += pass_rows) {
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
-                for (int c0 = 0; c0 < H; c0 += chunk) {
-                    int cols = MIN(chunk, H - c0);
+                for (int c0 = 0; c0 < H; c0 += rstride) { /* chunks of ROUND_UP4(chunk): aligned */
+                    int cols = MIN(rstride, H - c0), padded = ROUND_UP4(cols);
                     SYNC_BLOCK();
                     stage_rows(rows, rstride, prev, H, p0, pass_rows, b1, c0, cols);
                     SYNC_BLOCK();
                     if (L.active)
                         accumulate_tile(acc, Ms, mstride, L.lane, L.lanes, rows + L.group * TILE_ROWS * rstride,
-                                        rstride, c0 + share_begin(L.part, parts, cols),
-                                        c0 + share_begin(L.part + 1, parts, cols), c0);
+                                        rstride, c0 + share_begin(L.part, parts, padded),
+                                        c0 + share_begin(L.part + 1, parts, padded), c0);
                 }
                 if (L.active)
                     store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);

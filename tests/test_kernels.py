@@ -10,6 +10,7 @@ import pytest
 from conftest import skip_unless_required
 from rnn_gpu.backend import NumpyBackend
 from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.kernels import define_options
 from rnn_gpu.kernels.plan import DeviceLimits, Plan, choose_plan, tiled_shared_bytes, units_shared_bytes
 
 SHAPES = [(H, B, T) for H in (1, 37, 130, 257) for B in (1, 3, 65) for T in (1, 2, 33)]
@@ -120,14 +121,20 @@ def test_opencl_tiled_any_shape(opencl, rng, H, groups, parts, grid):
     check_runner(opencl, rng, H, 65, 7, np.float32, plan=plan)
 
 
-@pytest.mark.parametrize("tile", [(8, 4), (3, 5)])
+@pytest.mark.parametrize("tile", [(8, 4), (3, 8), (1, 12)])
 def test_opencl_other_tile_shapes(opencl, rng, tile):
-    """The tile a thread carries is a compile-time choice; any works."""
+    """The tile a thread carries is a compile-time choice; any works whose
+    units are a multiple of 4."""
     H, B = 45, 19
     for variant in ("tiled", "per_step"):
         plan = choose_plan(H, B, 4, opencl.limits, variant, tile)
         assert plan.tile == tile
         check_runner(opencl, rng, H, B, 6, np.float32, plan=plan)
+
+
+def test_units_per_thread_must_be_a_multiple_of_4():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        define_options(np.float32, (3, 5))
 
 
 # -- planner, on made-up devices -------------------------------------------

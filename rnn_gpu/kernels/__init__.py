@@ -24,7 +24,7 @@ KERNEL_NAMES = ("recurrence_small", "recurrence_tiled", "recurrence_units")
 # Every kernel source and the kernels it defines.
 SOURCES = {SOURCE_FILE: KERNEL_NAMES, "softmax_cross_entropy.cu": ("softmax_cross_entropy",)}
 TILE_ROWS = 4  # batch rows per thread
-TILE_UNITS = 4  # hidden units per thread
+TILE_UNITS = 4  # hidden units per thread: a multiple of 4
 SMALL_K = 32  # weights per thread held in registers by recurrence_small
 
 
@@ -43,6 +43,8 @@ def kernel_source(name: str = SOURCE_FILE) -> str:
 
 
 def defines(dtype, tile=(TILE_ROWS, TILE_UNITS)) -> dict:
+    if tile[1] % 4:
+        raise ValueError(f"units per thread must be a multiple of 4 (read four at a time), not {tile[1]}")
     return {"REAL_IS_DOUBLE": int(np.dtype(dtype) == np.float64), "TILE_ROWS": tile[0], "TILE_UNITS": tile[1],
             "SMALL_K": SMALL_K}
 

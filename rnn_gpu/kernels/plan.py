@@ -67,15 +67,24 @@ def lanes_for(width: int, tile=DEFAULT_TILE) -> int:
     return -(-width // tile[1])
 
 
+def round_up_to(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def padded(n: int) -> int:
+    """Inputs and weight rows as the kernels hold them: read four at a time."""
+    return round_up_to(n, 4)
+
+
 def tiled_shared_bytes(H: int, groups: int, parts: int, itemsize: int, tile=DEFAULT_TILE) -> int:
     mstride, pass_rows = lanes_for(H, tile) * tile[1], groups * tile[0]
-    return (H * mstride + 2 * pass_rows * (H + 1) + parts * pass_rows * mstride) * itemsize
+    return (padded(H) * mstride + 2 * pass_rows * padded(H) + parts * pass_rows * mstride) * itemsize
 
 
 def units_shared_bytes(H: int, width: int, groups: int, parts: int, chunk: int, itemsize: int,
                        tile=DEFAULT_TILE) -> int:
     mstride, pass_rows = lanes_for(width, tile) * tile[1], groups * tile[0]
-    return (H * mstride + pass_rows * (chunk + 1) + parts * pass_rows * mstride) * itemsize
+    return (padded(H) * mstride + pass_rows * padded(chunk) + parts * pass_rows * mstride) * itemsize
 
 
 def step_cost(H: int, rows: int, width: int, groups: int, parts: int, block: int, blocks_per_wave: float,
@@ -123,10 +132,6 @@ def small_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits) -> lis
         cost = math.ceil(grid / limits.multiprocessors) * rows * (SMALL_K + parts + 24) + 3 * (block // 32 + 8)
         plans.append(Plan("small", grid, block, shared, groups=1, parts=parts, slice_rows=rows, cost=cost))
     return sorted(plans, key=lambda p: p.cost)
-
-
-def round_up_to(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 def tiled_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits, tile=DEFAULT_TILE) -> list[Plan]:
