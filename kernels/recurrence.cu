@@ -166,28 +166,103 @@ DEVICE_FN void store_partials(SHARED_PTR real *scratch, const real *acc, int par
                 acc[r * TILE_UNITS + u];
 }
 
-/* Sums the parts' partial products of each (row, unit) of the pass, applies
- * the step's nonlinearity and writes Y[t]; with keep, also next[row][k]. */
-DEVICE_FN void finish_outputs(const SHARED_PTR real *scratch, int parts, int pass_rows, int mstride,
-                              int width, const GLOBAL real *X, const GLOBAL real *Hs, GLOBAL real *Y,
-                              int t, int p0, int row_end, int B, int H, int o0, int backward,
-                              int keep, SHARED_PTR real *next, int next_stride)
+/* The element-wise end of a step: a pass_rows x width grid of (row, unit)
+ * items, rows from p0 and units from o0; rows at or past row_end and units
+ * at or past H are padding. A thread finishes the same items every step,
+ * FINISH_BATCH at a time, so that their loads from device memory overlap. */
+#define FINISH_BATCH 2
+typedef struct {
+    Sweep w;
+    int per_column; /* the thread's items in each of its columns */
+    int pass_rows, width, p0, row_end, o0;
+} Finish;
+
+typedef struct {
+    int row[FINISH_BATCH], k[FINISH_BATCH]; /* row -1: no such item */
+    int at[FINISH_BATCH];                   /* the element's index in a step's B x H; -1 for padding */
+} Items;
+
+/* A step's inputs from device memory for a batch: X[t] and, backward, Hs[t]. */
+typedef struct {
+    real x[FINISH_BATCH], h[FINISH_BATCH];
+} Inputs;
+
+DEVICE_FN Finish finish_grid(int pass_rows, int width, int p0, int row_end, int o0)
 {
-    Sweep w = sweep_start(width);
-    for (int k = w.c; k < width; k += w.c_step) {
-        for (int row = w.r; row < pass_rows; row += w.r_step) {
-            int o = o0 + k;
+    Finish f;
+    f.w = sweep_start(width);
+    f.per_column = f.w.r < pass_rows ? (pass_rows - f.w.r + f.w.r_step - 1) / f.w.r_step : 0;
+    f.pass_rows = pass_rows, f.width = width, f.p0 = p0, f.row_end = row_end, f.o0 = o0;
+    return f;
+}
+
+DEVICE_FN int finish_count(Finish f)
+{
+    int columns = f.w.c < f.width ? (f.width - f.w.c + f.w.c_step - 1) / f.w.c_step : 0;
+    return columns * f.per_column;
+}
+
+/* The thread's items n0 .. n0 + FINISH_BATCH - 1, in sweep order. */
+DEVICE_FN Items finish_items(Finish f, int n0, int H)
+{
+    Items it;
+    int count = finish_count(f);
+    UNROLL for (int j = 0; j < FINISH_BATCH; ++j) {
+        int n = n0 + j, row = -1, k = 0, at = -1;
+        if (n < count) {
+            k = f.w.c + n / f.per_column * f.w.c_step;
+            row = f.w.r + n % f.per_column * f.w.r_step;
+            if (f.p0 + row < f.row_end && f.o0 + k < H)
+                at = (f.p0 + row) * H + f.o0 + k;
+        }
+        it.row[j] = row, it.k[j] = k, it.at[j] = at;
+    }
+    return it;
+}
+
+/* Nothing is read for t < 0. */
+DEVICE_FN Inputs load_inputs(Items it, const GLOBAL real *X, const GLOBAL real *Hs, int t, int B, int H,
+                             int backward)
+{
+    Inputs in;
+    const GLOBAL real *Xt = X + (idx_t)t * B * H, *Ht = Hs + (idx_t)t * B * H;
+    UNROLL for (int j = 0; j < FINISH_BATCH; ++j) {
+        int load = t >= 0 && it.at[j] >= 0;
+        in.x[j] = load ? Xt[it.at[j]] : (real)0;
+        in.h[j] = load && backward ? Ht[it.at[j]] : (real)0;
+    }
+    return in;
+}
+
+/* Sums the parts' partial products of each of the thread's items, applies
+ * the step's nonlinearity and writes Y[t]; with keep, also next[row][k]
+ * (zero for padding). `first` is the thread's first batch (finish_items at
+ * 0). On entry `ahead` holds its inputs at t; on return those at t_next,
+ * loaded during this step so their latency is off the chain of dependent
+ * steps (nothing is loaded for t_next < 0). */
+DEVICE_FN void finish_outputs(Finish f, Items first, const SHARED_PTR real *scratch, int parts, int mstride,
+                              const GLOBAL real *X, const GLOBAL real *Hs, GLOBAL real *Y, int t, int t_next,
+                              int B, int H, int backward, Inputs *ahead, int keep, SHARED_PTR real *next,
+                              int next_stride)
+{
+    int count = finish_count(f);
+    GLOBAL real *Yt = Y + (idx_t)t * B * H;
+    for (int n0 = 0; n0 < count; n0 += FINISH_BATCH) {
+        Items it = n0 == 0 ? first : finish_items(f, n0, H);
+        Inputs in = n0 == 0 ? *ahead : load_inputs(it, X, Hs, t, B, H, backward);
+        if (n0 == 0)
+            *ahead = load_inputs(first, X, Hs, t_next, B, H, backward);
+        UNROLL for (int j = 0; j < FINISH_BATCH; ++j) {
+            int row = it.row[j], k = it.k[j];
             real y = 0;
-            if (p0 + row < row_end && o < H) {
-                idx_t at = ((idx_t)t * B + p0 + row) * H + o;
-                real pre = X[at]; /* issued first: its latency overlaps the sum */
-                real h = backward ? Hs[at] : (real)0;
+            if (it.at[j] >= 0) {
+                real pre = in.x[j];
                 for (int part = 0; part < parts; ++part)
-                    pre += scratch[(part * pass_rows + row) * mstride + k];
-                y = backward ? ((real)1 - h * h) * pre : TANH(pre);
-                Y[at] = y;
+                    pre += scratch[(part * f.pass_rows + row) * mstride + k];
+                y = backward ? ((real)1 - in.h[j] * in.h[j]) * pre : TANH(pre);
+                Yt[it.at[j]] = y;
             }
-            if (keep)
+            if (keep && row >= 0)
                 next[row * next_stride + k] = y;
         }
     }
@@ -228,6 +303,9 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
     load_coefficients(Ms, mstride, W, H, 0, H, backward);
     zero_shared(buffers, 2 * pass_rows * rstride); /* the padding must not hold NaN: it meets zero weights */
     for (int p0 = BLOCK_ID * pass_rows; p0 < B; p0 += GRID_SIZE * pass_rows) {
+        Finish f = finish_grid(pass_rows, H, p0, B, 0);
+        Items first = finish_items(f, 0, H);
+        Inputs ahead = load_inputs(first, X, Hs, time_of_step(0, T, backward), B, H, backward);
         stage_rows(buffers, rstride, init, H, p0, pass_rows, B, 0, H);
         SYNC_BLOCK();
         for (int s = 0; s < T; ++s) {
@@ -240,8 +318,9 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
                 store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
             }
             SYNC_BLOCK();
-            finish_outputs(scratch, parts, pass_rows, mstride, H, X, Hs, Y, time_of_step(s, T, backward), p0,
-                           B, B, H, 0, backward, 1, next, rstride);
+            finish_outputs(f, first, scratch, parts, mstride, X, Hs, Y, time_of_step(s, T, backward),
+                           s + 1 < T ? time_of_step(s + 1, T, backward) : -1, B, H, backward, &ahead, 1, next,
+                           rstride);
             SYNC_BLOCK();
         }
     }
@@ -266,6 +345,9 @@ KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const G
         w[k] = active && i0 + k < H ? coefficient(W, H, i0 + k, o, backward) : (real)0;
     zero_shared(buffers, 2 * rows * padded); /* the padding must not hold NaN: it meets zero weights */
     for (int p0 = BLOCK_ID * rows; p0 < B; p0 += GRID_SIZE * rows) {
+        Finish f = finish_grid(rows, H, p0, B, 0);
+        Items first = finish_items(f, 0, H);
+        Inputs ahead = load_inputs(first, X, Hs, time_of_step(0, T, backward), B, H, backward);
         SYNC_BLOCK();
         stage_rows(buffers, padded, init, H, p0, rows, B, 0, H);
         SYNC_BLOCK();
@@ -280,8 +362,9 @@ KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const G
                 }
             }
             SYNC_BLOCK();
-            finish_outputs(scratch, parts, rows, H, H, X, Hs, Y, time_of_step(s, T, backward), p0, B, B, H, 0,
-                           backward, 1, next, padded);
+            finish_outputs(f, first, scratch, parts, H, X, Hs, Y, time_of_step(s, T, backward),
+                           s + 1 < T ? time_of_step(s + 1, T, backward) : -1, B, H, backward, &ahead, 1, next,
+                           padded);
             SYNC_BLOCK();
         }
     }
@@ -339,6 +422,9 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
             if (!resident) /* no barrier needed: every read of Ms is behind the last pass's */
                 load_coefficients(Ms, mstride, W, H, o0, width, backward);
             for (int p0 = b0; p0 < b1; p0 += pass_rows) {
+                Finish f = finish_grid(pass_rows, width, p0, b1, o0);
+                Items first = finish_items(f, 0, H);
+                Inputs now = load_inputs(first, X, Hs, t, B, H, backward); /* in flight during the sums */
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
                 for (int c0 = 0; c0 < H; c0 += rstride) { /* chunks of ROUND_UP4(chunk): aligned */
                     int cols = MIN(rstride, H - c0), padded = ROUND_UP4(cols);
@@ -353,8 +439,7 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
                 if (L.active)
                     store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
                 SYNC_BLOCK();
-                finish_outputs(scratch, parts, pass_rows, mstride, width, X, Hs, Y, t, p0, b1, B, H, o0,
-                               backward, 0, rows, rstride);
+                finish_outputs(f, first, scratch, parts, mstride, X, Hs, Y, t, -1, B, H, backward, &now, 0, rows, rstride);
             }
         }
         if (s + 1 < s_end)
