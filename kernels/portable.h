@@ -7,6 +7,7 @@
  *   TILE_UNITS      hidden units one thread carries in registers (default 4;
  *                   a multiple of 4: they are read four at a time)
  *   SMALL_K         weights one thread keeps in registers in recurrence_small (default 32)
+ *   CHECK_ALIGNMENT OpenCL only: LOAD4 of a pointer not 16-byte aligned gives NaN
  *
  * Shared memory: SHARED_PTR qualifies a pointer INTO shared memory. It is
  * not CUDA's __shared__, which on a pointer would put the pointer itself in
@@ -67,7 +68,11 @@ typedef long idx_t;
 #define TANH(x) tanh(x)
 #define DYNAMIC_SHARED_ARG , __local real *dynamic_shared
 #define DYNAMIC_SHARED_DECL
+#if CHECK_ALIGNMENT /* CUDA faults on a misaligned 128-bit load; here it gives NaN, which tests catch */
+DEVICE_FN real4 LOAD4(const __local real *p) { return ((size_t)p & 15) ? (real4)(NAN) : vload4(0, p); }
+#else
 #define LOAD4(p) vload4(0, (p))
+#endif
 
 #else /* ------------------------------------------------------ CUDA C++ */
 
