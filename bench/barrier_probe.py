@@ -49,4 +49,5 @@ for name in ("empty_loop", "cg_sync", "ours", "ours_no_fence"):
         k((sms,), (threads,), (cupy.int32(n), state))
         stop.record()
         stop.synchronize()
-        print(f"{name:14} blocks={sms} threads={threads}: {cupy.cuda.get_elapsed_time(start, stop) * 1e3 / n:.2f} us per barrier")
+        per_barrier_us = cupy.cuda.get_elapsed_time(start, stop) * 1e3 / n
+        print(f"{name:14} blocks={sms} threads={threads}: {per_barrier_us:.2f} us per barrier")

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from rnn_gpu.backend import NumpyBackend  # noqa: E402
 from rnn_gpu.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
+from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
 T = 64
@@ -178,12 +179,15 @@ def main(argv=None) -> int:
                                                                       result["environment"]["multiprocessors"])
     print({k: result[k] for k in ("fp32_gemm_tflops", "persistent_step_latency_us")})
     result["recurrence"] = benchmark(cupy, flops)
+    # Per-step cost with the per-call overhead (Python, the launch, loading W) spread over a long sequence.
+    result["long_sequence"] = {"H": 128, "B": 64, "rows": long_sequence_rows(backend, CudaKernels(cupy), 128, 64)}
     stamp = result["environment"]["date_utc"][:10]
     device = result["environment"]["device"].replace(" ", "_")
     path = args.out_dir / f"gpu_check-{stamp}-{device}.json"
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")
-    failed = result.get("gpu_tests", {}).get("failed", 0) + sum(r.get("status") == "error" for r in result["recurrence"])
+    failed = result.get("gpu_tests", {}).get("failed", 0)
+    failed += sum(r.get("status") == "error" for r in result["recurrence"])
     return 1 if failed else 0
 
 

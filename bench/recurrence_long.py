@@ -10,38 +10,46 @@ import json
 import sys
 from pathlib import Path
 
-import cupy
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rnn_gpu.cupy_backend import CupyBackend  # noqa: E402
-from rnn_gpu.kernels.cuda_runner import CudaKernels  # noqa: E402
 from rnn_gpu.timing import recurrence_inputs, time_recurrence  # noqa: E402
+
+VARIANTS = ("small", "tiled", "persistent")
+
+
+def long_sequence_rows(backend, runner, H: int, B: int, lengths=(64, 1024), variants=VARIANTS) -> list[dict]:
+    """µs per step of each variant's tuned plan at each sequence length."""
+    rows = []
+    for variant in variants:
+        for T in lengths:
+            P, W, h0, _ = recurrence_inputs(backend, H, B, T)
+            plan = runner.tuned_plan(P, W, P, h0, False, variant)
+            if plan is None:
+                continue
+            timing = time_recurrence(backend, H, B, T, repeats=7,
+                                     forward=lambda P, W, h0, plan=plan: runner.forward(P, W, h0, plan=plan),
+                                     backward=lambda G, Hs, h0, W, plan=plan: runner.backward(G, Hs, W, plan=plan))
+            rows.append({"variant": variant, "T": T, **timing, "plan": plan.__dict__})
+            print(variant, T, timing, file=sys.stderr)
+    return rows
 
 
 def main() -> int:
+    import cupy
+
+    from rnn_gpu.cupy_backend import CupyBackend
+    from rnn_gpu.kernels.cuda_runner import CudaKernels
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 1024])
     args = parser.parse_args()
     backend, runner = CupyBackend(use_kernels=False), CudaKernels(cupy)
-    H, B = args.hidden, args.batch
-    rows = []
-    for variant in ("small", "tiled", "persistent"):
-        for T in args.lengths:
-            P, W, h0, _ = recurrence_inputs(backend, H, B, T)
-            plan = runner.tuned_plan(P, W, P, h0, False, variant)
-            if plan is None:
-                continue
-            timing = time_recurrence(backend, H, B, T, repeats=7,
-                                     forward=lambda P, W, h0: runner.forward(P, W, h0, plan=plan),
-                                     backward=lambda G, Hs, h0, W: runner.backward(G, Hs, W, plan=plan))
-            rows.append({"variant": variant, "T": T, **timing, "plan": plan.__dict__})
-            print(variant, T, timing, file=sys.stderr)
+    rows = long_sequence_rows(backend, runner, args.hidden, args.batch, args.lengths)
     props = cupy.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     print(json.dumps({"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "device": name,
-                      "hidden": H, "batch": B, "rows": rows}))
+                      "hidden": args.hidden, "batch": args.batch, "rows": rows}))
     return 0
 
 
