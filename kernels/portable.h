@@ -68,6 +68,7 @@ typedef long idx_t;
 #define TANH(x) tanh(x)
 #define DYNAMIC_SHARED_ARG , __local real *dynamic_shared
 #define DYNAMIC_SHARED_DECL
+#define LAUNCH_BOUNDS(threads)
 #if CHECK_ALIGNMENT /* CUDA faults on a misaligned 128-bit load; here it gives NaN, which tests catch */
 DEVICE_FN real4 LOAD4(const __local real *p) { return ((size_t)p & 15) ? (real4)(NAN) : vload4(0, p); }
 #else
@@ -97,6 +98,8 @@ typedef float4 real4;
 typedef long long idx_t;
 
 #define KERNEL extern "C" __global__
+/* The most threads a block of this kernel has: the compiler budgets registers for it. */
+#define LAUNCH_BOUNDS(threads) __launch_bounds__(threads)
 #define GLOBAL
 #define SHARED_PTR
 #define DEVICE_FN static __device__ __forceinline__

@@ -110,9 +110,15 @@ DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL r
                STORE_COEFFICIENT)
 }
 
-/* dst[r * stride + c] = src[r0 + r][c0 + c] for r < count, c < cols; zero
- * for rows at or past row_end and in the padding up to ROUND_UP4(cols). */
-#define STORE_ROW_ELEMENT(r, c, v) dst[(r) * stride + (c)] = (v)
+/* Where staged row r starts: rows are `stride` apart, plus four words more
+ * at each group of TILE_ROWS rows, so that the groups of one warp read
+ * their rows four words at a time from different banks even when the stride
+ * is a multiple of 32 words. A buffer of n rows holds staged_row(n) reals. */
+DEVICE_FN int staged_row(int r, int stride) { return r * stride + r / TILE_ROWS * 4; }
+
+/* dst[staged_row(r) + c] = src[r0 + r][c0 + c] for r < count, c < cols;
+ * zero for rows at or past row_end and in the padding up to ROUND_UP4(cols). */
+#define STORE_ROW_ELEMENT(r, c, v) dst[staged_row(r, stride) + (c)] = (v)
 DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int H, int r0,
                           int count, int row_end, int c0, int cols)
 {
@@ -263,7 +269,7 @@ DEVICE_FN void finish_outputs(Finish f, Items first, const SHARED_PTR real *scra
                 Yt[it.at[j]] = y;
             }
             if (keep && row >= 0)
-                next[row * next_stride + k] = y;
+                next[staged_row(row, next_stride) + k] = y;
         }
     }
 }
@@ -296,12 +302,13 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
     Layout L = thread_layout(H, groups, parts);
     int mstride = L.lanes * TILE_UNITS, rstride = ROUND_UP4(H), pass_rows = groups * TILE_ROWS;
     SHARED_PTR real *Ms = dynamic_shared;                                 /* rstride * mstride */
-    SHARED_PTR real *buffers = Ms + (idx_t)rstride * mstride;             /* 2 * pass_rows * rstride */
-    SHARED_PTR real *scratch = buffers + 2 * pass_rows * rstride;         /* parts * pass_rows * mstride */
+    int buffer = staged_row(pass_rows, rstride);
+    SHARED_PTR real *buffers = Ms + (idx_t)rstride * mstride;             /* 2 * buffer */
+    SHARED_PTR real *scratch = buffers + 2 * buffer;                      /* parts * pass_rows * mstride */
     int i_begin = share_begin(L.part, parts, rstride), i_end = share_begin(L.part + 1, parts, rstride);
 
     load_coefficients(Ms, mstride, W, H, 0, H, backward);
-    zero_shared(buffers, 2 * pass_rows * rstride); /* the padding must not hold NaN: it meets zero weights */
+    zero_shared(buffers, 2 * buffer); /* the padding must not hold NaN: it meets zero weights */
     for (int p0 = BLOCK_ID * pass_rows; p0 < B; p0 += GRID_SIZE * pass_rows) {
         Finish f = finish_grid(pass_rows, H, p0, B, 0);
         Items first = finish_items(f, 0, H);
@@ -309,12 +316,12 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
         stage_rows(buffers, rstride, init, H, p0, pass_rows, B, 0, H);
         SYNC_BLOCK();
         for (int s = 0; s < T; ++s) {
-            SHARED_PTR real *current = buffers + (s & 1) * pass_rows * rstride;
-            SHARED_PTR real *next = buffers + ((s + 1) & 1) * pass_rows * rstride;
+            SHARED_PTR real *current = buffers + (s & 1) * buffer;
+            SHARED_PTR real *next = buffers + ((s + 1) & 1) * buffer;
             if (L.active) {
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
-                accumulate_tile(acc, Ms, mstride, L.lane, L.lanes, current + L.group * TILE_ROWS * rstride,
-                                rstride, i_begin, i_end, 0);
+                accumulate_tile(acc, Ms, mstride, L.lane, L.lanes,
+                                current + staged_row(L.group * TILE_ROWS, rstride), rstride, i_begin, i_end, 0);
                 store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
             }
             SYNC_BLOCK();
@@ -329,8 +336,11 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
 /* For small H: each thread keeps SMALL_K weights of one output unit in
  * registers for the whole launch (no shared-memory reads of W), and
  * ceil(H / SMALL_K) threads share a unit. A block owns `rows` batch rows and
- * keeps their states on-chip, padded with zeros to parts * SMALL_K. */
-KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
+ * keeps their states on-chip, padded with zeros to parts * SMALL_K. At most
+ * SMALL_MAX_THREADS threads a block (H = 128 takes 512): left unbounded, the
+ * compiler spends registers until fewer than that can launch. */
+#define SMALL_MAX_THREADS 640
+KERNEL void LAUNCH_BOUNDS(SMALL_MAX_THREADS) recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
                              const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
                              int backward, int rows DYNAMIC_SHARED_ARG)
 {
@@ -338,12 +348,13 @@ KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const G
     int parts = (H + SMALL_K - 1) / SMALL_K, padded = parts * SMALL_K;
     int o = THREAD_ID % H, part = THREAD_ID / H, i0 = part * SMALL_K;
     int active = part < parts;
-    SHARED_PTR real *buffers = dynamic_shared;                 /* 2 * rows * padded */
-    SHARED_PTR real *scratch = buffers + 2 * rows * padded;    /* parts * rows * H */
+    int buffer = staged_row(rows, padded);
+    SHARED_PTR real *buffers = dynamic_shared;                 /* 2 * buffer */
+    SHARED_PTR real *scratch = buffers + 2 * buffer;           /* parts * rows * H */
     real w[SMALL_K];
     UNROLL for (int k = 0; k < SMALL_K; ++k)
         w[k] = active && i0 + k < H ? coefficient(W, H, i0 + k, o, backward) : (real)0;
-    zero_shared(buffers, 2 * rows * padded); /* the padding must not hold NaN: it meets zero weights */
+    zero_shared(buffers, 2 * buffer); /* the padding must not hold NaN: it meets zero weights */
     for (int p0 = BLOCK_ID * rows; p0 < B; p0 += GRID_SIZE * rows) {
         Finish f = finish_grid(rows, H, p0, B, 0);
         Items first = finish_items(f, 0, H);
@@ -352,12 +363,13 @@ KERNEL void recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const G
         stage_rows(buffers, padded, init, H, p0, rows, B, 0, H);
         SYNC_BLOCK();
         for (int s = 0; s < T; ++s) {
-            SHARED_PTR real *current = buffers + (s & 1) * rows * padded;
-            SHARED_PTR real *next = buffers + ((s + 1) & 1) * rows * padded;
+            SHARED_PTR real *current = buffers + (s & 1) * buffer;
+            SHARED_PTR real *next = buffers + ((s + 1) & 1) * buffer;
             if (active) {
                 for (int r = 0; r < rows; ++r) {
                     real acc = 0;
-                    UNROLL for (int k = 0; k < SMALL_K; ++k) acc += w[k] * current[r * padded + i0 + k];
+                    const SHARED_PTR real *h = current + staged_row(r, padded) + i0;
+                    UNROLL for (int k = 0; k < SMALL_K; ++k) acc += w[k] * h[k];
                     scratch[(part * rows + r) * H + o] = acc;
                 }
             }
@@ -407,8 +419,8 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
     int items = unit_slices * ((B + slice_rows - 1) / slice_rows);
     int resident = items <= GRID_SIZE;
     SHARED_PTR real *Ms = dynamic_shared;                          /* ROUND_UP4(H) * mstride */
-    SHARED_PTR real *rows = Ms + (idx_t)ROUND_UP4(H) * mstride;    /* pass_rows * rstride */
-    SHARED_PTR real *scratch = rows + pass_rows * rstride;         /* parts * pass_rows * mstride */
+    SHARED_PTR real *rows = Ms + (idx_t)ROUND_UP4(H) * mstride;    /* staged_row(pass_rows, rstride) */
+    SHARED_PTR real *scratch = rows + staged_row(pass_rows, rstride); /* parts * pass_rows * mstride */
 
     if (resident && BLOCK_ID < items)
         load_coefficients(Ms, mstride, W, H, (BLOCK_ID % unit_slices) * width, width, backward);
@@ -432,8 +444,9 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
                     stage_rows(rows, rstride, prev, H, p0, pass_rows, b1, c0, cols);
                     SYNC_BLOCK();
                     if (L.active)
-                        accumulate_tile(acc, Ms, mstride, L.lane, L.lanes, rows + L.group * TILE_ROWS * rstride,
-                                        rstride, c0 + share_begin(L.part, parts, padded),
+                        accumulate_tile(acc, Ms, mstride, L.lane, L.lanes,
+                                        rows + staged_row(L.group * TILE_ROWS, rstride), rstride,
+                                        c0 + share_begin(L.part, parts, padded),
                                         c0 + share_begin(L.part + 1, parts, padded), c0);
                 }
                 if (L.active)

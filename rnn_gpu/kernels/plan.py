@@ -76,15 +76,22 @@ def padded(n: int) -> int:
     return round_up_to(n, 4)
 
 
+def staged_size(rows: int, stride: int, tile=DEFAULT_TILE) -> int:
+    """Reals in a buffer of staged rows (kernels/recurrence.cu: staged_row)."""
+    return rows * stride + rows // tile[0] * 4
+
+
 def tiled_shared_bytes(H: int, groups: int, parts: int, itemsize: int, tile=DEFAULT_TILE) -> int:
     mstride, pass_rows = lanes_for(H, tile) * tile[1], groups * tile[0]
-    return (padded(H) * mstride + 2 * pass_rows * padded(H) + parts * pass_rows * mstride) * itemsize
+    buffer = staged_size(pass_rows, padded(H), tile)
+    return (padded(H) * mstride + 2 * buffer + parts * pass_rows * mstride) * itemsize
 
 
 def units_shared_bytes(H: int, width: int, groups: int, parts: int, chunk: int, itemsize: int,
                        tile=DEFAULT_TILE) -> int:
     mstride, pass_rows = lanes_for(width, tile) * tile[1], groups * tile[0]
-    return (padded(H) * mstride + pass_rows * padded(chunk) + parts * pass_rows * mstride) * itemsize
+    buffer = staged_size(pass_rows, padded(chunk), tile)
+    return (padded(H) * mstride + buffer + parts * pass_rows * mstride) * itemsize
 
 
 def step_cost(H: int, rows: int, width: int, groups: int, parts: int, block: int, blocks_per_wave: float,
@@ -114,7 +121,7 @@ def thread_shapes(lanes: int, rows: int, H: int, tile, max_threads: int):
 
 def small_shared_bytes(H: int, rows: int, itemsize: int) -> int:
     parts = -(-H // SMALL_K)
-    return (2 * rows * parts * SMALL_K + parts * rows * H) * itemsize
+    return (2 * staged_size(rows, parts * SMALL_K) + parts * rows * H) * itemsize
 
 
 def small_candidates(H: int, B: int, itemsize: int, limits: DeviceLimits) -> list[Plan]:
