@@ -231,7 +231,8 @@ DEVICE_FN Inputs load_inputs(Items it, const GLOBAL real *X, const GLOBAL real *
                              int backward)
 {
     Inputs in;
-    const GLOBAL real *Xt = X + (idx_t)t * B * H, *Ht = Hs + (idx_t)t * B * H;
+    idx_t step = (idx_t)(t < 0 ? 0 : t) * B * H;
+    const GLOBAL real *Xt = X + step, *Ht = Hs + step;
     UNROLL for (int j = 0; j < FINISH_BATCH; ++j) {
         int load = t >= 0 && it.at[j] >= 0;
         in.x[j] = load ? Xt[it.at[j]] : (real)0;
