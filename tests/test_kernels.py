@@ -132,6 +132,36 @@ def test_opencl_other_tile_shapes(opencl, rng, tile):
         check_runner(opencl, rng, H, B, 6, np.float32, plan=plan)
 
 
+def random_plan(rng, opencl, H, B, tile):
+    """A launch shape drawn at random that fits a work-group: units slicing,
+    rows, parts and chunks that need not divide anything."""
+    while True:
+        variant = str(rng.choice(["tiled", "per_step"]))
+        width = H if variant == "tiled" else int(rng.integers(1, H + 1))
+        lanes = -(-width // tile[1])
+        groups, parts = int(rng.integers(1, 5)), int(rng.integers(1, 9))
+        if lanes * groups * parts > opencl.limits.max_threads_per_block:
+            continue
+        grid = int(rng.integers(1, 12))
+        if variant == "tiled":
+            return Plan("tiled", grid, lanes * groups * parts, tiled_shared_bytes(H, groups, parts, 4, tile),
+                        groups, parts, tile=tile)
+        slice_rows, chunk = int(rng.integers(1, B + 1)), int(rng.integers(1, H + 1))
+        shared = units_shared_bytes(H, width, groups, parts, chunk, 4, tile)
+        return Plan("per_step", grid, lanes * groups * parts, shared, groups, parts, width, slice_rows, chunk,
+                    tile=tile)
+
+
+@pytest.mark.parametrize("tile", [(4, 4), (3, 8)])
+def test_opencl_random_launch_shapes(opencl, rng, tile):
+    """Random shapes and launch shapes, fresh each run: the padding to four
+    inputs, the skewed rows and the batched finishing hold for all of them."""
+    for _ in range(12):
+        H, B, T = int(rng.integers(1, 300)), int(rng.integers(1, 40)), int(rng.integers(1, 4))
+        plan = random_plan(rng, opencl, H, B, tile)
+        check_runner(opencl, rng, H, B, T, np.float32, plan=plan)
+
+
 def test_units_per_thread_must_be_a_multiple_of_4():
     with pytest.raises(ValueError, match="multiple of 4"):
         define_options(np.float32, (3, 5))
