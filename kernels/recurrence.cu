@@ -78,13 +78,16 @@ DEVICE_FN Sweep sweep_start(int cols)
 
 /* Copies a rows x cols grid: value = LOAD (of r and c), then STORE(r, c,
  * value). COPY_BATCH loads go out before the first store, so their memory
- * latencies overlap instead of adding up. */
+ * latencies overlap instead of adding up. With skip, the thread's first
+ * batch (its first column's first COPY_BATCH rows) is left out: the caller
+ * copies it. */
 #define COPY_BATCH 8
-#define SWEEP_COPY(rows, cols, LOAD, STORE)                                                  \
+#define SWEEP_COPY(rows, cols, skip, LOAD, STORE)                                            \
     {                                                                                        \
         Sweep w_ = sweep_start(cols);                                                        \
         for (int c = w_.c; c < (cols); c += w_.c_step)                                       \
-            for (int r0_ = w_.r; r0_ < (rows); r0_ += w_.r_step * COPY_BATCH) {              \
+            for (int r0_ = w_.r + ((skip) && c == w_.c ? w_.r_step * COPY_BATCH : 0); r0_ < (rows); \
+                 r0_ += w_.r_step * COPY_BATCH) {                                            \
                 real value_[COPY_BATCH];                                                     \
                 UNROLL for (int j_ = 0; j_ < COPY_BATCH; ++j_) {                             \
                     int r = r0_ + j_ * w_.r_step;                                            \
@@ -105,7 +108,7 @@ DEVICE_FN Sweep sweep_start(int cols)
 DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL real *W, int H,
                                  int o0, int width, int backward)
 {
-    SWEEP_COPY(ROUND_UP4(H), stride,
+    SWEEP_COPY(ROUND_UP4(H), stride, 0,
                (r < H && c < width && o0 + c < H ? coefficient(W, H, r, o0 + c, backward) : (real)0),
                STORE_COEFFICIENT)
 }
@@ -116,16 +119,47 @@ DEVICE_FN void load_coefficients(SHARED_PTR real *Ms, int stride, const GLOBAL r
  * is a multiple of 32 words. A buffer of n rows holds staged_row(n) reals. */
 DEVICE_FN int staged_row(int r, int stride) { return r * stride + r / TILE_ROWS * 4; }
 
-/* dst[staged_row(r) + c] = src[r0 + r][c0 + c] for r < count, c < cols;
- * zero for rows at or past row_end and in the padding up to ROUND_UP4(cols). */
+/* Staging: dst[staged_row(r) + c] = src[r0 + r][c0 + c] for r < count,
+ * c < cols; zero for rows at or past row_end and in the padding up to
+ * ROUND_UP4(cols). */
+#define ROW_ELEMENT(r, c)                                                                              \
+    ((r0 + (r) < row_end && (c) < cols) ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + (r)) * H + c0 + (c)) \
+                                        : (real)0)
 #define STORE_ROW_ELEMENT(r, c, v) dst[staged_row(r, stride) + (c)] = (v)
 DEVICE_FN void stage_rows(SHARED_PTR real *dst, int stride, const GLOBAL real *src, int H, int r0,
                           int count, int row_end, int c0, int cols)
 {
-    SWEEP_COPY(count, ROUND_UP4(cols),
-               (r0 + r < row_end && c < cols ? LOAD_FROM_OTHER_BLOCKS(src + (idx_t)(r0 + r) * H + c0 + c)
-                                             : (real)0),
-               STORE_ROW_ELEMENT)
+    SWEEP_COPY(count, ROUND_UP4(cols), 0, ROW_ELEMENT(r, c), STORE_ROW_ELEMENT)
+}
+
+/* The thread's first batch of a staging (see SWEEP_COPY), loaded ahead:
+ * its latency overlaps the sums of the chunk before. */
+typedef struct {
+    real v[COPY_BATCH];
+} RowBatch;
+
+DEVICE_FN RowBatch load_row_batch(const GLOBAL real *src, int H, int r0, int count, int row_end, int c0, int cols)
+{
+    Sweep w = sweep_start(ROUND_UP4(cols));
+    RowBatch b;
+    UNROLL for (int j = 0; j < COPY_BATCH; ++j) {
+        int r = w.r + j * w.r_step, c = w.c;
+        b.v[j] = c < ROUND_UP4(cols) && r < count ? ROW_ELEMENT(r, c) : (real)0;
+    }
+    return b;
+}
+
+/* stage_rows with the thread's first batch already loaded. */
+DEVICE_FN void stage_rows_after(SHARED_PTR real *dst, int stride, RowBatch first, const GLOBAL real *src, int H,
+                                int r0, int count, int row_end, int c0, int cols)
+{
+    Sweep w = sweep_start(ROUND_UP4(cols));
+    UNROLL for (int j = 0; j < COPY_BATCH; ++j) {
+        int r = w.r + j * w.r_step;
+        if (w.c < ROUND_UP4(cols) && r < count)
+            STORE_ROW_ELEMENT(r, w.c, first.v[j]);
+    }
+    SWEEP_COPY(count, ROUND_UP4(cols), 1, ROW_ELEMENT(r, c), STORE_ROW_ELEMENT)
 }
 
 DEVICE_FN void zero_shared(SHARED_PTR real *dst, int n)
@@ -439,11 +473,17 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
                 Items first = finish_items(f, 0, H);
                 Inputs now = load_inputs(first, X, Hs, t, B, H, backward); /* in flight during the sums */
                 real acc[TILE_ROWS * TILE_UNITS] = {0};
+                RowBatch ahead; /* the first batch of the chunk after */
                 for (int c0 = 0; c0 < H; c0 += rstride) { /* chunks of ROUND_UP4(chunk): aligned */
                     int cols = MIN(rstride, H - c0), padded = ROUND_UP4(cols);
                     SYNC_BLOCK();
-                    stage_rows(rows, rstride, prev, H, p0, pass_rows, b1, c0, cols);
+                    if (c0 == 0)
+                        stage_rows(rows, rstride, prev, H, p0, pass_rows, b1, c0, cols);
+                    else
+                        stage_rows_after(rows, rstride, ahead, prev, H, p0, pass_rows, b1, c0, cols);
                     SYNC_BLOCK();
+                    if (c0 + rstride < H)
+                        ahead = load_row_batch(prev, H, p0, pass_rows, b1, c0 + rstride, MIN(rstride, H - c0 - rstride));
                     if (L.active)
                         accumulate_tile(acc, Ms, mstride, L.lane, L.lanes,
                                         rows + staged_row(L.group * TILE_ROWS, rstride), rstride,
@@ -453,7 +493,8 @@ KERNEL void recurrence_units(const GLOBAL real *X, const GLOBAL real *W, const G
                 if (L.active)
                     store_partials(scratch, acc, L.part, pass_rows, L.group, mstride, L.lane, L.lanes);
                 SYNC_BLOCK();
-                finish_outputs(f, first, scratch, parts, mstride, X, Hs, Y, t, -1, B, H, backward, &now, 0, rows, rstride);
+                finish_outputs(f, first, scratch, parts, mstride, X, Hs, Y, t, -1, B, H, backward, &now, 0, rows,
+                               rstride);
             }
         }
         if (s + 1 < s_end)

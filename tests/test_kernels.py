@@ -114,6 +114,17 @@ def test_opencl_units_kernel_any_slicing(opencl, rng, width, slice_rows, grid, g
     check_runner(opencl, rng, H, B, T, np.float32, plan=plan)
 
 
+def test_opencl_units_kernel_chunks_wider_than_the_block(opencl, rng):
+    """Chunks of more columns than a work-group has threads, and more rows
+    than one load batch: staging loops over columns and batches, with the
+    next chunk's first batch loaded during the sums."""
+    H, B, T, width, groups, parts, chunk = 600, 21, 3, 40, 4, 2, 300
+    block = -(-width // 4) * groups * parts
+    shared = units_shared_bytes(H, width, groups, parts, chunk, 4)
+    plan = Plan("per_step", 5, block, shared, groups, parts, width, B, chunk)
+    check_runner(opencl, rng, H, B, T, np.float32, plan=plan)
+
+
 @pytest.mark.parametrize("H,groups,parts,grid", [(37, 1, 1, 2), (37, 2, 3, 1), (130, 1, 5, 3), (8, 4, 2, 40)])
 def test_opencl_tiled_any_shape(opencl, rng, H, groups, parts, grid):
     block = -(-H // 4) * groups * parts
