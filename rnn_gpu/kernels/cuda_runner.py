@@ -18,17 +18,17 @@ TUNE_TILES = ((1, 4), (2, 4), (4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) p
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device_id: int, source: str, dtype_name: str, tile: tuple, cooperative: bool):
+def _module(device_id: int, source: str, dtype: np.dtype, tile: tuple, cooperative: bool):
     import cupy
 
     with cupy.cuda.Device(device_id):
-        return cupy.RawModule(code=kernel_source(source), options=tuple(define_options(dtype_name, tile)),
+        return cupy.RawModule(code=kernel_source(source), options=tuple(define_options(dtype, tile)),
                               enable_cooperative_groups=cooperative)
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(device_id: int, dtype_name: str, tile: tuple, cooperative: bool, name: str, source=SOURCE_FILE):
-    return _module(device_id, source, dtype_name, tile, cooperative).get_function(name)
+def _kernel(device_id: int, dtype: np.dtype, tile: tuple, cooperative: bool, name: str, source=SOURCE_FILE):
+    return _module(device_id, source, dtype, tile, cooperative).get_function(name)
 
 
 def device_limits(cupy, device_id: int) -> DeviceLimits:
@@ -51,7 +51,8 @@ class CudaKernels(KernelRunner):
         self._tuned: dict = {}
 
     def kernel(self, dtype, name: str, cooperative: bool = False, tile=DEFAULT_TILE):
-        return _kernel(self.device_id, np.dtype(dtype).name, tuple(tile), cooperative, name)
+        # Keyed by the dtype itself: dtype.name costs microseconds, a launch's budget.
+        return _kernel(self.device_id, np.dtype(dtype), tuple(tile), cooperative, name)
 
     @functools.lru_cache(maxsize=None)
     def limits_for(self, dtype, variant: str, tile=DEFAULT_TILE) -> DeviceLimits:
@@ -71,7 +72,7 @@ class CudaKernels(KernelRunner):
         kernel((plan.grid,), (plan.block,), tuple(args), shared_mem=plan.shared_bytes)
 
     def _launch_rows(self, name: str, source: str, dtype, rows: int, args: list) -> None:
-        kernel = _kernel(self.device_id, np.dtype(dtype).name, DEFAULT_TILE, False, name, source)
+        kernel = _kernel(self.device_id, np.dtype(dtype), DEFAULT_TILE, False, name, source)
         kernel(((rows + 127) // 128,), (128,), tuple(args))
 
     def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
@@ -83,7 +84,7 @@ class CudaKernels(KernelRunner):
         """The fastest of the cost model's first few plans (of each variant
         when none is named), timed once on these inputs."""
         T, B, H = X.shape
-        key = (T, B, H, np.dtype(X.dtype).name, variant)
+        key = (T, B, H, X.dtype, variant)
         if key not in self._tuned:
             itemsize = np.dtype(X.dtype).itemsize
             pool = [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES

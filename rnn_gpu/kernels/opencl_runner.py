@@ -51,17 +51,17 @@ class OpenCLKernels(KernelRunner):
         )
 
     @functools.lru_cache(maxsize=None)
-    def _program(self, dtype_name: str, tile: tuple, source: str):
+    def _program(self, dtype: np.dtype, tile: tuple, source: str):
         # Misaligned 128-bit shared loads fault on CUDA; here they give NaN, so every test run checks them.
-        options = [*define_options(dtype_name, tile), "-DCHECK_ALIGNMENT=1"]
+        options = [*define_options(dtype, tile), "-DCHECK_ALIGNMENT=1"]
         return self.cl.Program(self.context, kernel_source(source)).build(options=options)
 
     @functools.lru_cache(maxsize=None)
-    def _kernel(self, dtype_name: str, tile: tuple, name: str, source: str = SOURCE_FILE):
-        return self.cl.Kernel(self._program(dtype_name, tile, source), name)
+    def _kernel(self, dtype: np.dtype, tile: tuple, name: str, source: str = SOURCE_FILE):
+        return self.cl.Kernel(self._program(dtype, tile, source), name)
 
     def _launch_rows(self, name: str, source: str, dtype, rows: int, args: list) -> None:
-        kernel = self._kernel(np.dtype(dtype).name, DEFAULT_TILE, name, source)
+        kernel = self._kernel(np.dtype(dtype), DEFAULT_TILE, name, source)
         kernel(self.queue, (-(-rows // WORK_GROUP) * WORK_GROUP,), (WORK_GROUP,), *args)
 
     def _input(self, a, dtype):
@@ -89,7 +89,7 @@ class OpenCLKernels(KernelRunner):
     def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
         if cooperative:
             raise ValueError("OpenCL has no cooperative launch; use the per_step variant")
-        kernel = self._kernel(np.dtype(dtype).name, plan.tile, plan.kernel)
+        kernel = self._kernel(np.dtype(dtype), plan.tile, plan.kernel)
         if plan.block > WORK_GROUP:
             raise ValueError(f"plan needs {plan.block} work-items per group; at most {WORK_GROUP} here")
         kernel(self.queue, (plan.grid * WORK_GROUP,), (WORK_GROUP,), *args, self.cl.LocalMemory(plan.shared_bytes))

@@ -10,6 +10,13 @@ import numpy as np
 from .plan import DEFAULT_TILE, DeviceLimits, Plan, candidates
 
 
+@functools.lru_cache(maxsize=4096)
+def int32s(values: tuple) -> tuple:
+    """Kernel integer arguments: NumPy int32 scalars, made once (each costs
+    about as much as a small launch's Python work)."""
+    return tuple(np.int32(v) for v in values)
+
+
 class KernelRunner:
     limits: DeviceLimits
     xp = np  # the array module of the arrays a runner takes and returns
@@ -44,14 +51,14 @@ class KernelRunner:
         return self.limits
 
     def plan(self, H: int, B: int, dtype, variant: str | None = None) -> Plan | None:
-        return self._plan(H, B, np.dtype(dtype).name, variant)
+        return self._plan(H, B, np.dtype(dtype), variant)
 
     @functools.lru_cache(maxsize=None)
-    def _plan(self, H: int, B: int, dtype_name: str, variant: str | None) -> Plan | None:
+    def _plan(self, H: int, B: int, dtype: np.dtype, variant: str | None) -> Plan | None:
         """The cost model's pick of `variant`, or of the first variant that fits.
         Memoized: planning enumerates hundreds of shapes in Python, and a
         training step asks twice."""
-        plans = candidates(H, B, np.dtype(dtype_name).itemsize, lambda v: self.limits_for(dtype_name, v), variant)
+        plans = candidates(H, B, dtype.itemsize, lambda v: self.limits_for(dtype, v), variant)
         return plans[0] if plans else None
 
     def softmax_cross_entropy_(self, O, targets):
@@ -71,7 +78,13 @@ class KernelRunner:
 
     def backward(self, G, Hs, W, variant=None, plan=None, out=None):
         """dA with dA[t] = (1 - Hs[t]**2) * (G[t] + dA[t+1] @ W), dA[T] = 0."""
-        return self.run(G, W, Hs, self.xp.zeros(G.shape[1:], dtype=G.dtype), True, variant, plan, out)
+        return self.run(G, W, Hs, self._zeros(G.shape[1:], G.dtype), True, variant, plan, out)
+
+    @functools.lru_cache(maxsize=16)
+    def _zeros(self, shape: tuple, dtype):
+        """A zero array the kernels only read (the backward pass's init): made
+        once per shape, not allocated and cleared on every call."""
+        return self.xp.zeros(shape, dtype=dtype)
 
     def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
         T, B, H = X.shape
@@ -80,14 +93,13 @@ class KernelRunner:
             raise ValueError(f"no kernel variant {variant or ''} fits H={H}, B={B} on this device")
         dX, dW, dHs, dinit = (self._input(a, X.dtype) for a in (X, W, Hs, init))
         dY = self._output(X, out)
-        shape = [np.int32(v) for v in (T, B, H, backward)]
-        tail = [np.int32(v) for v in plan.launch_args()]
+        shape, tail = int32s((T, B, H, int(backward))), plan.kernel_args
         if plan.variant in ("small", "tiled"):  # blocks never wait for each other: one launch
             self._launch(plan, X.dtype, [dX, dW, dHs, dinit, dY, *shape, *tail], cooperative=False)
         else:
             barrier = self._barrier_state()
             ranges = [(0, T)] if plan.variant == "persistent" else [(s, s + 1) for s in range(T)]
-            for s_begin, s_end in ranges:
-                args = [dX, dW, dHs, dinit, dY, *shape, np.int32(s_begin), np.int32(s_end), *tail, barrier]
+            for s_range in ranges:
+                args = [dX, dW, dHs, dinit, dY, *shape, *int32s(s_range), *tail, barrier]
                 self._launch(plan, X.dtype, args, cooperative=plan.variant == "persistent")
         return self._result(dY, X, out)
