@@ -7,6 +7,7 @@ needs no network. Every number in the file comes from this run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -78,7 +79,7 @@ def measured_fp32_flops(cupy, backend) -> float:
     return 2 * n**3 / seconds
 
 
-def persistent_step_latency_us(cupy, runner, multiprocessors: int) -> float:
+def persistent_step_latency_us(runner, backend, multiprocessors: int) -> float:
     """The fixed cost of one persistent step: the kernel with one unit per
     block and almost no arithmetic (staging, finishing, the grid barrier).
     bench/barrier_probe.py measures the barrier alone."""
@@ -87,7 +88,6 @@ def persistent_step_latency_us(cupy, runner, multiprocessors: int) -> float:
     H, B, steps = multiprocessors, 1, 256
     plan = Plan("persistent", H, 32, units_shared_bytes(H, 1, 1, 1, H, 4), groups=1, parts=1, width=1,
                 slice_rows=1, chunk=H)
-    backend = cublas_backend()
     P, W, h0, _ = recurrence_inputs(backend, H, B, steps)
     seconds = median_seconds(lambda: runner.forward(P, W, h0, plan=plan), backend, repeats=5)
     return seconds / steps * 1e6
@@ -101,7 +101,7 @@ def cublas_backend():
     return CupyBackend(use_kernels=False)
 
 
-def correctness(runner, cupy, H, B, variant) -> dict | None:
+def correctness(runner, backend, H, B, variant) -> dict:
     """Relative error of one variant against the float64 NumPy loop."""
     rng = np.random.default_rng(H * 1000 + B)
     P = rng.uniform(-1, 1, (16, B, H))
@@ -111,38 +111,37 @@ def correctness(runner, cupy, H, B, variant) -> dict | None:
     ref = NumpyBackend()
     Hs = ref.recurrence_forward(P, W, h0)
     dA, _ = ref.recurrence_backward(G, Hs, h0, W)
-    f32 = lambda a: cupy.asarray(a, dtype=cupy.float32)  # noqa: E731
-    out = cupy.full(P.shape, cupy.nan, dtype=cupy.float32)
-    got = runner.forward(f32(P), f32(W), f32(h0), variant=variant, out=out).get()
-    out = cupy.full(P.shape, cupy.nan, dtype=cupy.float32)
-    gotb = runner.backward(f32(G), f32(Hs), f32(W), variant=variant, out=out).get()
+    f32 = lambda a: backend.asarray(a, dtype=np.float32)  # noqa: E731
+    out = backend.xp.full(P.shape, np.nan, dtype=np.float32)
+    got = backend.to_host(runner.forward(f32(P), f32(W), f32(h0), variant=variant, out=out))
+    out = backend.xp.full(P.shape, np.nan, dtype=np.float32)
+    gotb = backend.to_host(runner.backward(f32(G), f32(Hs), f32(W), variant=variant, out=out))
     rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
     return {"fwd_rel_error": rel(got, Hs), "bwd_rel_error": rel(gotb, dA),
             "unwritten": int(np.isnan(got).sum() + np.isnan(gotb).sum())}
 
 
-def benchmark(cupy, flops: float) -> list:
-    from rnn_gpu.kernels.cuda_runner import CudaKernels
-
-    backend = cublas_backend()
-    runner = CudaKernels(cupy)
+def benchmark(runner, backend, flops: float, configs=CONFIGS, variants=VARIANTS, T: int = T) -> list:
+    """Per configuration: the per-step loop of `backend` (cuBLAS on CuPy),
+    then each kernel variant of `runner` with its tuned plan, its error
+    against the float64 loop and its µs per step."""
     rows = []
-    for H, B in CONFIGS:
+    for H, B in configs:
         floor_us = 2 * B * H * H / flops * 1e6
         baseline = time_recurrence(backend, H, B, T)
         rows.append({"H": H, "B": B, "T": T, "system": "cublas_per_step", **baseline, "flop_floor_us": floor_us})
         P, W, h0, _ = recurrence_inputs(backend, H, B, T)
-        for variant in VARIANTS:
+        for variant in variants:
             model_plan = runner.plan(H, B, np.float32, variant)
             plan = runner.tuned_plan(P, W, P, h0, False, variant)
             row = {"H": H, "B": B, "T": T, "system": variant, "flop_floor_us": floor_us}
             if plan is None:
                 rows.append({**row, "status": "does not fit"})
                 continue
-            row["plan"] = plan.__dict__
-            row["cost_model_plan"] = model_plan.__dict__
+            row["plan"] = dataclasses.asdict(plan)
+            row["cost_model_plan"] = dataclasses.asdict(model_plan)
             try:
-                row.update(correctness(runner, cupy, H, B, variant))
+                row.update(correctness(runner, backend, H, B, variant))
                 fwd = lambda P, W, h0: runner.forward(P, W, h0, plan=plan)  # noqa: E731
                 bwd = lambda G, Hs, h0, W: runner.backward(G, Hs, W, plan=plan)  # noqa: E731
                 row.update(time_recurrence(backend, H, B, T, forward=fwd, backward=bwd))
@@ -172,15 +171,15 @@ def main(argv=None) -> int:
     if not args.skip_tests:
         result["gpu_tests"] = run_gpu_tests(args.out_dir)
         print({k: v for k, v in result["gpu_tests"].items() if k != "tail"}, flush=True)
-    backend = cublas_backend()
+    backend, runner = cublas_backend(), CudaKernels(cupy)
     flops = measured_fp32_flops(cupy, backend)
     result["fp32_gemm_tflops"] = flops / 1e12
-    result["persistent_step_latency_us"] = persistent_step_latency_us(cupy, CudaKernels(cupy),
+    result["persistent_step_latency_us"] = persistent_step_latency_us(runner, backend,
                                                                       result["environment"]["multiprocessors"])
     print({k: result[k] for k in ("fp32_gemm_tflops", "persistent_step_latency_us")})
-    result["recurrence"] = benchmark(cupy, flops)
+    result["recurrence"] = benchmark(runner, backend, flops)
     # Per-step cost with the per-call overhead (Python, the launch, loading W) spread over a long sequence.
-    result["long_sequence"] = {"H": 128, "B": 64, "rows": long_sequence_rows(backend, CudaKernels(cupy), 128, 64)}
+    result["long_sequence"] = {"H": 128, "B": 64, "rows": long_sequence_rows(backend, runner, 128, 64)}
     stamp = result["environment"]["date_utc"][:10]
     device = result["environment"]["device"].replace(" ", "_")
     path = args.out_dir / f"gpu_check-{stamp}-{device}.json"

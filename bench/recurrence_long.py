@@ -5,6 +5,7 @@ are spread over many steps. Writes one JSON object to stdout.
     PYTHONPATH=. python3 bench/recurrence_long.py [--hidden 128] [--batch 64]
 """
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -28,7 +29,7 @@ def long_sequence_rows(backend, runner, H: int, B: int, lengths=(64, 1024), vari
             timing = time_recurrence(backend, H, B, T, repeats=7,
                                      forward=lambda P, W, h0, plan=plan: runner.forward(P, W, h0, plan=plan),
                                      backward=lambda G, Hs, h0, W, plan=plan: runner.backward(G, Hs, W, plan=plan))
-            rows.append({"variant": variant, "T": T, **timing, "plan": plan.__dict__})
+            rows.append({"variant": variant, "T": T, **timing, "plan": dataclasses.asdict(plan)})
             print(variant, T, timing, file=sys.stderr)
     return rows
 

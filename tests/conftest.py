@@ -46,6 +46,17 @@ def numpy_backend():
     return get_backend("numpy")
 
 
+@pytest.fixture(scope="session")
+def opencl():
+    """The OpenCL kernel runner (on a CPU: PoCL)."""
+    from rnn_gpu.kernels.opencl_runner import OpenCLKernels, opencl_unavailable_reason
+
+    reason = opencl_unavailable_reason()
+    if reason:
+        skip_unless_required(reason)
+    return OpenCLKernels()
+
+
 # Fresh random inputs on every run; RNN_GPU_TEST_SEED=N replays a run.
 SESSION_SEED = int(os.environ.get("RNN_GPU_TEST_SEED", np.random.SeedSequence().entropy % 2**32))
 

@@ -7,7 +7,6 @@ are poisoned with NaN before each run so unwritten elements fail.
 import numpy as np
 import pytest
 
-from conftest import skip_unless_required
 from rnn_gpu.backend import NumpyBackend
 from rnn_gpu.cupy_backend import cupy_unavailable_reason
 from rnn_gpu.kernels import define_options
@@ -15,16 +14,6 @@ from rnn_gpu.kernels.plan import DeviceLimits, Plan, choose_plan, tiled_shared_b
 
 SHAPES = [(H, B, T) for H in (1, 37, 130, 257) for B in (1, 3, 65) for T in (1, 2, 33)]
 REFERENCE = NumpyBackend()
-
-
-@pytest.fixture(scope="module")
-def opencl():
-    from rnn_gpu.kernels.opencl_runner import OpenCLKernels, opencl_unavailable_reason
-
-    reason = opencl_unavailable_reason()
-    if reason:
-        skip_unless_required(reason)
-    return OpenCLKernels()
 
 
 @pytest.fixture(scope="module")

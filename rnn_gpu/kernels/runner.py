@@ -61,6 +61,12 @@ class KernelRunner:
         plans = candidates(H, B, dtype.itemsize, lambda v: self.limits_for(dtype, v), variant)
         return plans[0] if plans else None
 
+    def tuned_plan(self, X, W, Hs, init, backward, variant=None) -> Plan | None:
+        """The plan `run` takes for these inputs: here the cost model's pick;
+        CudaKernels times the best few on the device."""
+        T, B, H = X.shape
+        return self.plan(H, B, X.dtype, variant)
+
     def softmax_cross_entropy_(self, O, targets):
         """kernels/softmax_cross_entropy.cu: the mean loss as a 0-d array, and
         in place in O (N, V) its gradient (see NumpyBackend's)."""

@@ -1,0 +1,43 @@
+"""bench/gpu_check.py's measuring code on the OpenCL runner, with the NumPy
+loop as the baseline. The GPU check runs only where a GPU is lent, so every
+test run makes sure its report comes out whole: rows for every variant,
+errors against the float64 loop, plain JSON."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnn_gpu.backend import NumpyBackend
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    sys.path.insert(0, str(BENCH))  # gpu_check imports its neighbour recurrence_long
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(BENCH))
+    return gpu_check
+
+
+def test_recurrence_rows(gpu_check, opencl):
+    rows = gpu_check.benchmark(opencl, NumpyBackend(), flops=1e11, configs=[(37, 5)], T=3)
+    json.dumps(rows)
+    by_system = {r["system"]: r for r in rows}
+    assert set(by_system) == {"cublas_per_step", *gpu_check.VARIANTS}
+    assert by_system["persistent"]["status"] == "does not fit"  # no cooperative launch in OpenCL
+    for variant in ("small", "tiled", "per_step"):
+        row = by_system[variant]
+        assert row["status"] == "ok", row
+        assert row["unwritten"] == 0
+        assert row["fwd_rel_error"] < 1e-5 and row["bwd_rel_error"] < 1e-5
+        assert row["fwd_us_per_step"] > 0 and row["bwd_us_per_step"] > 0
+
+
+def test_long_sequence_rows(gpu_check, opencl):
+    rows = gpu_check.long_sequence_rows(NumpyBackend(), opencl, 16, 4, lengths=(2, 4))
+    json.dumps(rows)
+    assert [(r["variant"], r["T"]) for r in rows] == [("small", 2), ("small", 4), ("tiled", 2), ("tiled", 4)]
