@@ -138,13 +138,20 @@ typedef struct {
     real v[COPY_BATCH];
 } RowBatch;
 
+/* The row of element j of the thread's first batch (in column w.c), or -1. */
+DEVICE_FN int first_batch_row(Sweep w, int j, int count, int cols)
+{
+    int r = w.r + j * w.r_step;
+    return w.c < ROUND_UP4(cols) && r < count ? r : -1;
+}
+
 DEVICE_FN RowBatch load_row_batch(const GLOBAL real *src, int H, int r0, int count, int row_end, int c0, int cols)
 {
     Sweep w = sweep_start(ROUND_UP4(cols));
     RowBatch b;
     UNROLL for (int j = 0; j < COPY_BATCH; ++j) {
-        int r = w.r + j * w.r_step, c = w.c;
-        b.v[j] = c < ROUND_UP4(cols) && r < count ? ROW_ELEMENT(r, c) : (real)0;
+        int r = first_batch_row(w, j, count, cols);
+        b.v[j] = r >= 0 ? ROW_ELEMENT(r, w.c) : (real)0;
     }
     return b;
 }
@@ -155,8 +162,8 @@ DEVICE_FN void stage_rows_after(SHARED_PTR real *dst, int stride, RowBatch first
 {
     Sweep w = sweep_start(ROUND_UP4(cols));
     UNROLL for (int j = 0; j < COPY_BATCH; ++j) {
-        int r = w.r + j * w.r_step;
-        if (w.c < ROUND_UP4(cols) && r < count)
+        int r = first_batch_row(w, j, count, cols);
+        if (r >= 0)
             STORE_ROW_ELEMENT(r, w.c, first.v[j]);
     }
     SWEEP_COPY(count, ROUND_UP4(cols), 1, ROW_ELEMENT(r, c), STORE_ROW_ELEMENT)
@@ -375,9 +382,9 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
  * SMALL_MAX_THREADS threads a block (H = 128 takes 512): left unbounded, the
  * compiler spends registers until fewer than that can launch. */
 #define SMALL_MAX_THREADS 640
-KERNEL void LAUNCH_BOUNDS(SMALL_MAX_THREADS) recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs,
-                             const GLOBAL real *init, GLOBAL real *Y, int T, int B, int H,
-                             int backward, int rows DYNAMIC_SHARED_ARG)
+KERNEL void LAUNCH_BOUNDS(SMALL_MAX_THREADS)
+    recurrence_small(const GLOBAL real *X, const GLOBAL real *W, const GLOBAL real *Hs, const GLOBAL real *init,
+                     GLOBAL real *Y, int T, int B, int H, int backward, int rows DYNAMIC_SHARED_ARG)
 {
     DYNAMIC_SHARED_DECL
     int parts = (H + SMALL_K - 1) / SMALL_K, padded = parts * SMALL_K;

@@ -15,11 +15,8 @@ each step); a runner may time the first few and keep the fastest.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-
-import numpy as np
 
 from . import SMALL_K, TILE_ROWS, TILE_UNITS
 
@@ -56,11 +53,6 @@ class Plan:
     @property
     def kernel(self) -> str:
         return VARIANT_KERNELS[self.variant]
-
-    @functools.cached_property
-    def kernel_args(self) -> tuple:
-        """launch_args as the kernel's int32 arguments, made once per plan."""
-        return tuple(np.int32(v) for v in self.launch_args())
 
     def launch_args(self) -> list[int]:
         """The kernel's trailing shape arguments after (..., backward[, s_begin, s_end])."""

@@ -99,7 +99,7 @@ class KernelRunner:
             raise ValueError(f"no kernel variant {variant or ''} fits H={H}, B={B} on this device")
         dX, dW, dHs, dinit = (self._input(a, X.dtype) for a in (X, W, Hs, init))
         dY = self._output(X, out)
-        shape, tail = int32s((T, B, H, int(backward))), plan.kernel_args
+        shape, tail = int32s((T, B, H, int(backward))), int32s(tuple(plan.launch_args()))
         if plan.variant in ("small", "tiled"):  # blocks never wait for each other: one launch
             self._launch(plan, X.dtype, [dX, dW, dHs, dinit, dY, *shape, *tail], cooperative=False)
         else:
