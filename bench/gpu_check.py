@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rnn_gpu.backend import NumpyBackend  # noqa: E402
+from rnn_gpu.backends import NumpyBackend  # noqa: E402
 from rnn_gpu.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
 from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
@@ -96,7 +96,7 @@ def persistent_step_latency_us(runner, backend, multiprocessors: int) -> float:
 def cublas_backend():
     """The CuPy backend without the kernels: the per-step baseline, and the
     array and timing helper for the rest."""
-    from rnn_gpu.cupy_backend import CupyBackend
+    from rnn_gpu.backends.cupy_backend import CupyBackend
 
     return CupyBackend(use_kernels=False)
 

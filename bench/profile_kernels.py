@@ -10,7 +10,7 @@ from pathlib import Path
 import cupy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rnn_gpu.cupy_backend import CupyBackend  # noqa: E402
+from rnn_gpu.backends.cupy_backend import CupyBackend  # noqa: E402
 from rnn_gpu.kernels.cuda_runner import CudaKernels  # noqa: E402
 from rnn_gpu.timing import recurrence_inputs  # noqa: E402
 

@@ -37,7 +37,7 @@ def long_sequence_rows(backend, runner, H: int, B: int, lengths=(64, 1024), vari
 def main() -> int:
     import cupy
 
-    from rnn_gpu.cupy_backend import CupyBackend
+    from rnn_gpu.backends.cupy_backend import CupyBackend
     from rnn_gpu.kernels.cuda_runner import CudaKernels
 
     parser = argparse.ArgumentParser()

@@ -1,7 +1,7 @@
 """The sequential recurrence alone, forward and backward, per backend."""
 import pytest
 
-from rnn_gpu.backend import BackendUnavailable
+from rnn_gpu.backends import BackendUnavailable
 from rnn_gpu.bench import MAIN_CONFIGS, our_backend
 from rnn_gpu.timing import recurrence_inputs
 

@@ -4,7 +4,7 @@ Compare systems within one run: `pytest bench --benchmark-only
 --benchmark-group-by=param:config`."""
 import pytest
 
-from rnn_gpu.backend import BackendUnavailable
+from rnn_gpu.backends import BackendUnavailable
 from rnn_gpu.bench import MAIN_CONFIGS, SEED_SHAPE, SYSTEMS, make_system
 
 

@@ -1,5 +1,5 @@
 """rnn_gpu: a batched character-level vanilla RNN on NumPy or CuPy."""
-from .backend import BackendUnavailable, get_backend
+from .backends import BackendUnavailable, get_backend
 from .model import CharRNN
 
 __all__ = ["BackendUnavailable", "CharRNN", "get_backend"]

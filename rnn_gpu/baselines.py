@@ -23,12 +23,12 @@ def torch_unavailable_reason(device: str = "cpu") -> str | None:
     return None
 
 
-def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0):
+def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0, layers: int = 1):
     import torch
 
     torch.manual_seed(seed)
     dev = torch.device(device)
-    rnn = torch.nn.RNN(vocab, H, nonlinearity="tanh").to(dev)
+    rnn = torch.nn.RNN(vocab, H, num_layers=layers, nonlinearity="tanh").to(dev)
     head = torch.nn.Linear(H, vocab).to(dev)
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adagrad(params, lr=0.1)
@@ -36,7 +36,7 @@ def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", see
     data = torch.as_tensor(rng.integers(0, vocab, size=(T + 1, B)), device=dev)
     inputs = torch.nn.functional.one_hot(data[:-1], vocab).float()  # nn.RNN takes vectors, not indices
     targets = data[1:].reshape(-1)
-    h = torch.zeros(1, B, H, device=dev)
+    h = torch.zeros(layers, B, H, device=dev)
 
     def step():
         nonlocal h

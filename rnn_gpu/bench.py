@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import BackendUnavailable, get_backend
+from .backends import BackendUnavailable, get_backend
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
 from .model import CharRNN
 from .optim import Adagrad
@@ -46,25 +46,25 @@ class System:
 
 def our_backend(name: str):
     if name == "cupy-cublas":
-        from .cupy_backend import CupyBackend
+        from .backends.cupy_backend import CupyBackend
 
         get_backend("cupy")  # raises BackendUnavailable with the reason
         return CupyBackend(use_kernels=False)
     return get_backend(name)
 
 
-def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0) -> System:
+def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0, layers: int = 1) -> System:
     """Raises BackendUnavailable when `name` cannot run here."""
     if name in OUR_SYSTEMS:
         backend = our_backend(name)
-        model = CharRNN(vocab, H, backend, dtype="float32", seed=seed)
-        optimizer = Adagrad(model.params, 0.1, backend)
+        model = CharRNN(vocab, H, backend, dtype="float32", seed=seed, layers=layers)
+        optimizer = Adagrad(model.layout, 0.1, backend, model.dtype)
         data = backend.asarray(np.random.default_rng(seed).integers(0, vocab, size=(T + 1, B)))
         state = {"h": model.zero_state(B)}
 
         def step():
             loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"])
-            optimizer.step(model.params, grads, clip=5.0)
+            optimizer.step(model.flat, model.grad_flat, clip=5.0)
 
         return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
     if name in ("torch-cpu", "torch-cuda"):
@@ -72,12 +72,14 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
         reason = torch_unavailable_reason(device)
         if reason:
             raise BackendUnavailable(f"{name}: {reason}")
-        step, sync = make_torch_step(H, B, T, vocab, device, seed)
+        step, sync = make_torch_step(H, B, T, vocab, device, seed, layers)
         import torch
 
         label = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
         return System(name, step, sync, B * T, device=f"torch {torch.__version__}, {label}")
     if name == "seed":
+        if layers != 1:
+            raise BackendUnavailable("seed: the original program has one layer")
         step, sync = make_seed_step(H, T, vocab, seed)
         return System(name, step, sync, T, device="NumPy float64, batch 1")
     raise ValueError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
@@ -143,9 +145,9 @@ def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int) 
     return row
 
 
-def run_one(name: str, H: int, B: int, T: int, seconds: float) -> dict:
+def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1) -> dict:
     """One system, one configuration: the `rnn-gpu bench` row."""
-    system = make_system(name, H, B, T)
+    system = make_system(name, H, B, T, layers=layers)
     seconds_per_step = alternate([system], seconds)[name]
     row = result_row(system, seconds_per_step, H, B, T)
     row["peak_mem_bytes"] = peak_memory_bytes(system)

@@ -1,15 +1,15 @@
 """Checkpoints: one .npz of plain NumPy arrays, written atomically.
 
-Keys: the parameters `U`, `W`, `V`, `b`, `c`; `vocab_kind` and
-`vocab_symbols`; `config` (JSON text); `format`; and the training state
-(`step`, `position`, `h`, `opt.*`) for resuming. No pickles, so a checkpoint
-from a GPU run loads anywhere NumPy does.
+Keys: the parameters (`U`, `W`, `V`, `b`, `c`, and `U2`, `W2`, `b2`, ... for
+deeper layers); `vocab_kind` and `vocab_symbols`; `config` (JSON text);
+`format`; and the training state (`step`, `position`, `h`, `opt.*`,
+`elapsed_s`, `rng_state`) for resuming. `h` is (B, H) for one layer and
+(L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
+anywhere NumPy does.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from .data import Vocab
-from .model import PARAM_NAMES
+from .errors import UsageError
+from .fileio import atomic_write
+from .layout import layers_in, param_shapes
 
 FORMAT = "rnn_gpu.checkpoint/1"
 FILENAME = "checkpoint.npz"  # the latest
 BEST_FILENAME = "best.npz"  # the best by validation loss
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError, ValueError):
     """A checkpoint that cannot be used; the message says why."""
 
 
@@ -38,26 +40,12 @@ class Checkpoint:
     h: np.ndarray | None = None
     optimizer_state: dict = field(default_factory=dict)
     best_val_loss: float | None = None
-
-
-def atomic_write(path: Path, write) -> None:
-    """Calls write(file) on a temporary file beside `path`, then renames it
-    over `path`: an interruption leaves the old file whole."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    elapsed_s: float = 0.0  # training time of the run so far
+    rng_state: dict | None = None  # the run's random generator (dropout masks)
 
 
 def save_checkpoint(path, ckpt: Checkpoint) -> None:
-    arrays = {k: np.asarray(ckpt.params[k]) for k in PARAM_NAMES}
+    arrays = {k: np.asarray(v) for k, v in ckpt.params.items()}
     arrays.update(
         format=np.array(FORMAT),
         vocab_kind=np.array(ckpt.vocab.kind),
@@ -65,7 +53,10 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         config=np.array(json.dumps(ckpt.config, sort_keys=True)),
         step=np.array(ckpt.step, dtype=np.int64),
         position=np.array(ckpt.position, dtype=np.int64),
+        elapsed_s=np.array(ckpt.elapsed_s, dtype=np.float64),
     )
+    if ckpt.rng_state is not None:
+        arrays["rng_state"] = np.array(json.dumps(ckpt.rng_state))
     if ckpt.h is not None:
         arrays["h"] = np.asarray(ckpt.h)
     if ckpt.best_val_loss is not None:
@@ -101,15 +92,17 @@ def load_checkpoint(path) -> Checkpoint:
 
 
 def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
-    missing = [k for k in (*PARAM_NAMES, "vocab_kind", "vocab_symbols", "config") if k not in arrays]
+    missing = [k for k in ("U", "W", "V", "b", "c", "vocab_kind", "vocab_symbols", "config") if k not in arrays]
     if missing:
         raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
     config = json.loads(arrays["config"].item())
     vocab = Vocab(str(arrays["vocab_kind"].item()), tuple(int(s) for s in arrays["vocab_symbols"]))
     if not isinstance(config, dict) or vocab.kind not in ("chars", "bytes") or not vocab.symbols:
         raise CheckpointError(f"{p}: damaged configuration or vocabulary")
-    params = {k: arrays[k] for k in PARAM_NAMES}
+    names = param_shapes(len(vocab), 1, layers_in(arrays)).keys()
+    params = {k: arrays[k] for k in names}
     _check_shapes(params, len(vocab), p)
+    rng_state = json.loads(arrays["rng_state"].item()) if "rng_state" in arrays else None
     return Checkpoint(
         params=params,
         vocab=vocab,
@@ -119,13 +112,14 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         h=arrays.get("h"),
         optimizer_state={k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
         best_val_loss=float(arrays["best_val_loss"]) if "best_val_loss" in arrays else None,
+        elapsed_s=float(arrays.get("elapsed_s", 0.0)),
+        rng_state=rng_state if isinstance(rng_state, dict) else None,
     )
 
 
 def _check_shapes(params: dict, vocab_size: int, p: Path) -> None:
     H = params["W"].shape[0] if params["W"].ndim == 2 else -1
-    expected = {"U": (H, vocab_size), "W": (H, H), "V": (vocab_size, H), "b": (H,), "c": (vocab_size,)}
-    for k, shape in expected.items():
+    for k, shape in param_shapes(vocab_size, H, layers_in(params)).items():
         a = params[k]
         if a.shape != shape or a.dtype.kind != "f" or not np.isfinite(a).all():
             raise CheckpointError(

@@ -10,17 +10,15 @@ import math
 import sys
 from pathlib import Path
 
-from .backend import BACKEND_NAMES, BackendUnavailable
-from .checkpoint import FILENAME, CheckpointError
-from .data import VOCAB_KINDS, CorpusError
+from .backends import BACKEND_NAMES
+from .checkpoint import FILENAME
+from .data import VOCAB_KINDS
+from .errors import RnnGpuError, UsageError
 from .optim import OPTIMIZERS
+from .schedule import SCHEDULES
 
 EXIT_USAGE = 2
 MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch; more is a typo, not a plan
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as `error: ...`, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,6 +34,18 @@ def positive_int(limit):
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if not 1 <= value <= limit:
             raise argparse.ArgumentTypeError(f"must be between 1 and {limit}, got {value}")
+        return value
+    return parse
+
+
+def non_negative_int(limit):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not 0 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be between 0 and {limit}, got {value}")
         return value
     return parse
 
@@ -58,20 +68,33 @@ def add_train_parser(sub):
     p = sub.add_parser("train", help="train a model on a text corpus")
     p.add_argument("corpus", nargs="?", help="text file (default: the Python standard library's source)")
     p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--hidden", type=positive_int(16384), default=256)
+    p.add_argument("--hidden", type=positive_int(16384), default=256, help="units per layer (default 256)")
+    p.add_argument("--layers", type=positive_int(64), default=1, help="stacked tanh layers (default 1)")
     p.add_argument("--batch", type=positive_int(65536), default=32)
     p.add_argument("--seq", type=positive_int(100000), default=64)
     p.add_argument("--steps", type=positive_int(10**9), default=None,
-                   help="total steps of the run (a resumed run counts from its start); default 2000 unless --time")
-    p.add_argument("--time", type=real(0, 10**7), default=None, help="train for this many seconds")
+                   help="total steps of the run (a resumed run counts from its start); default 2000 unless --time, "
+                        "or the checkpoint's with --resume")
+    p.add_argument("--time", type=real(0, 10**7), default=None,
+                   help="total seconds of training of the run (a resumed run counts on)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="default adam (lr 0.002); adagrad (lr 0.1, the seed's) suits small models")
     p.add_argument("--lr", type=real(0, 10), default=None, help="default: adagrad 0.1, adam 0.002")
+    p.add_argument("--lr-schedule", choices=SCHEDULES, default="cosine",
+                   help="default cosine: decays to --min-lr over the run's --steps or --time, whichever is further")
+    p.add_argument("--warmup", type=non_negative_int(10**9), default=0, help="steps of linear warm-up (default 0)")
+    p.add_argument("--min-lr", type=real(0, 10, low_inclusive=True), default=None,
+                   help="where the cosine ends (default: --lr / 10)")
+    p.add_argument("--dropout", type=real(0, 0.95, low_inclusive=True), default=0.0,
+                   help="dropout on the inputs of layers 2..L and of the output layer (default 0)")
     p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip")
     p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm")
     p.add_argument("--vocab", choices=VOCAB_KINDS, default=None,
                    help="default chars; a prepared corpus keeps its own")
     p.add_argument("--val-fraction", type=real(0, 0.9, low_inclusive=True), default=0.1)
+    p.add_argument("--val-chars", type=non_negative_int(10**12), default=1_000_000,
+                   help="evaluate on at most this many held-out characters, the same evenly spaced windows every "
+                        "time (default 1000000; 0: all of them)")
     p.add_argument("--eval-every", type=positive_int(10**9), default=200)
     p.add_argument("--checkpoint-every", type=positive_int(10**9), default=500)
     p.add_argument("--log-every", type=positive_int(10**9), default=10)
@@ -108,6 +131,7 @@ def add_bench_parser(sub):
     p.add_argument("--backend", choices=(*SYSTEMS, "auto"), default="auto",
                    help="our backends, or torch-cpu, torch-cuda, seed (the per-character loop)")
     p.add_argument("--hidden", type=positive_int(16384), default=512)
+    p.add_argument("--layers", type=positive_int(64), default=1, help="stacked layers (default 1)")
     p.add_argument("--batch", type=positive_int(65536), default=64)
     p.add_argument("--seq", type=positive_int(100000), default=64)
     p.add_argument("--seconds", type=real(0, 3600), default=3.0, help="time per system and configuration")
@@ -147,15 +171,17 @@ def build_parser() -> Parser:
 def train_config(args):
     from .train import TrainConfig
 
-    state_bytes = args.seq * args.batch * args.hidden * (8 if args.dtype == "float64" else 4) * 4
+    state_bytes = args.seq * args.batch * args.hidden * args.layers * (8 if args.dtype == "float64" else 4) * 4
     if state_bytes > MAX_STATE_BYTES:
-        raise UsageError(f"--seq {args.seq} x --batch {args.batch} x --hidden {args.hidden} needs about "
-                         f"{state_bytes / 2**30:.0f} GiB for one batch; use smaller sizes")
-    steps = args.steps if args.steps is not None or args.time is not None else TrainConfig.steps
+        raise UsageError(f"--seq {args.seq} x --batch {args.batch} x --hidden {args.hidden} x --layers {args.layers} "
+                         f"needs about {state_bytes / 2**30:.0f} GiB for one batch; use smaller sizes")
+    given = args.steps is not None or args.time is not None
+    steps = args.steps if given or args.resume else TrainConfig.steps  # a resumed run keeps its own length
     return TrainConfig(
-        hidden=args.hidden, batch=args.batch, seq=args.seq, steps=steps, time=args.time,
-        optimizer=args.optimizer, lr=args.lr, clip=args.clip, clip_norm=args.clip_norm,
-        vocab=args.vocab, val_fraction=args.val_fraction, eval_every=args.eval_every,
+        hidden=args.hidden, layers=args.layers, batch=args.batch, seq=args.seq, steps=steps, time=args.time,
+        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, warmup=args.warmup, min_lr=args.min_lr,
+        clip=args.clip, clip_norm=args.clip_norm, dropout=args.dropout,
+        vocab=args.vocab, val_fraction=args.val_fraction, val_chars=args.val_chars, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         backend=args.backend, dtype=args.dtype, seed=args.seed, skip_nonfinite=args.skip_nonfinite,
     )
@@ -180,7 +206,7 @@ def run_train(args) -> int:
 
 
 def run_sample(args) -> int:
-    from .backend import get_backend
+    from .backends import get_backend
     from .checkpoint import load_checkpoint
     from .model import CharRNN
     from .sample import sample
@@ -188,7 +214,7 @@ def run_sample(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     backend = get_backend(args.backend)
     H = ckpt.params["W"].shape[0]
-    model = CharRNN(len(ckpt.vocab), H, backend, dtype=ckpt.params["W"].dtype, params=ckpt.params)
+    model = CharRNN(len(ckpt.vocab), H, backend, dtype=ckpt.params["W"].dtype, params=ckpt.params)  # any depth
     text = sample(model, ckpt.vocab, args.length, args.temperature, args.top_k, args.prime, args.seed)
     sys.stdout.write(text + "\n")
     return 0
@@ -198,14 +224,14 @@ def run_bench(args) -> int:
     import json
 
     from . import bench
-    from .backend import get_backend
+    from .backends import get_backend
 
     if args.compare:
         bench.compare(args.out, args.seconds, log=lambda text: print(text, flush=True))
         print(f"wrote {args.out / 'bench.md'}, {args.out / 'bench.json'}, {args.out / 'bench.png'}")
         return 0
     name = get_backend("auto").name if args.backend == "auto" else args.backend
-    row = bench.run_one(name, args.hidden, args.batch, args.seq, args.seconds)
+    row = bench.run_one(name, args.hidden, args.batch, args.seq, args.seconds, layers=args.layers)
     print(json.dumps(row) if args.json else bench.format_table([row]))
     return 0
 
@@ -238,9 +264,9 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, CorpusError, CheckpointError, BackendUnavailable) as exc:
+    except RnnGpuError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except Diverged as exc:
         print(f"error: training stopped: {exc}; the last good checkpoint is kept", file=sys.stderr)
         return 1

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UsageError
+
 VOCAB_KINDS = ("chars", "bytes")
 DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
 
 
-class CorpusError(ValueError):
+class CorpusError(UsageError, ValueError):
     """A corpus that cannot be used; the message says why."""
 
 
@@ -173,12 +175,23 @@ class BatchStream:
         return self.batch * self.seq
 
 
-def evaluation_windows(data: np.ndarray, batch: int, seq: int):
-    """Covers all of `data` once: up to `batch` streams, windows of at most
-    seq+1 (the last one may be shorter). Yields (T'+1, B') arrays in order."""
-    n_streams = max(1, min(batch, (len(data) - 1) // seq))
-    stream_len = len(data) // n_streams
-    starts = np.arange(n_streams) * stream_len
+def evaluation_streams(length: int, batch: int, seq: int, max_chars: int | None = None) -> tuple[int, int, int]:
+    """(streams, spacing, stream_len) of an evaluation over `length` symbols:
+    up to `batch` streams starting `spacing` apart, each `stream_len` long.
+    Without a cap (None or 0, or a cap at least `length`) they tile the
+    whole part; with one, they are the same evenly spaced windows every time,
+    `streams * stream_len <= max_chars` symbols in all."""
+    budget = length if not max_chars else min(length, max_chars)
+    n_streams = max(1, min(batch, (budget - 1) // seq))
+    return n_streams, length // n_streams, budget // n_streams
+
+
+def evaluation_windows(data: np.ndarray, batch: int, seq: int, max_chars: int | None = None):
+    """Yields (T'+1, B') arrays in order over the streams of
+    `evaluation_streams`, windows of at most seq+1 (the last may be shorter);
+    the hidden state is carried from one window to the next."""
+    n_streams, spacing, stream_len = evaluation_streams(len(data), batch, seq, max_chars)
+    starts = np.arange(n_streams) * spacing
     for pos in range(0, stream_len - 1, seq):
         steps = min(seq, stream_len - 1 - pos)
         yield data[starts[None, :] + pos + np.arange(steps + 1)[:, None]]

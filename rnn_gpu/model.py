@@ -1,111 +1,198 @@
-"""The character-level vanilla RNN, batched over B streams of T steps.
+"""The character-level vanilla RNN, stacked L layers deep, batched over B
+streams of T steps.
 
-    h_t = tanh(U x_t + W h_{t-1} + b)
-    o_t = V h_t + c
-    p_t = softmax(o_t)
+    h1_t = tanh(U x_t + W h1_{t-1} + b)                 layer 1 (one-hot x_t)
+    hk_t = tanh(Uk h(k-1)_t + Wk hk_{t-1} + bk)          layers k = 2..L
+    o_t  = V hL_t + c,   p_t = softmax(o_t)
     loss = mean over all T*B positions of -log p_t[target_t]
 
-Only the H x H recurrence is sequential (`backend.recurrence_*`); every other
-operation is one large array operation over all T*B positions.
+With dropout, the inputs of layers 2..L and of the output layer are
+multiplied by masks (inverted dropout, never the recurrent connection).
+
+Only each layer's H x H recurrence is sequential (`backend.recurrence_*`);
+every other operation is one large array operation over all T*B positions.
+Parameters and gradients are named views into two flat buffers
+(`layout.FlatLayout`); the backward pass writes the gradients in place.
 """
 from __future__ import annotations
 
 import numpy as np
 
-PARAM_NAMES = ("U", "W", "V", "b", "c")
+from .layout import FlatLayout, layer_names, layers_in, param_shapes
+
+PARAM_NAMES = ("U", "W", "V", "b", "c")  # a one-layer model's; see layout.param_shapes for L layers
 
 
-def init_params(vocab_size: int, hidden_size: int, seed: int) -> dict[str, np.ndarray]:
+def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -> dict[str, np.ndarray]:
     """Uniform in [-1/sqrt(n), 1/sqrt(n)] with n the fan-in; biases zero.
 
     Drawn on the host in float64 so every backend and dtype starts from the
-    same numbers for the same seed.
+    same numbers for the same seed. U, W and V are drawn first, so layer 1
+    and the output layer are the same for every depth (and a one-layer model
+    is the same as it always was); deeper layers' weights follow.
     """
     rng = np.random.default_rng(seed)
+    H = hidden_size
 
     def uniform(shape, fan_in):
         bound = 1.0 / np.sqrt(fan_in)
         return rng.uniform(-bound, bound, size=shape)
 
-    return {
-        "U": uniform((hidden_size, vocab_size), vocab_size),
-        "W": uniform((hidden_size, hidden_size), hidden_size),
-        "V": uniform((vocab_size, hidden_size), hidden_size),
-        "b": np.zeros(hidden_size),
-        "c": np.zeros(vocab_size),
-    }
+    params = {"U": uniform((H, vocab_size), vocab_size), "W": uniform((H, H), H),
+              "V": uniform((vocab_size, H), H)}
+    for k in range(2, layers + 1):
+        U, W, _ = layer_names(k)
+        params[U] = uniform((H, H), H)
+        params[W] = uniform((H, H), H)
+    shapes = param_shapes(vocab_size, H, layers)
+    return {k: params[k] if k in params else np.zeros(shapes[k]) for k in shapes}
+
+
+def dropout_masks(rng: np.random.Generator, p: float, layers: int, shape: tuple, backend, dtype,
+                  streams: slice = slice(None)):
+    """One inverted-dropout mask per dropped input (layers 2..L, then the
+    output layer), each `shape` = (T, B, H) of 0 or 1/(1-p), or None when
+    p is 0. Drawn on the host from `rng` for all B streams, so a run is the
+    same on every backend and for any split of the streams; `streams` keeps
+    the ones this process computes."""
+    if p == 0:
+        return None
+    scale = np.dtype(dtype).type(1 / (1 - p))
+    masks = []
+    for _ in range(layers):
+        keep = rng.random(shape, dtype=np.float32)[:, streams] >= p
+        mask = backend.asarray(keep).astype(dtype)
+        mask *= scale
+        masks.append(mask)
+    return masks
 
 
 class CharRNN:
     def __init__(self, vocab_size: int, hidden_size: int, backend, dtype="float32", seed: int = 0,
-                 params: dict | None = None):
+                 params: dict | None = None, layers: int | None = None):
         self.vocab_size = int(vocab_size)
         self.hidden_size = int(hidden_size)
+        if params is not None and layers is None:
+            layers = layers_in(params)
+        self.layers = int(layers or 1)
+        if self.layers < 1:
+            raise ValueError("a model has at least one layer")
         self.backend = backend
         self.dtype = np.dtype(dtype)
+        self.layout = FlatLayout(param_shapes(self.vocab_size, self.hidden_size, self.layers))
+        xp = backend.xp
+        self.flat = xp.zeros(self.layout.size, dtype=self.dtype)  # all parameters
+        self.grad_flat = xp.zeros(self.layout.size, dtype=self.dtype)  # all gradients, written by the backward pass
+        self.params = self.layout.views(self.flat)
+        self.grads = self.layout.views(self.grad_flat)
         if params is None:
-            params = init_params(self.vocab_size, self.hidden_size, seed)
-        self.params = {k: backend.asarray(params[k], dtype=self.dtype) for k in PARAM_NAMES}
+            params = init_params(self.vocab_size, self.hidden_size, seed, self.layers)
+        for k, view in self.params.items():
+            if tuple(params[k].shape) != view.shape:
+                raise ValueError(f"parameter {k} has shape {tuple(params[k].shape)}, expected {view.shape}")
+            view[...] = backend.asarray(params[k], dtype=self.dtype)
 
     def zero_state(self, batch: int):
-        return self.backend.xp.zeros((batch, self.hidden_size), dtype=self.dtype)
+        """(B, H) for one layer, (L, B, H) for more."""
+        return self.backend.xp.zeros(self.state_shape(batch), dtype=self.dtype)
+
+    def state_shape(self, batch: int) -> tuple:
+        H = self.hidden_size
+        return (batch, H) if self.layers == 1 else (self.layers, batch, H)
 
     # -- forward pieces shared by training and evaluation ------------------
-    def _hidden_states(self, inputs, h0):
-        U, W, b = self.params["U"], self.params["W"], self.params["b"]
-        xp = self.backend.xp
-        P = xp.take(xp.ascontiguousarray(U.T), inputs, axis=0)  # gather columns of U: (T, B, H), no one-hot GEMM
+    def _layer_input(self, k, inputs, below, masks):
+        """P = Uk x + bk for all T*B positions at once, and x itself (None
+        for layer 1, whose one-hot inputs are a gather of U's columns)."""
+        xp, H = self.backend.xp, self.hidden_size
+        U, _, b = (self.params[n] for n in layer_names(k))
+        if k == 1:
+            P = xp.take(xp.ascontiguousarray(U.T), inputs, axis=0)  # (T, B, H), no one-hot GEMM
+            X = None
+        else:
+            X = below if masks is None else below * masks[k - 2]
+            P = (X.reshape(-1, H) @ U.T).reshape(X.shape)
         P += b
-        return self.backend.recurrence_forward(P, W, h0)
+        return P, X
 
-    def _logits(self, Hs):
-        O = Hs.reshape(-1, self.hidden_size) @ self.params["V"].T
+    def _forward(self, inputs, h0, masks):
+        """Each layer's (input, states), and the output layer's input."""
+        layers, below = [], None
+        for k in range(1, self.layers + 1):
+            P, X = self._layer_input(k, inputs, below, masks)
+            below = self.backend.recurrence_forward(P, self.params[layer_names(k)[1]], h0[k - 1])
+            layers.append((X, below))
+        top = below if masks is None else below * masks[-1]
+        return layers, top
+
+    def _logits(self, top):
+        O = top.reshape(-1, self.hidden_size) @ self.params["V"].T
         O += self.params["c"]
         return O
 
+    def _last_state(self, layers):
+        h = self.backend.xp.stack([Hs[-1] for _, Hs in layers])
+        return h[0] if self.layers == 1 else h
+
     # -- public API ---------------------------------------------------------
     def prepare(self, inputs, targets, h0):
+        """Device arrays; h0 as (L, B, H) whatever the depth."""
         be = self.backend
         inputs = be.asarray(inputs, dtype=np.int64)
         targets = be.asarray(targets, dtype=np.int64).reshape(-1)
         h0 = be.asarray(h0, dtype=self.dtype)
-        return inputs, targets, h0
+        expected = self.state_shape(inputs.shape[1])
+        if h0.shape != expected:
+            raise ValueError(f"h0 has shape {h0.shape}, expected {expected}")
+        return inputs, targets, h0.reshape(self.layers, *h0.shape[-2:])
 
-    def loss(self, inputs, targets, h0):
+    def loss(self, inputs, targets, h0, masks=None):
         """Mean NLL (nats) and the last hidden state, without gradients."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        Hs = self._hidden_states(inputs, h0)
-        loss = self.backend.softmax_cross_entropy_(self._logits(Hs), targets)
-        return float(loss), Hs[-1].copy()
+        layers, top = self._forward(inputs, h0, masks)
+        loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
+        return float(loss), self._last_state(layers)
 
-    def loss_and_grads(self, inputs, targets, h0):
-        """inputs, targets: (T, B) integers; h0: (B, H).
+    def loss_and_grads(self, inputs, targets, h0, masks=None):
+        """inputs, targets: (T, B) integers; h0: (B, H), or (L, B, H) for L > 1.
 
         Returns (loss, grads, h_last): the mean NLL in nats as a float, the
-        gradients of that mean (same keys and shapes as `params`) and the
-        last hidden state (B, H).
+        gradients of that mean (`self.grads`: views into `self.grad_flat`,
+        overwritten by the next call) and the last hidden state. `masks`:
+        dropout masks as `dropout_masks` makes them, None for none.
         """
-        loss, grads, _, h_last = self.loss_and_grads_with_h0(inputs, targets, h0)
+        loss, grads, _, h_last = self.loss_and_grads_with_h0(inputs, targets, h0, masks)
         return loss, grads, h_last
 
-    def loss_and_grads_with_h0(self, inputs, targets, h0):
+    def loss_and_grads_with_h0(self, inputs, targets, h0, masks=None):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        be, H = self.backend, self.hidden_size
-        W, V = self.params["W"], self.params["V"]
-        Hs = self._hidden_states(inputs, h0)
-        B = Hs.shape[1]
-        Hf = Hs.reshape(-1, H)
-        dO = self._logits(Hs)
+        be, xp, H, g = self.backend, self.backend.xp, self.hidden_size, self.grads
+        layers, top = self._forward(inputs, h0, masks)
+        B = top.shape[1]
+        dO = self._logits(top)
         loss = be.softmax_cross_entropy_(dO, targets)  # dO: the gradient for the logits
 
-        grads = {"V": dO.T @ Hf, "c": dO.sum(axis=0)}
-        G = (dO @ V).reshape(Hs.shape)
-        dA, dh0 = be.recurrence_backward(G, Hs, h0, W)
-        dAf = dA.reshape(-1, H)
-        dW = dA[0].T @ h0
-        dW += dAf[B:].T @ Hf[:-B]  # step t pairs dA[t] with Hs[t-1]
-        grads["W"] = dW
-        grads["b"] = dAf.sum(axis=0)
-        grads["U"] = be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size).T
-        return float(loss), grads, dh0, Hs[-1].copy()
+        xp.matmul(dO.T, top.reshape(-1, H), out=g["V"])
+        xp.sum(dO, axis=0, out=g["c"])
+        G = (dO @ self.params["V"]).reshape(top.shape)  # the gradient for the top layer's states
+        if masks is not None:
+            G *= masks[-1]
+        dh0 = xp.empty_like(h0)
+        for k in range(self.layers, 0, -1):
+            X, Hs = layers[k - 1]
+            nU, nW, nb = layer_names(k)
+            dA, dh0[k - 1] = be.recurrence_backward(G, Hs, h0[k - 1], self.params[nW])
+            dAf, Hf = dA.reshape(-1, H), Hs.reshape(-1, H)
+            xp.matmul(dAf[B:].T, Hf[:-B], out=g[nW])  # step t pairs dA[t] with Hs[t-1] ...
+            g[nW] += dA[0].T @ h0[k - 1]  # ... and step 0 with h0
+            xp.sum(dAf, axis=0, out=g[nb])
+            if k == 1:
+                be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size, out=g["U"].T)
+            else:
+                xp.matmul(dAf.T, X.reshape(-1, H), out=g[nU])
+                G = (dAf @ self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
+                if masks is not None:
+                    G *= masks[k - 2]
+        dh0 = dh0[0] if self.layers == 1 else dh0
+        return float(loss), g, dh0, self._last_state(layers)

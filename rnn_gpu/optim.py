@@ -1,9 +1,10 @@
-"""Gradient clipping and the optimisers (Adagrad, Adam).
+"""Gradient clipping and the optimisers (Adagrad, Adam) over the flat buffers.
 
-Each update is a backend operation on whole parameters (in-place array
-operations on NumPy, one fused kernel per parameter on CuPy), with the
-element-wise clip folded in. Optimiser state is a dict of named arrays, which
-is what a checkpoint stores.
+Parameters, gradients and optimiser state are each one contiguous array
+(`layout.FlatLayout`), so every operation here runs once per step over the
+whole model: a few in-place array operations on NumPy, one fused kernel on
+CuPy, with the element-wise clip folded in. `state_dict` gives the state as
+named views (what a checkpoint stores, the same keys as ever).
 """
 from __future__ import annotations
 
@@ -13,68 +14,79 @@ OPTIMIZERS = ("adagrad", "adam")
 DEFAULT_LR = {"adagrad": 0.1, "adam": 0.002}
 
 
-def clip_elementwise(grads: dict, limit: float, xp) -> None:
+def clip_elementwise(flat, limit: float, xp) -> None:
     """Clamp every gradient element to [-limit, limit], as the seed does."""
-    for g in grads.values():
-        xp.clip(g, -limit, limit, out=g)
+    xp.clip(flat, -limit, limit, out=flat)
 
 
-def global_norm(grads: dict, xp) -> float:
-    return math.sqrt(sum(float(xp.vdot(g.ravel(), g.ravel())) for g in grads.values()))
+def global_norm(flat, xp) -> float:
+    return math.sqrt(float(xp.vdot(flat, flat)))
 
 
-def clip_global_norm(grads: dict, max_norm: float, xp) -> float:
+def clip_global_norm(flat, max_norm: float, xp) -> float:
     """Scale all gradients together so their joint L2 norm is at most max_norm."""
-    norm = global_norm(grads, xp)
+    norm = global_norm(flat, xp)
     if norm > max_norm:
-        for g in grads.values():
-            g *= max_norm / norm
+        flat *= max_norm / norm
     return norm
 
 
+def all_finite(flat, xp) -> bool:
+    """One reduction over the whole buffer: any inf or NaN makes the sum non-finite."""
+    return math.isfinite(float(xp.sum(flat)))
+
+
 class Optimizer:
-    """State is a dict of named arrays (what a checkpoint stores)."""
-    state: dict
+    """State: flat buffers shaped like the parameters, named in `slots`."""
+    slots: tuple[str, ...]
+
+    def __init__(self, layout, lr: float, backend, dtype):
+        self.layout, self.lr, self.backend = layout, lr, backend
+        self.buffers = {s: backend.xp.zeros(layout.size, dtype=dtype) for s in self.slots}
+
+    def slot_views(self) -> dict:
+        """Named views: `mem.U`, `m.W`, ... as a checkpoint stores them."""
+        return {f"{s}.{k}": v for s, buf in self.buffers.items() for k, v in self.layout.views(buf).items()}
 
     def state_dict(self) -> dict:
-        return dict(self.state)
+        return self.slot_views()
 
     def load_state_dict(self, saved: dict, asarray) -> None:
-        missing = set(self.state) - set(saved)
+        state = self.slot_views()
+        missing = set(state) - set(saved)
         if missing:
             raise ValueError(f"optimizer state lacks {', '.join(sorted(missing))}")
-        for k, v in self.state.items():
-            if saved[k].shape != v.shape:
-                raise ValueError(f"optimizer state {k} has shape {saved[k].shape}, expected {v.shape}")
-            self.state[k] = asarray(saved[k], dtype=v.dtype)
+        for k, view in state.items():
+            if saved[k].shape != view.shape:
+                raise ValueError(f"optimizer state {k} has shape {saved[k].shape}, expected {view.shape}")
+            view[...] = asarray(saved[k], dtype=view.dtype)
 
 
 class Adagrad(Optimizer):
     name = "adagrad"
+    slots = ("mem",)
 
-    def __init__(self, params: dict, lr: float, backend, eps: float = 1e-8):
-        self.lr, self.eps, self.backend = lr, eps, backend
-        self.state = {f"mem.{k}": backend.xp.zeros_like(p) for k, p in params.items()}
+    def __init__(self, layout, lr: float, backend, dtype, eps: float = 1e-8):
+        super().__init__(layout, lr, backend, dtype)
+        self.eps = eps
 
-    def step(self, params: dict, grads: dict, clip: float | None = None) -> None:
-        """One update; `clip` first clamps each gradient element to [-clip, clip]."""
-        for k, p in params.items():
-            self.backend.adagrad_update(p, grads[k], self.state[f"mem.{k}"], self.lr, self.eps, clip)
+    def step(self, params, grads, clip: float | None = None) -> None:
+        """One update of the flat `params` from the flat `grads`; `clip` first
+        clamps each gradient element to [-clip, clip]."""
+        self.backend.adagrad_update(params, grads, self.buffers["mem"], self.lr, self.eps, clip)
 
 
 class Adam(Optimizer):
     name = "adam"
+    slots = ("m", "v")
 
-    def __init__(self, params: dict, lr: float, backend, beta1=0.9, beta2=0.999, eps=1e-8):
-        self.lr, self.beta1, self.beta2, self.eps, self.backend = lr, beta1, beta2, eps, backend
-        self.state = {}
-        for k, p in params.items():
-            self.state[f"m.{k}"] = backend.xp.zeros_like(p)
-            self.state[f"v.{k}"] = backend.xp.zeros_like(p)
+    def __init__(self, layout, lr: float, backend, dtype, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(layout, lr, backend, dtype)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
 
     def state_dict(self) -> dict:
-        return {**self.state, "t": self.t}
+        return {**super().state_dict(), "t": self.t}
 
     def load_state_dict(self, saved: dict, asarray) -> None:
         if "t" not in saved:
@@ -82,19 +94,19 @@ class Adam(Optimizer):
         super().load_state_dict(saved, asarray)
         self.t = int(saved["t"])
 
-    def step(self, params: dict, grads: dict, clip: float | None = None) -> None:
-        """One update; `clip` first clamps each gradient element to [-clip, clip]."""
+    def step(self, params, grads, clip: float | None = None) -> None:
+        """One update of the flat `params` from the flat `grads`; `clip` first
+        clamps each gradient element to [-clip, clip]."""
         self.t += 1
         # Kingma & Ba's efficient form: the bias corrections folded into the step size
         lr_t = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        for k, p in params.items():
-            self.backend.adam_update(p, grads[k], self.state[f"m.{k}"], self.state[f"v.{k}"], lr_t,
-                                     self.beta1, self.beta2, self.eps, clip)
+        self.backend.adam_update(params, grads, self.buffers["m"], self.buffers["v"], lr_t,
+                                 self.beta1, self.beta2, self.eps, clip)
 
 
-def make_optimizer(name: str, params: dict, lr: float, backend):
-    if name == "adagrad":
-        return Adagrad(params, lr, backend)
-    if name == "adam":
-        return Adam(params, lr, backend)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+def make_optimizer(name: str, model, lr: float):
+    """The optimiser for `model`'s flat buffers, on its backend."""
+    kinds = {"adagrad": Adagrad, "adam": Adam}
+    if name not in kinds:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return kinds[name](model.layout, lr, model.backend, model.dtype)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import atomic_write
-from .cli import UsageError
+from .fileio import atomic_write
+from .errors import UsageError
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .fileio import atomic_write
 from .data import CorpusError, Vocab
 
 CHUNK_BYTES = 8 << 20

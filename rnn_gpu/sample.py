@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import CorpusError, Vocab
+from .layout import layer_names
 
 
 def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None) -> np.ndarray:
@@ -33,24 +34,28 @@ def sample(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: in
     symbol is drawn from the output at h = 0.
     """
     xp, be = model.backend.xp, model.backend
-    U, W, V, b, c = (model.params[k] for k in ("U", "W", "V", "b", "c"))
     rng = np.random.default_rng(seed)
     try:
         prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
     except CorpusError as exc:
         raise CorpusError(f"prime text has {exc}") from None
-    h = xp.zeros(model.hidden_size, dtype=model.dtype)
-
-    def step(symbol):
-        return xp.tanh(U[:, int(symbol)] + W @ h + b)
-
+    h = xp.zeros((model.layers, model.hidden_size), dtype=model.dtype)
+    V, c = model.params["V"], model.params["c"]
     for symbol in prime_ids:
-        h = step(symbol)
+        step(model, symbol, h)
     out = []
     for _ in range(length):
-        logits = be.to_host(V @ h + c)
+        logits = be.to_host(V @ h[-1] + c)
         symbol = choose(logits, temperature, top_k, rng)
         out.append(symbol)
-        h = step(symbol)
+        step(model, symbol, h)
     return vocab.decode(list(prime_ids) + out)
 
+
+def step(model, symbol: int, h) -> None:
+    """One time step of every layer for one stream, h (L, H) in place."""
+    xp, p = model.backend.xp, model.params
+    for k in range(1, model.layers + 1):
+        U, W, b = (p[n] for n in layer_names(k))
+        x = U[:, int(symbol)] if k == 1 else U @ h[k - 2]
+        h[k - 1] = xp.tanh(x + W @ h[k - 1] + b)

@@ -12,29 +12,38 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt_io
-from .backend import get_backend
-from .data import BatchStream, Corpus, CorpusError, evaluation_windows, load_corpus
-from .model import CharRNN
-from .optim import DEFAULT_LR, clip_elementwise, clip_global_norm, make_optimizer
+from .backends import get_backend
+from .data import BatchStream, Corpus, CorpusError, evaluation_streams, evaluation_windows, load_corpus
+from .layout import layers_in
+from .model import CharRNN, dropout_masks
+from .optim import DEFAULT_LR, all_finite, clip_elementwise, clip_global_norm, make_optimizer
+from .schedule import LRSchedule
 
 # What a resumed run takes from its checkpoint rather than from the command line.
-MODEL_FIELDS = ("hidden", "batch", "seq", "optimizer", "lr", "clip", "clip_norm", "vocab", "val_fraction",
-                "dtype", "seed")
+MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup", "min_lr", "clip",
+                "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "dtype", "seed")
+DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialisation uses the seed alone
 
 
 @dataclass
 class TrainConfig:
     hidden: int = 256
+    layers: int = 1  # stacked tanh layers
     batch: int = 32
     seq: int = 64
     steps: int | None = 2000  # the run's total step count; None: until `time` runs out
-    time: float | None = None  # seconds of training in this invocation, if set
+    time: float | None = None  # the run's total seconds of training (a resumed run counts on), if set
     optimizer: str = "adam"  # adagrad at its lr 0.1 (the seed's) saturates tanh beyond seed-sized models
     lr: float | None = None  # None: the optimiser's default (adagrad 0.1, adam 0.002)
+    lr_schedule: str = "cosine"  # or constant; the cosine decays to min_lr over the run's steps or time
+    warmup: int = 0  # steps of linear warm-up
+    min_lr: float | None = None  # where the cosine ends; None: lr / 10
     clip: float = 5.0  # element-wise clip, as in the seed
     clip_norm: float | None = None  # global-norm clip, if set
+    dropout: float = 0.0  # on the inputs of layers 2..L and of the output layer
     vocab: str | None = None  # chars or bytes; None: chars, or what a prepared corpus has
     val_fraction: float = 0.1
+    val_chars: int = 1_000_000  # evaluate on at most this many held-out symbols; 0: all of them
     eval_every: int = 200
     checkpoint_every: int = 500
     log_every: int = 10
@@ -46,6 +55,9 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def schedule(self) -> LRSchedule:
+        return LRSchedule(self.learning_rate, self.lr_schedule, self.warmup, self.min_lr, self.steps, self.time)
 
 
 class Interrupted(Exception):
@@ -76,16 +88,18 @@ class StopSignals:
             signal.signal(s, handler)
 
 
-def evaluate(model: CharRNN, data, batch: int, seq: int) -> float:
-    """Mean NLL (nats) over all of `data`, hidden state carried across windows."""
+def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None = None) -> tuple[float, int]:
+    """Mean NLL (nats) over the windows of `evaluation_windows` (all of
+    `data`, or at most `max_chars` symbols of it), the hidden state carried
+    across windows. Returns (loss, symbols predicted)."""
     total, count, h = 0.0, 0, None
-    for window in evaluation_windows(data, batch, seq):
+    for window in evaluation_windows(data, batch, seq, max_chars):
         if h is None:
             h = model.zero_state(window.shape[1])
         loss, h = model.loss(window[:-1], window[1:], h)
         n = window[1:].size
         total, count = total + loss * n, count + n
-    return total / count
+    return total / count, count
 
 
 class MetricsLog:
@@ -114,13 +128,20 @@ def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
     """The checkpoint's model and data settings with this run's length and cadence."""
     try:
         settings = {k: saved.config[k] for k in MODEL_FIELDS if k in saved.config}
-        resumed = dataclasses.replace(cfg, **{**settings, "hidden": saved.params["W"].shape[0]})
+        if cfg.steps is None and cfg.time is None:  # the run's own length unless given again
+            settings.update(steps=saved.config.get("steps"), time=saved.config.get("time"))
+            if settings["steps"] is None and settings["time"] is None:
+                settings["steps"] = TrainConfig.steps
+        layers = layers_in(saved.params)
+        resumed = dataclasses.replace(cfg, **{**settings, "hidden": saved.params["W"].shape[0], "layers": layers})
+        resumed.schedule()  # a known schedule
         TrainConfig(**dataclasses.asdict(resumed)).learning_rate  # a known optimiser
-    except (TypeError, KeyError) as exc:
+    except (TypeError, KeyError, ValueError) as exc:
         raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
-    if saved.h is None or saved.h.shape != (resumed.batch, resumed.hidden):
-        raise ckpt_io.CheckpointError("cannot resume: the checkpoint's hidden state does not match its batch and "
-                                      "hidden size")
+    state = (resumed.batch, resumed.hidden) if layers == 1 else (layers, resumed.batch, resumed.hidden)
+    if saved.h is None or saved.h.shape != state:
+        raise ckpt_io.CheckpointError("cannot resume: the checkpoint's hidden state does not match its batch, "
+                                      "layers and hidden size")
     return resumed
 
 
@@ -135,10 +156,6 @@ def device_ids(backend, ids):
     return ids, np
 
 
-def grads_finite(grads: dict, xp) -> bool:
-    return math.isfinite(float(sum(xp.sum(g) for g in grads.values())))
-
-
 class Trainer:
     """Model, optimiser, data position and hidden state: what a checkpoint saves."""
 
@@ -146,43 +163,52 @@ class Trainer:
         self.cfg, self.corpus, self.backend = cfg, corpus, backend
         self.corpus_path = None if corpus_path is None else str(Path(corpus_path).resolve())
         params = saved.params if saved else None
-        self.model = CharRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed, params=params)
-        self.optimizer = make_optimizer(cfg.optimizer, self.model.params, cfg.learning_rate, backend)
+        self.model = CharRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed, params=params,
+                             layers=cfg.layers)
+        self.optimizer = make_optimizer(cfg.optimizer, self.model, cfg.learning_rate)
+        self.schedule = cfg.schedule()
+        self.rng = np.random.default_rng([cfg.seed, DROPOUT_STREAM])  # dropout masks
         ids, xp = device_ids(backend, corpus.train)
         self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp)
         self.h = self.model.zero_state(cfg.batch)
-        self.step, self.best_val_loss = 0, None
+        self.step, self.best_val_loss, self.elapsed_before = 0, None, 0.0
         if saved:
             try:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
-            except (ValueError, TypeError) as exc:
+                if saved.rng_state is not None:
+                    self.rng.bit_generator.state = saved.rng_state
+            except (ValueError, TypeError, KeyError) as exc:
                 raise ckpt_io.CheckpointError(f"cannot resume: {exc}") from None
             self.h = backend.asarray(saved.h, dtype=cfg.dtype)
-            self.step, self.best_val_loss = saved.step, saved.best_val_loss
+            self.step, self.best_val_loss, self.elapsed_before = saved.step, saved.best_val_loss, saved.elapsed_s
 
-    def train_step(self) -> tuple[float, bool]:
-        """One step; returns (loss, whether the update was applied)."""
-        cfg, xp = self.cfg, self.backend.xp
+    def train_step(self, elapsed: float) -> tuple[float, float, bool]:
+        """One step, `elapsed` seconds into the run; returns (loss, learning
+        rate, whether the update was applied)."""
+        cfg, model, xp = self.cfg, self.model, self.backend.xp
+        lr = self.optimizer.lr = self.schedule(self.step + 1, elapsed)
         window, reset = self.stream.next()
         if reset:
-            self.h = self.model.zero_state(cfg.batch)
-        loss, grads, h = self.model.loss_and_grads(window[:-1], window[1:], self.h)
-        if not (math.isfinite(loss) and grads_finite(grads, xp)):
+            self.h = model.zero_state(cfg.batch)
+        masks = dropout_masks(self.rng, cfg.dropout, model.layers, (cfg.seq, cfg.batch, model.hidden_size),
+                              self.backend, model.dtype)
+        loss, _, h = model.loss_and_grads(window[:-1], window[1:], self.h, masks)
+        if not (math.isfinite(loss) and all_finite(model.grad_flat, xp)):
             what = "loss" if not math.isfinite(loss) else "gradient"
             if not cfg.skip_nonfinite:
                 raise Diverged(f"non-finite {what} at step {self.step + 1}")
-            self.h = self.model.zero_state(cfg.batch)
-            return loss, False
+            self.h = model.zero_state(cfg.batch)
+            return loss, lr, False
         if cfg.clip_norm is None:
-            self.optimizer.step(self.model.params, grads, clip=cfg.clip)
+            self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip)
         else:  # element-wise first, then the global norm of what is left
-            clip_elementwise(grads, cfg.clip, xp)
-            clip_global_norm(grads, cfg.clip_norm, xp)
-            self.optimizer.step(self.model.params, grads)
+            clip_elementwise(model.grad_flat, cfg.clip, xp)
+            clip_global_norm(model.grad_flat, cfg.clip_norm, xp)
+            self.optimizer.step(model.flat, model.grad_flat)
         self.h = h
-        return loss, True
+        return loss, lr, True
 
-    def checkpoint(self, path: Path) -> None:
+    def checkpoint(self, path: Path, elapsed: float) -> None:
         be = self.backend
         ckpt_io.save_checkpoint(path, ckpt_io.Checkpoint(
             params={k: be.to_host(v) for k, v in self.model.params.items()},
@@ -193,6 +219,8 @@ class Trainer:
             h=be.to_host(self.h),
             optimizer_state={k: be.to_host(v) for k, v in self.optimizer.state_dict().items()},
             best_val_loss=self.best_val_loss,
+            elapsed_s=elapsed,
+            rng_state=self.rng.bit_generator.state,
         ))
 
 
@@ -200,8 +228,8 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
     """Trains per `cfg` on the corpus (None: the embedded default), writing
     DIR/metrics.jsonl, DIR/checkpoint.npz (the latest) and DIR/best.npz (the
     best validation loss). With `resume`, continues DIR/checkpoint.npz
-    exactly: `cfg.steps` counts from the start of the run. Returns the final
-    metrics record."""
+    exactly: `cfg.steps` and `cfg.time` count from the start of the run.
+    Returns the final metrics record."""
     from tqdm import tqdm
 
     saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
@@ -210,6 +238,9 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
         corpus_path = corpus_path if corpus_path is not None else saved.config.get("corpus")
         if cfg.steps is not None and saved.step >= cfg.steps:
             raise ckpt_io.CheckpointError(f"{out} is already at step {saved.step}; pass a larger --steps to continue")
+        if cfg.time is not None and saved.elapsed_s >= cfg.time:
+            raise ckpt_io.CheckpointError(f"{out} has already trained {saved.elapsed_s:.0f} s; pass a larger --time "
+                                          "to continue")
     backend = get_backend(cfg.backend)
     corpus = load_corpus(corpus_path, cfg.vocab, cfg.val_fraction)
     check_corpus_fits(corpus, cfg)
@@ -218,17 +249,18 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg, corpus, backend, saved, corpus_path)
     latest, best = out / ckpt_io.FILENAME, out / ckpt_io.BEST_FILENAME
+    val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)
 
     metrics = MetricsLog(out / "metrics.jsonl", append=resume)
     bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
-    start = time.perf_counter()
+    start = time.perf_counter() - trainer.elapsed_before  # elapsed time counts on across a resume
     interval_seconds, interval_chars, skipped = 0.0, 0, 0  # training time only, evaluation excluded
     val_loss, record = None, {}
     try:
         with StopSignals() as signals:
             while True:
                 step_start = time.perf_counter()
-                loss, applied = trainer.train_step()
+                loss, lr, applied = trainer.train_step(step_start - start)
                 trainer.step += 1
                 skipped += not applied
                 interval_chars += trainer.stream.symbols_per_step
@@ -238,24 +270,27 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
                 last = (cfg.steps is not None and step >= cfg.steps) or (cfg.time is not None and elapsed >= cfg.time)
                 evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
                 if evaluate_now:
-                    val_loss = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq)
+                    bar.set_description_str("evaluating", refresh=True)
+                    val_loss, val_chars = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars)
+                    bar.set_description_str("", refresh=False)
                     if trainer.best_val_loss is None or val_loss < trainer.best_val_loss:
                         trainer.best_val_loss = val_loss
-                        trainer.checkpoint(best)
+                        trainer.checkpoint(best, elapsed)
                 if step % cfg.log_every == 0 or evaluate_now or last:
-                    record = {"step": step, "train_loss": loss, "chars": step * trainer.stream.symbols_per_step,
+                    record = {"step": step, "train_loss": loss, "lr": lr, "chars": step * trainer.stream.symbols_per_step,
                               "chars_per_s": interval_chars / max(interval_seconds, 1e-9), "elapsed_s": elapsed}
                     if evaluate_now:
-                        record["val_loss"] = val_loss
+                        record.update(val_loss=val_loss, val_chars=val_chars, val_streams=val_streams[0],
+                                      val_part_chars=len(corpus.val))
                     if skipped:
                         record["skipped_steps"] = skipped
                     metrics.write(**record)
                     interval_seconds, interval_chars = 0.0, 0
                     bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
-                                    cps=f"{record['chars_per_s']:.0f}")
+                                    lr=f"{lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
                 bar.update(1)
                 if step % cfg.checkpoint_every == 0 or last or signals.received:
-                    trainer.checkpoint(latest)
+                    trainer.checkpoint(latest, elapsed)
                 if signals.received:
                     raise Interrupted(signals.received, step)
                 if last:

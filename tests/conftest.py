@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnn_gpu import get_backend
-from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.backends import cupy_unavailable_reason
 
 BACKENDS = ["numpy", "opencl", pytest.param("cupy", marks=pytest.mark.gpu)]
 

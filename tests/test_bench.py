@@ -6,7 +6,7 @@ import pytest
 
 from rnn_gpu import bench
 from rnn_gpu.cli import main
-from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.backends import cupy_unavailable_reason
 
 KEYS = {"chars_per_s", "step_ms", "recurrence_fwd_us_per_step", "recurrence_bwd_us_per_step", "peak_mem_bytes",
         "backend", "device"}

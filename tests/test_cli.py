@@ -8,7 +8,7 @@ import pytest
 
 from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnn_gpu.cli import main
-from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.backends import cupy_unavailable_reason
 from rnn_gpu.data import Vocab
 
 TINY = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_gpu.backend import NumpyBackend
+from rnn_gpu.backends import NumpyBackend
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

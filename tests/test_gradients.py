@@ -33,7 +33,7 @@ def test_gradients_match_finite_differences(backend, rng, V, H, T, B):
     model = CharRNN(V, H, backend, dtype="float64", seed=int(rng.integers(1 << 30)))
     # Larger weights than the initialisation, so tanh is not near-linear.
     for k in PARAM_NAMES:
-        model.params[k] = backend.asarray(rng.uniform(-0.8, 0.8, size=model.params[k].shape))
+        model.params[k][...] = backend.asarray(rng.uniform(-0.8, 0.8, size=model.params[k].shape))
     inputs, targets, h0 = random_problem(rng, V, H, T, B)
     loss, grads, dh0, _ = model.loss_and_grads_with_h0(inputs, targets, h0)
     assert np.isclose(loss, model.loss(inputs, targets, h0)[0], rtol=1e-12)
@@ -42,7 +42,7 @@ def test_gradients_match_finite_differences(backend, rng, V, H, T, B):
 
     def loss_of_host_params():
         for k in PARAM_NAMES:
-            model.params[k] = backend.asarray(host[k])
+            model.params[k][...] = backend.asarray(host[k])
         return model.loss(inputs, targets, h0)[0]
 
     for k in PARAM_NAMES:
@@ -102,10 +102,12 @@ def test_batched_equals_sum_of_single_streams(backend, rng):
     model = CharRNN(V, H, backend, dtype="float64", seed=3)
     inputs, targets, h0 = random_problem(rng, V, H, T, B)
     _, grads, _ = model.loss_and_grads(inputs, targets, h0)
+    batch = {k: backend.to_host(g).copy() for k, g in grads.items()}  # views: the next call overwrites them
+    per_stream = [{k: backend.to_host(g).copy() for k, g in
+                   model.loss_and_grads(inputs[:, [s]], targets[:, [s]], h0[[s]])[1].items()} for s in range(B)]
     for k in PARAM_NAMES:
-        per_stream = [backend.to_host(model.loss_and_grads(inputs[:, [s]], targets[:, [s]], h0[[s]])[1][k])
-                      for s in range(B)]
-        np.testing.assert_allclose(backend.to_host(grads[k]), np.mean(per_stream, axis=0), rtol=1e-10, atol=1e-14)
+        assert not np.array_equal(per_stream[0][k], per_stream[1][k]), k
+        np.testing.assert_allclose(batch[k], np.mean([g[k] for g in per_stream], axis=0), rtol=1e-10, atol=1e-14)
 
 
 def test_float32_close_to_float64(backend, rng):

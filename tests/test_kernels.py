@@ -7,8 +7,8 @@ are poisoned with NaN before each run so unwritten elements fail.
 import numpy as np
 import pytest
 
-from rnn_gpu.backend import NumpyBackend
-from rnn_gpu.cupy_backend import cupy_unavailable_reason
+from rnn_gpu.backends import NumpyBackend
+from rnn_gpu.backends import cupy_unavailable_reason
 from rnn_gpu.kernels import define_options
 from rnn_gpu.kernels.plan import DeviceLimits, Plan, choose_plan, tiled_shared_bytes, units_shared_bytes
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from rnn_gpu import checkpoint as ckpt_io
-from rnn_gpu.checkpoint import atomic_write, load_checkpoint
+from rnn_gpu.checkpoint import load_checkpoint
+from rnn_gpu.fileio import atomic_write
 from rnn_gpu.cli import main
 from rnn_gpu.model import CharRNN
 from rnn_gpu.train import Diverged, TrainConfig, train
@@ -19,7 +20,8 @@ SMALL = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet", "--eval-ever
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
 def test_resume_is_bit_identical(corpus_file, tmp_path, optimizer):
-    common = [str(corpus_file), *SMALL, "--backend", "numpy", "--optimizer", optimizer]
+    # A constant rate: a cosine over --steps 20 is not the first half of one over 40 (warm-up is; see below).
+    common = [str(corpus_file), *SMALL, "--backend", "numpy", "--optimizer", optimizer, "--lr-schedule", "constant"]
     assert main(["train", *common, "--out", str(tmp_path / "whole"), "--steps", "40"]) == 0
     assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "20"]) == 0
     assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "40", "--resume"]) == 0
@@ -31,6 +33,27 @@ def test_resume_is_bit_identical(corpus_file, tmp_path, optimizer):
         assert np.array_equal(whole.optimizer_state[k], split.optimizer_state[k]), k
     steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 40  # appended, not restarted
+
+
+def test_stacked_dropout_cosine_run_resumes_bit_identically(corpus_file, tmp_path):
+    common = [str(corpus_file), *SMALL, "--backend", "numpy", "--layers", "2", "--dropout", "0.2",
+              "--lr-schedule", "cosine", "--warmup", "20"]
+    assert main(["train", *common, "--out", str(tmp_path / "whole"), "--steps", "40"]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "20"]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "split"), "--resume", "--steps", "40"]) == 0
+    whole, split = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
+    assert whole.step == split.step == 40 and whole.position == split.position
+    assert set(whole.params) == {"U", "W", "b", "U2", "W2", "b2", "V", "c"} and whole.h.shape == (2, 4, 16)
+    for k in whole.params:
+        assert np.array_equal(whole.params[k], split.params[k]), k
+    for k in whole.optimizer_state:
+        assert np.array_equal(whole.optimizer_state[k], split.optimizer_state[k]), k
+    assert np.array_equal(whole.h, split.h) and whole.rng_state == split.rng_state
+    records = {name: [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+               for name in ("whole", "split")}
+    assert [r["lr"] for r in records["whole"]] == [r["lr"] for r in records["split"]]
+    assert [r["train_loss"] for r in records["whole"]] == [r["train_loss"] for r in records["split"]]
+    assert records["split"][-1]["elapsed_s"] > records["split"][1]["elapsed_s"]  # counts on across the resume
 
 
 def test_resume_needs_a_checkpoint_and_more_steps(corpus_file, tmp_path, capsys):

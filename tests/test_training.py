@@ -5,6 +5,8 @@ import pytest
 
 from rnn_gpu import CharRNN
 from rnn_gpu.checkpoint import load_checkpoint
+from rnn_gpu.backends import NumpyBackend
+from rnn_gpu.layout import FlatLayout
 from rnn_gpu.optim import Adagrad, Adam, clip_elementwise, clip_global_norm
 from rnn_gpu.train import TrainConfig, train
 
@@ -50,29 +52,44 @@ def test_time_limit_stops_training(corpus_file, tmp_path):
     assert final["elapsed_s"] >= 0.5 and "val_loss" in final
 
 
+def flat_params(backend, shapes, values):
+    """A layout, its flat buffer and the named views, filled from `values`."""
+    layout = FlatLayout(shapes)
+    flat = backend.xp.zeros(layout.size)
+    views = layout.views(flat)
+    for k, v in values.items():
+        views[k][...] = backend.asarray(v)
+    return layout, flat, views
+
+
 def test_adagrad_step_matches_formula(backend, rng):
-    p = rng.normal(size=(3, 4))
-    grads = [rng.normal(scale=4, size=(3, 4)) for _ in range(3)]
-    params = {"W": backend.asarray(p)}
-    opt = Adagrad(params, lr=0.1, backend=backend)
-    mem, expected = np.zeros_like(p), p.copy()
-    for g in grads:
-        opt.step(params, {"W": backend.asarray(g)}, clip=5.0)
-        g = np.clip(g, -5, 5)
-        mem += g * g
-        expected -= 0.1 * g / np.sqrt(mem + 1e-8)
-    np.testing.assert_allclose(backend.to_host(params["W"]), expected, rtol=1e-12)
+    p = {"W": rng.normal(size=(3, 4)), "U": rng.normal(size=(4, 5))}  # U is stored transposed
+    layout, flat, views = flat_params(backend, {k: v.shape for k, v in p.items()}, p)
+    opt = Adagrad(layout, lr=0.1, backend=backend, dtype=np.float64)
+    mem, expected = {k: np.zeros_like(v) for k, v in p.items()}, {k: v.copy() for k, v in p.items()}
+    for _ in range(3):
+        g = {k: rng.normal(scale=4, size=v.shape) for k, v in p.items()}
+        _, gflat, _ = flat_params(backend, layout.shapes, g)
+        opt.step(flat, gflat, clip=5.0)
+        for k in p:
+            gk = np.clip(g[k], -5, 5)
+            mem[k] += gk * gk
+            expected[k] -= 0.1 * gk / np.sqrt(mem[k] + 1e-8)
+    for k in p:
+        np.testing.assert_allclose(backend.to_host(views[k]), expected[k], rtol=1e-12)
+        np.testing.assert_allclose(backend.to_host(opt.state_dict()[f"mem.{k}"]), mem[k], rtol=1e-12)
 
 
 def test_adam_step_matches_formula(backend, rng):
     p = rng.normal(size=(5, 2))
-    params = {"b": backend.asarray(p)}
-    opt = Adam(params, lr=0.01, backend=backend)
+    layout, flat, params = flat_params(backend, {"b": (5, 2)}, {"b": p})
+    opt = Adam(layout, lr=0.01, backend=backend, dtype=np.float64)
     m = v = np.zeros((5, 2))
     expected = p.copy()
     for t in range(1, 4):
         g = rng.normal(scale=3, size=(5, 2))
-        opt.step(params, {"b": backend.asarray(g.T).T}, clip=2.0 if t == 2 else None)  # a strided gradient
+        _, gflat, _ = flat_params(backend, layout.shapes, {"b": g})
+        opt.step(flat, gflat, clip=2.0 if t == 2 else None)
         g = np.clip(g, -2, 2) if t == 2 else g
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
@@ -82,15 +99,16 @@ def test_adam_step_matches_formula(backend, rng):
 
 
 def test_clipping(rng):
-    grads = {"a": rng.normal(scale=10, size=50), "b": rng.normal(scale=10, size=7)}
-    original = {k: v.copy() for k, v in grads.items()}
-    clip_elementwise(grads, 5.0, np)
+    values = {"a": rng.normal(scale=10, size=50), "b": rng.normal(scale=10, size=(7, 3))}
+    layout, flat, grads = flat_params(NumpyBackend(), {k: v.shape for k, v in values.items()}, values)
+    clip_elementwise(flat, 5.0, np)
     for k in grads:
-        np.testing.assert_array_equal(grads[k], np.clip(original[k], -5, 5))
-    norm = np.sqrt(sum((v**2).sum() for v in grads.values()))
-    returned = clip_global_norm(grads, norm / 2, np)
+        np.testing.assert_array_equal(grads[k], np.clip(values[k], -5, 5))
+    norm = np.sqrt(sum((np.clip(v, -5, 5) ** 2).sum() for v in values.values()))
+    returned = clip_global_norm(flat, norm / 2, np)
     assert returned == pytest.approx(norm)
     assert np.sqrt(sum((v**2).sum() for v in grads.values())) == pytest.approx(norm / 2)
+    assert not (flat[layout.offsets["b"] - 1] or flat[-1])  # the alignment gaps stay zero
 
 
 def test_model_api_shapes(backend):

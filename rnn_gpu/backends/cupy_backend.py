@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from .backend import KernelBackend
+from .base import KernelBackend
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,8 +30,8 @@ def cupy_unavailable_reason() -> str | None:
     return None
 
 
-# One kernel per parameter and update instead of a dozen array operations:
-# at char-RNN sizes the GPU's time goes to launches, not arithmetic.
+# One kernel over the whole flat parameter buffer instead of a dozen array
+# operations per parameter: at char-RNN sizes the GPU's time goes to launches.
 # A negative clip means none.
 CLIP = "T g = clip < 0 ? g_in : min(max(g_in, -clip), clip);"
 
@@ -89,8 +89,11 @@ class CupyBackend(KernelBackend):
         t = p.dtype.type
         _adam_kernel()(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip), p, m, v)
 
-    def scatter_add_rows(self, index, values, num_rows):
-        out = self.xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+    def scatter_add_rows(self, index, values, num_rows, out=None):
+        if out is None:
+            out = self.xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+        else:
+            out.fill(0)
         self.xp.add.at(out, index, values)  # atomics on the GPU
         return out
 
@@ -98,7 +101,7 @@ class CupyBackend(KernelBackend):
     @property
     def kernels(self):
         if self._kernels is None:
-            from .kernels.cuda_runner import CudaKernels
+            from ..kernels.cuda_runner import CudaKernels
 
             self._kernels = CudaKernels(self.xp)
         return self._kernels

@@ -5,14 +5,14 @@ backend on the CPU (PoCL), which is how that source is tested everywhere.
 """
 from __future__ import annotations
 
-from .backend import BackendUnavailable, KernelBackend
+from .base import BackendUnavailable, KernelBackend
 
 
 class OpenCLBackend(KernelBackend):
     name = "opencl"
 
     def __init__(self, variant: str | None = None):
-        from .kernels.opencl_runner import OpenCLKernels, opencl_unavailable_reason
+        from ..kernels.opencl_runner import OpenCLKernels, opencl_unavailable_reason
 
         reason = opencl_unavailable_reason()
         if reason:

@@ -4,17 +4,19 @@ operations that a faster backend may replace.
 The model is written once against `backend.xp`. The base class is the NumPy
 backend and its recurrence is the plain reference loop; `CupyBackend`
 (cupy_backend.py) and `OpenCLBackend` (opencl_backend.py) subclass it and
-override only what they do faster.
+override only what they do faster. The registry (`get_backend`) is the
+package's `__init__`; nothing here imports it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-BACKEND_NAMES = ("auto", "numpy", "cupy", "opencl")
+from ..errors import UsageError
+
 ONE_HOT_MAX_ROWS = 256  # above this, scatter-adds sort instead of multiplying by a one-hot matrix
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(UsageError, RuntimeError):
     """The requested backend cannot run on this machine."""
 
 
@@ -102,7 +104,7 @@ class NumpyBackend:
         O /= N
         return loss
 
-    # -- optimiser updates, in place -----------------------------------------
+    # -- optimiser updates, in place, over the whole flat buffer at once -------
     def adagrad_update(self, p, g, mem, lr, eps, clip=None):
         xp = self.xp
         if clip is not None:
@@ -128,8 +130,9 @@ class NumpyBackend:
         p -= update
 
     # -- the gradient of the input projection ----------------------------
-    def scatter_add_rows(self, index, values, num_rows):
-        """out[i] = sum of values[n] over n with index[n] == i.
+    def scatter_add_rows(self, index, values, num_rows, out=None):
+        """out[i] = sum of values[n] over n with index[n] == i; written into
+        `out` (num_rows, H), contiguous, when given.
 
         For a small vocabulary a one-hot GEMM: multithreaded, it beats
         np.add.at about tenfold at 65 rows. Its cost grows with the rows
@@ -140,11 +143,14 @@ class NumpyBackend:
         if num_rows <= ONE_HOT_MAX_ROWS:
             onehot = xp.zeros((num_rows, index.size), dtype=values.dtype)
             onehot[index, xp.arange(index.size)] = 1
-            return onehot @ values
+            return xp.matmul(onehot, values, out=out)
         order = xp.argsort(index, kind="stable")
         sorted_index = index[order]
         starts = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), sorted_index[1:] != sorted_index[:-1]]))
-        out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+        if out is None:
+            out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+        else:
+            out.fill(0)
         out[sorted_index[starts]] = xp.add.reduceat(values[order], starts, axis=0)
         return out
 
@@ -176,36 +182,3 @@ class KernelBackend(NumpyBackend):
             dA = self.kernels.backward(G, Hs, W, self.variant)
             return dA, dA[0] @ W
         return super().recurrence_backward(G, Hs, h0, W)
-
-
-def _cupy_backend():
-    from .cupy_backend import CupyBackend, cupy_unavailable_reason
-
-    reason = cupy_unavailable_reason()
-    if reason:
-        raise BackendUnavailable(f"backend 'cupy' cannot run here: {reason}")
-    return CupyBackend()
-
-
-def _opencl_backend():
-    from .opencl_backend import OpenCLBackend
-
-    return OpenCLBackend()
-
-
-def get_backend(name: str = "auto"):
-    """Return a backend by name: "numpy", "cupy", "opencl" or "auto".
-
-    "auto" picks CuPy only when it imports and a CUDA device is usable.
-    """
-    if name == "numpy":
-        return NumpyBackend()
-    if name == "cupy":
-        return _cupy_backend()
-    if name == "opencl":
-        return _opencl_backend()
-    if name == "auto":
-        from .cupy_backend import cupy_unavailable_reason
-
-        return _cupy_backend() if cupy_unavailable_reason() is None else NumpyBackend()
-    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

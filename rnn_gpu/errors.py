@@ -1,0 +1,21 @@
+"""The exceptions the package raises on purpose. The CLI turns each into one
+`error: ...` line: `UsageError` (bad input) exits 2, `EnvironmentFailure`
+(disk full, no permission, out of memory) exits 1. Imports nothing."""
+
+
+class RnnGpuError(Exception):
+    """Base of every error rnn_gpu reports by message rather than traceback."""
+
+    exit_code = 2
+
+
+class UsageError(RnnGpuError):
+    """Bad input from the user: a flag, a corpus, a checkpoint."""
+
+    exit_code = 2
+
+
+class EnvironmentFailure(RnnGpuError):
+    """The machine refused: no space, no permission, no memory."""
+
+    exit_code = 1
