@@ -22,9 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
+
 from rnn_gpu.backends import NumpyBackend  # noqa: E402
 from rnn_gpu.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
-from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
 T = 64
@@ -142,8 +143,12 @@ def benchmark(runner, backend, flops: float, configs=CONFIGS, variants=VARIANTS,
             row["cost_model_plan"] = dataclasses.asdict(model_plan)
             try:
                 row.update(correctness(runner, backend, H, B, variant))
-                fwd = lambda P, W, h0: runner.forward(P, W, h0, plan=plan)  # noqa: E731
-                bwd = lambda G, Hs, h0, W: runner.backward(G, Hs, W, plan=plan)  # noqa: E731
+                def fwd(P, W, h0, plan=plan):
+                    return runner.forward(P, W, h0, plan=plan)
+
+                def bwd(G, Hs, h0, W, plan=plan):
+                    return runner.backward(G, Hs, W, plan=plan)
+
                 row.update(time_recurrence(backend, H, B, T, forward=fwd, backward=bwd))
                 row["speedup_fwd_vs_cublas"] = baseline["fwd_us_per_step"] / row["fwd_us_per_step"]
                 row["speedup_bwd_vs_cublas"] = baseline["bwd_us_per_step"] / row["bwd_us_per_step"]

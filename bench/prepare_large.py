@@ -27,7 +27,7 @@ def build_corpus(path: Path, size: int, source: Path | None) -> None:
         text = source.read_bytes()
     else:
         sys.path.insert(0, str(ROOT))
-        from rnn_gpu.data import default_corpus
+        from rnn_gpu.corpus import default_corpus
 
         text = default_corpus()[0].encode()
     with open(path, "wb") as f:

@@ -6,7 +6,7 @@ from rnn_gpu.bench import MAIN_CONFIGS, our_backend
 from rnn_gpu.timing import recurrence_inputs
 
 
-@pytest.mark.parametrize("config", MAIN_CONFIGS, ids=lambda c: "H%d-B%d-T%d" % c)
+@pytest.mark.parametrize("config", MAIN_CONFIGS, ids=lambda c: "H{}-B{}-T{}".format(*c))
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 @pytest.mark.parametrize("system", ["numpy", "cupy", "cupy-cublas", "opencl"])
 def test_recurrence(benchmark, system, direction, config):

@@ -8,7 +8,7 @@ from rnn_gpu.backends import BackendUnavailable
 from rnn_gpu.bench import MAIN_CONFIGS, SEED_SHAPE, SYSTEMS, make_system
 
 
-@pytest.mark.parametrize("config", [*MAIN_CONFIGS, SEED_SHAPE], ids=lambda c: "H%d-B%d-T%d" % c)
+@pytest.mark.parametrize("config", [*MAIN_CONFIGS, SEED_SHAPE], ids=lambda c: "H{}-B{}-T{}".format(*c))
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_training_step(benchmark, system, config):
     H, B, T = config

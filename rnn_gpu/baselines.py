@@ -93,7 +93,7 @@ def make_seed_step(H: int, T: int, vocab: int, seed: int = 0):
             dU += np.outer(da, xs[t])
             dW += np.outer(da, hs[t - 1])
             dh_next = W.T @ da
-        for p, g, m in zip(params, grads, memory):
+        for p, g, m in zip(params, grads, memory, strict=True):
             np.clip(g, -5, 5, out=g)
             m += g * g
             p -= 0.1 * g / np.sqrt(m + 1e-8)

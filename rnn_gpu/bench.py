@@ -7,6 +7,7 @@ clock is read; a comparison is a ratio from one such run.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,12 +26,14 @@ from .backends import BackendUnavailable, get_backend
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
 from .model import CharRNN
 from .optim import Adagrad
-from .timing import time_recurrence
+from .timing import median_seconds, time_recurrence
 
 SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl", "torch-cpu", "torch-cuda", "seed")
 OUR_SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl")
 MAIN_CONFIGS = ((128, 32, 64), (512, 64, 64), (1024, 128, 50))
 SEED_SHAPE = (100, 64, 25)  # the seed's H and T, batched for our systems; the seed itself runs B=1
+# --compare's grid: (H, B, T, layers); the main configurations with one layer and with two.
+COMPARE_CONFIGS = (*((*c, 1) for c in MAIN_CONFIGS), (*SEED_SHAPE, 1), *((*c, 2) for c in MAIN_CONFIGS))
 VOCAB = 65  # tiny-shakespeare's
 
 
@@ -134,14 +137,34 @@ def peak_memory_bytes(system: System) -> int:
     return peak_rss_bytes()
 
 
-def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int) -> dict:
-    row = {"backend": system.name, "device": system.device, "hidden": H, "batch": B, "seq": T,
-           "chars_per_s": system.chars_per_step / seconds_per_step, "step_ms": seconds_per_step * 1e3,
+def flops_per_char(H: int, vocab: int = VOCAB, layers: int = 1) -> float:
+    """The GEMM work of one training character: forward, the L recurrences
+    (2H^2 each), the L-1 input projections of layers 2..L (2H^2 each) and the
+    output layer (2VH); backward twice that. Gathers, element-wise work and
+    the one-hot dU are left out."""
+    return 3.0 * (2 * H * H * (2 * layers - 1) + 2 * vocab * H)
+
+
+def sgemm_gflops(backend, B: int, H: int, seconds: float = 0.3) -> float:
+    """The measured float32 GEMM rate at the recurrence's shape, (B, H) by (H, H)."""
+    rng = np.random.default_rng(0)
+    a, b = (backend.asarray(rng.uniform(-1, 1, shape), dtype="float32") for shape in ((B, H), (H, H)))
+    repeats = max(3, int(seconds / max(median_seconds(lambda: a @ b, backend, repeats=3), 1e-7)))
+    return 2 * B * H * H / median_seconds(lambda: a @ b, backend, repeats=repeats) / 1e9
+
+
+def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, layers: int = 1) -> dict:
+    chars_per_s = system.chars_per_step / seconds_per_step
+    gflops = chars_per_s * flops_per_char(H, VOCAB, layers) / 1e9
+    row = {"backend": system.name, "device": system.device, "hidden": H, "batch": B, "seq": T, "layers": layers,
+           "chars_per_s": chars_per_s, "step_ms": seconds_per_step * 1e3, "gflop_per_s": gflops,
            "recurrence_fwd_us_per_step": None, "recurrence_bwd_us_per_step": None}
     if system.backend is not None:
         rec = time_recurrence(system.backend, H, B, T)
         row["recurrence_fwd_us_per_step"] = rec["fwd_us_per_step"]
         row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
+        row["sgemm_gflop_per_s"] = sgemm_gflops(system.backend, B, H)
+        row["sgemm_fraction"] = gflops / row["sgemm_gflop_per_s"]
     return row
 
 
@@ -149,48 +172,46 @@ def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1) 
     """One system, one configuration: the `rnn-gpu bench` row."""
     system = make_system(name, H, B, T, layers=layers)
     seconds_per_step = alternate([system], seconds)[name]
-    row = result_row(system, seconds_per_step, H, B, T)
+    row = result_row(system, seconds_per_step, H, B, T, layers)
     row["peak_mem_bytes"] = peak_memory_bytes(system)
     return row
 
 
 def machine() -> dict:
     cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu,
             "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
 
 
-def isolated_peak_memory(name: str, H: int, B: int, T: int) -> int | None:
+def isolated_peak_memory(name: str, H: int, B: int, T: int, layers: int = 1) -> int | None:
     """Peak memory of one system measured alone, in a fresh process."""
     cmd = [sys.executable, "-m", "rnn_gpu", "bench", "--backend", name, "--hidden", str(H), "--batch", str(B),
-           "--seq", str(T), "--seconds", "0.5", "--json"]
+           "--seq", str(T), "--layers", str(layers), "--seconds", "0.5", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return None
     return json.loads(proc.stdout)["peak_mem_bytes"]
 
 
-def compare(out: Path, seconds: float, systems=SYSTEMS, configs=MAIN_CONFIGS + (SEED_SHAPE,),
-            log=print) -> dict:
-    """The whole grid: writes out/bench.json, out/bench.md and out/bench.png."""
+def compare(out: Path, seconds: float, systems=SYSTEMS, configs=COMPARE_CONFIGS, log=print) -> dict:
+    """The whole grid of (H, B, T[, layers]): writes out/bench.json, out/bench.md and out/bench.png."""
     out.mkdir(parents=True, exist_ok=True)
     result = {"machine": machine(), "seconds_per_system": seconds, "configs": [], "skipped": {}}
-    for H, B, T in configs:
+    for config in configs:
+        H, B, T, L = (*config, 1)[:4]
         ready = []
         for name in systems:
             try:
-                ready.append(make_system(name, H, B, T))
+                ready.append(make_system(name, H, B, T, layers=L))
             except BackendUnavailable as exc:
                 result["skipped"][name] = str(exc)
         times = alternate(ready, seconds)
-        rows = [result_row(s, times[s.name], H, B, T) for s in ready]
+        rows = [result_row(s, times[s.name], H, B, T, L) for s in ready]
         for row in rows:
-            row["peak_mem_bytes"] = isolated_peak_memory(row["backend"], H, B, T)
-        result["configs"].append({"hidden": H, "batch": B, "seq": T, "rows": rows})
+            row["peak_mem_bytes"] = isolated_peak_memory(row["backend"], H, B, T, L)
+        result["configs"].append({"hidden": H, "batch": B, "seq": T, "layers": L, "rows": rows})
         log(format_table(rows))
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     (out / "bench.md").write_text(markdown_report(result))
@@ -199,13 +220,19 @@ def compare(out: Path, seconds: float, systems=SYSTEMS, configs=MAIN_CONFIGS + (
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'system':12} {'H':>5} {'B':>4} {'T':>4} {'chars/s':>12} {'step ms':>9} {'fwd us/t':>9} {'bwd us/t':>9} {'peak MB':>8}"
+    head = (f"{'system':12} {'H':>5} {'B':>4} {'T':>4} {'L':>2} {'chars/s':>12} {'step ms':>9} {'GFLOP/s':>8} "
+            f"{'of sgemm':>8} {'fwd us/t':>9} {'bwd us/t':>9} {'peak MB':>8}")
     lines = [head]
+
+    def fmt(v, spec):
+        return format(v, spec) if v is not None else "-"
+
     for r in rows:
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
         mem = r.get("peak_mem_bytes")
-        lines.append(f"{r['backend']:12} {r['hidden']:5} {r['batch']:4} {r['seq']:4} {r['chars_per_s']:12,.0f} "
-                     f"{r['step_ms']:9.2f} {fmt(r['recurrence_fwd_us_per_step'], '9.1f'):>9} "
+        lines.append(f"{r['backend']:12} {r['hidden']:5} {r['batch']:4} {r['seq']:4} {r.get('layers', 1):2} "
+                     f"{r['chars_per_s']:12,.0f} {r['step_ms']:9.2f} {r['gflop_per_s']:8.1f} "
+                     f"{fmt(r.get('sgemm_fraction'), '8.0%'):>8} "
+                     f"{fmt(r['recurrence_fwd_us_per_step'], '9.1f'):>9} "
                      f"{fmt(r['recurrence_bwd_us_per_step'], '9.1f'):>9} {fmt(mem and mem / 2**20, '8.0f'):>8}")
     return "\n".join(lines)
 
@@ -217,14 +244,17 @@ def markdown_report(result: dict) -> str:
              "ratios are against the NumPy backend in the same run.", ""]
     devices = {r["backend"]: r["device"] for cfg in result["configs"] for r in cfg["rows"]}
     lines += [f"- {name}: {device}" for name, device in devices.items()]
-    lines += ["", "| H | B | T | system | chars/s | vs numpy | step ms | peak MB |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| H | B | T | layers | system | chars/s | vs numpy | step ms | GFLOP/s | of sgemm | peak MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for cfg in result["configs"]:
         base = next((r["chars_per_s"] for r in cfg["rows"] if r["backend"] == "numpy"), None)
         for r in cfg["rows"]:
             ratio = f"{r['chars_per_s'] / base:.2f}x" if base else "-"
             mem = f"{r['peak_mem_bytes'] / 2**20:.0f}" if r.get("peak_mem_bytes") else "-"
+            of_sgemm = f"{r['sgemm_fraction']:.0%}" if r.get("sgemm_fraction") else "-"
             lines.append(f"| {cfg['hidden']} | {cfg['batch'] if r['backend'] != 'seed' else 1} | {cfg['seq']} | "
-                         f"{r['backend']} | {r['chars_per_s']:,.0f} | {ratio} | {r['step_ms']:.2f} | {mem} |")
+                         f"{cfg.get('layers', 1)} | {r['backend']} | {r['chars_per_s']:,.0f} | {ratio} | "
+                         f"{r['step_ms']:.2f} | {r['gflop_per_s']:.1f} | {of_sgemm} | {mem} |")
     if result["skipped"]:
         lines += ["", "Not run here: " + "; ".join(f"{k} ({v})" for k, v in sorted(result["skipped"].items()))]
     return "\n".join(lines) + "\n"
@@ -246,7 +276,8 @@ def plot_compare(result: dict, path: Path) -> bool:
         values = [next((r["chars_per_s"] for r in c["rows"] if r["backend"] == name), 0) for c in configs]
         ax.bar([x + i * width for x in range(len(configs))], values, width, label=name)
     ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(configs))],
-                  [f"H={c['hidden']} B={c['batch']} T={c['seq']}" for c in configs])
+                  [f"H={c['hidden']} B={c['batch']} T={c['seq']}" + (f" L={c['layers']}" if c.get("layers", 1) > 1
+                                                                      else "") for c in configs], fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("training characters / s")
     ax.set_title(f"rnn_gpu training throughput ({result['machine']['date_utc'][:10]}, {result['machine']['cpu']})",

@@ -13,9 +13,11 @@ from pathlib import Path
 from .backends import BACKEND_NAMES
 from .checkpoint import FILENAME
 from .data import VOCAB_KINDS
-from .errors import RnnGpuError, UsageError
+from .errors import QuietExit, RnnGpuError, UsageError
 from .optim import OPTIMIZERS
+from .parallel import DISTRIBUTED_MODES, env_rank, make_communicator
 from .schedule import SCHEDULES
+from .train import Diverged, Interrupted
 
 EXIT_USAGE = 2
 MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch; more is a typo, not a plan
@@ -107,6 +109,8 @@ def add_train_parser(sub):
                    help="skip steps with a non-finite loss or gradient instead of stopping")
     p.add_argument("--force", action="store_true", help="start over in a directory that holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", choices=DISTRIBUTED_MODES, default="auto",
+                   help="auto (default): MPI when started by an MPI launcher (mpiexec, srun), else one process")
     p.set_defaults(run=run_train)
 
 
@@ -199,9 +203,19 @@ def run_train(args) -> int:
         raise UsageError(f"nothing to resume: {args.out / FILENAME} does not exist")
     if (args.out / FILENAME).exists() and not (args.force or args.resume):
         raise UsageError(f"{args.out} already holds a checkpoint; pass --resume to continue or --force to start over")
-    final = train(cfg, args.corpus, args.out, progress=not args.quiet, resume=args.resume)
-    summary = ", ".join(f"{k} {final[k]:.4g}" for k in ("train_loss", "val_loss", "chars_per_s") if k in final)
-    print(f"step {final['step']}: {summary}; checkpoint in {args.out / FILENAME}")
+    comm = make_communicator(args.distributed)
+    try:
+        final = train(cfg, args.corpus, args.out, progress=not args.quiet, resume=args.resume, comm=comm)
+    except (QuietExit, Diverged, Interrupted):
+        raise  # every rank raises these alike; rank 0 reports
+    except BaseException as exc:
+        if comm.size > 1 and not getattr(exc, "agreed", False):  # one rank failed alone: end the whole job
+            code = report(exc)
+            comm.abort(code)
+        raise
+    if comm.master_process:
+        summary = ", ".join(f"{k} {final[k]:.4g}" for k in ("train_loss", "val_loss", "chars_per_s") if k in final)
+        print(f"step {final['step']}: {summary}; checkpoint in {args.out / FILENAME}")
     return 0
 
 
@@ -258,21 +272,41 @@ def run_plot(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    from .train import Diverged, Interrupted
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, RnnGpuError):
+        return exc.exit_code
+    if isinstance(exc, Interrupted):
+        return 128 + exc.signum
+    return 130 if isinstance(exc, KeyboardInterrupt) else 1  # divergence, no memory, no disk, a bug
 
+
+def message(exc: BaseException) -> str:
+    if isinstance(exc, Diverged):
+        return f"training stopped: {exc}; the last good checkpoint is kept"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc or 'MemoryError'}); lower --batch, --seq, --hidden or --layers"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
+    if isinstance(exc, (RnnGpuError, Interrupted)):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def report(exc: BaseException) -> int:
+    """Prints the one `error:` line for `exc`; returns the exit code."""
+    if not isinstance(exc, QuietExit):
+        print(f"error: {message(exc)}", file=sys.stderr, flush=True)
+    return exit_code(exc)
+
+
+def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except RnnGpuError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Diverged as exc:
-        print(f"error: training stopped: {exc}; the last good checkpoint is kept", file=sys.stderr)
-        return 1
-    except Interrupted as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 128 + exc.signum
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except (RnnGpuError, Diverged, Interrupted, KeyboardInterrupt, MemoryError, OSError) as exc:
+        # In an MPI job every rank meets the same bad flag, divergence or signal, and rank 0 reports it;
+        # an error that only some ranks met (`agreed`) is reported by the lowest of them.
+        speaks = env_rank() == 0 or getattr(exc, "agreed", False)
+        return report(exc) if speaks else exit_code(exc)

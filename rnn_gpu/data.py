@@ -1,4 +1,4 @@
-"""Corpus reading, vocabularies, encoding and the batch streams.
+"""Vocabularies, encoding and the batch streams (reading a corpus: corpus.py).
 
 A corpus is encoded once into a compact integer array (uint8 when the
 vocabulary has at most 256 symbols, else uint16, else uint32). Training reads
@@ -9,17 +9,13 @@ one window to the next.
 from __future__ import annotations
 
 import functools
-import sys
-import sysconfig
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .errors import UsageError
 
 VOCAB_KINDS = ("chars", "bytes")
-DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
 
 
 class CorpusError(UsageError, ValueError):
@@ -32,11 +28,11 @@ class Vocab:
     symbols: tuple  # code points (chars) or byte values (bytes), sorted
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
+    def from_text(cls, text: str) -> Vocab:
         return cls("chars", tuple(sorted({ord(ch) for ch in text})))
 
     @classmethod
-    def bytes256(cls) -> "Vocab":
+    def bytes256(cls) -> Vocab:
         return cls("bytes", tuple(range(256)))
 
     def __len__(self) -> int:
@@ -87,61 +83,6 @@ def format_chars(chars) -> str:
     return ", ".join(repr(c) for c in chars)
 
 
-def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
-    """The Python standard library's own source, found from the running
-    interpreter, in sorted file order, capped to `cap` characters.
-
-    Returns (text, description). Needs no download and is the same on every
-    run with the same interpreter.
-    """
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    parts, size = [], 0
-    for path in sorted(stdlib.glob("*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        parts.append(text)
-        size += len(text)
-        if size >= cap:
-            break
-    text = "".join(parts)[:cap]
-    if not text:
-        raise CorpusError(f"no standard-library sources found under {stdlib}; pass a CORPUS")
-    return text, f"Python {sys.version.split()[0]} standard library ({stdlib}), {len(text)} chars"
-
-
-@dataclass
-class Corpus:
-    vocab: Vocab
-    train: np.ndarray  # encoded ids (a memory map for files)
-    val: np.ndarray
-    source: str
-
-
-def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str) -> Corpus:
-    n_val = int(len(ids) * val_fraction)
-    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source)
-
-
-def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1) -> Corpus:
-    """The corpus at `path` (None: the embedded default), split into training
-    and validation parts. Files are prepared once (see prepare.py) and read
-    through a memory map; a prepared corpus (.json) is used as it is."""
-    from .prepare import is_prepared, load_prepared, prepared_for
-
-    if vocab_kind not in (None, *VOCAB_KINDS):
-        raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose chars or bytes")
-    if path is None:
-        text, source = default_corpus()
-        vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
-        return split(vocab, vocab.encode(text), val_fraction, source)
-    prepared = load_prepared(path) if is_prepared(path) else prepared_for(str(path), vocab_kind or "chars")
-    if vocab_kind is not None and prepared.vocab.kind != vocab_kind:
-        raise CorpusError(f"{path} was prepared with --vocab {prepared.vocab.kind}, not {vocab_kind}")
-    return split(prepared.vocab, prepared.ids, val_fraction, str(path))
-
-
 class BatchStream:
     """B contiguous streams over `data`, read T+1 positions at a time.
 
@@ -150,7 +91,7 @@ class BatchStream:
     streams wrapped, so the caller must zero the hidden state.
     """
 
-    def __init__(self, data, batch: int, seq: int, position: int = 0, xp=np):
+    def __init__(self, data, batch: int, seq: int, position: int = 0, xp=np, streams: slice = slice(None)):
         self.stream_len = len(data) // batch
         if self.stream_len < seq + 1:
             raise CorpusError(
@@ -158,7 +99,8 @@ class BatchStream:
                 f"streams of --seq {seq} (needs at least {batch * (seq + 1)})"
             )
         self.data, self.batch, self.seq = data, batch, seq
-        self.starts = xp.arange(batch) * self.stream_len  # xp: where `data` lives
+        # `streams`: the ones this process reads, of the same B-stream layout (xp: where `data` lives)
+        self.starts = (xp.arange(batch) * self.stream_len)[streams]
         self.offsets = xp.arange(seq + 1)[:, None]
         self.position = position
 
@@ -172,6 +114,7 @@ class BatchStream:
 
     @property
     def symbols_per_step(self) -> int:
+        """Of all B streams, whichever of them this process reads."""
         return self.batch * self.seq
 
 
@@ -181,7 +124,7 @@ def evaluation_streams(length: int, batch: int, seq: int, max_chars: int | None 
     Without a cap (None or 0, or a cap at least `length`) they tile the
     whole part; with one, they are the same evenly spaced windows every time,
     `streams * stream_len <= max_chars` symbols in all."""
-    budget = length if not max_chars else min(length, max_chars)
+    budget = length if not max_chars else min(length, max(2, max_chars))  # at least one prediction
     n_streams = max(1, min(batch, (budget - 1) // seq))
     return n_streams, length // n_streams, budget // n_streams
 

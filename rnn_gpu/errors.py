@@ -19,3 +19,12 @@ class EnvironmentFailure(RnnGpuError):
     """The machine refused: no space, no permission, no memory."""
 
     exit_code = 1
+
+
+class QuietExit(RnnGpuError):
+    """Another process of the same job reports the error; this one only exits
+    with its code, so a job prints one `error:` line, not one per rank."""
+
+    def __init__(self, exit_code: int):
+        super().__init__("")
+        self.exit_code = exit_code

@@ -69,7 +69,10 @@ def dropout_masks(rng: np.random.Generator, p: float, layers: int, shape: tuple,
 
 class CharRNN:
     def __init__(self, vocab_size: int, hidden_size: int, backend, dtype="float32", seed: int = 0,
-                 params: dict | None = None, layers: int | None = None):
+                 params: dict | None = None, layers: int | None = None, reserve: int = 0):
+        """`reserve`: extra elements after the gradients in one buffer
+        (`grad_buffer`, with `grad_extra` the reserved tail), for values that
+        travel with them, such as a data-parallel all-reduce's loss and flags."""
         self.vocab_size = int(vocab_size)
         self.hidden_size = int(hidden_size)
         if params is not None and layers is None:
@@ -82,7 +85,9 @@ class CharRNN:
         self.layout = FlatLayout(param_shapes(self.vocab_size, self.hidden_size, self.layers))
         xp = backend.xp
         self.flat = xp.zeros(self.layout.size, dtype=self.dtype)  # all parameters
-        self.grad_flat = xp.zeros(self.layout.size, dtype=self.dtype)  # all gradients, written by the backward pass
+        self.grad_buffer = xp.zeros(self.layout.size + reserve, dtype=self.dtype)
+        self.grad_flat = self.grad_buffer[:self.layout.size]  # all gradients, written by the backward pass
+        self.grad_extra = self.grad_buffer[self.layout.size:]
         self.params = self.layout.views(self.flat)
         self.grads = self.layout.views(self.grad_flat)
         if params is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .fileio import atomic_write
 from .errors import UsageError
+from .fileio import atomic_write
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -40,9 +40,9 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
         train = [(r[x_key], r["train_loss"]) for r in records if x_key in r]
         val = [(r[x_key], r["val_loss"]) for r in records if x_key in r and "val_loss" in r]
         if train:
-            ax.plot(*zip(*train), label="train", linewidth=1)
+            ax.plot(*zip(*train, strict=False), label="train", linewidth=1)
         if val:
-            ax.plot(*zip(*val), "o-", label="validation", markersize=3)
+            ax.plot(*zip(*val, strict=False), "o-", label="validation", markersize=3)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss (nats per character)")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write
 from .data import CorpusError, Vocab
+from .fileio import atomic_write
 
 CHUNK_BYTES = 8 << 20
 FORMAT = "rnn_gpu.corpus/1"

@@ -13,16 +13,21 @@ import numpy as np
 
 from . import checkpoint as ckpt_io
 from .backends import get_backend
-from .data import BatchStream, Corpus, CorpusError, evaluation_streams, evaluation_windows, load_corpus
+from .corpus import Corpus, load_corpus
+from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
+from .errors import UsageError
 from .layout import layers_in
 from .model import CharRNN, dropout_masks
 from .optim import DEFAULT_LR, all_finite, clip_elementwise, clip_global_norm, make_optimizer
+from .parallel import SingleCommunicator
 from .schedule import LRSchedule
 
 # What a resumed run takes from its checkpoint rather than from the command line.
 MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup", "min_lr", "clip",
                 "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "dtype", "seed")
 DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialisation uses the seed alone
+# What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
+EXCHANGED = ("loss", "sigint", "sigterm", "time_up")
 
 
 @dataclass
@@ -88,25 +93,33 @@ class StopSignals:
             signal.signal(s, handler)
 
 
-def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None = None) -> tuple[float, int]:
+def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None = None,
+             comm=None) -> tuple[float, int]:
     """Mean NLL (nats) over the windows of `evaluation_windows` (all of
     `data`, or at most `max_chars` symbols of it), the hidden state carried
-    across windows. Returns (loss, symbols predicted)."""
-    total, count, h = 0.0, 0, None
+    across windows. With a communicator, each rank takes its share of the
+    streams and the sums are reduced. Returns (loss, symbols predicted)."""
+    comm = comm or SingleCommunicator()
+    n_streams = evaluation_streams(len(data), batch, seq, max_chars)[0]
+    mine = slice(comm.rank * n_streams // comm.size, (comm.rank + 1) * n_streams // comm.size)
+    sums, h = np.zeros(2), None  # loss * symbols, symbols
     for window in evaluation_windows(data, batch, seq, max_chars):
+        window = window[:, mine]
+        if window.shape[1] == 0:
+            break
         if h is None:
             h = model.zero_state(window.shape[1])
         loss, h = model.loss(window[:-1], window[1:], h)
-        n = window[1:].size
-        total, count = total + loss * n, count + n
-    return total / count, count
+        sums += (loss * window[1:].size, window[1:].size)
+    comm.allreduce_sum_(sums)
+    return float(sums[0] / sums[1]), int(sums[1])
 
 
 class MetricsLog:
     """DIR/metrics.jsonl: one JSON object per logged step."""
 
     def __init__(self, path: Path, append: bool):
-        self.file = open(path, "a" if append else "w", encoding="utf-8")
+        self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
 
     def write(self, **record) -> None:
         self.file.write(json.dumps(record) + "\n")
@@ -135,7 +148,8 @@ def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
         layers = layers_in(saved.params)
         resumed = dataclasses.replace(cfg, **{**settings, "hidden": saved.params["W"].shape[0], "layers": layers})
         resumed.schedule()  # a known schedule
-        TrainConfig(**dataclasses.asdict(resumed)).learning_rate  # a known optimiser
+        if resumed.optimizer not in DEFAULT_LR:
+            raise ValueError(f"unknown optimizer {resumed.optimizer!r}")
     except (TypeError, KeyError, ValueError) as exc:
         raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
     state = (resumed.batch, resumed.hidden) if layers == 1 else (layers, resumed.batch, resumed.hidden)
@@ -156,21 +170,45 @@ def device_ids(backend, ids):
     return ids, np
 
 
-class Trainer:
-    """Model, optimiser, data position and hidden state: what a checkpoint saves."""
+def rank_streams(batch: int, comm) -> slice:
+    """The streams rank r owns: [r*B/N, (r+1)*B/N) of the same B-stream layout."""
+    if batch % comm.size:
+        raise UsageError(f"--batch {batch} is not divisible by the {comm.size} processes of this job")
+    share = batch // comm.size
+    return slice(comm.rank * share, (comm.rank + 1) * share)
 
-    def __init__(self, cfg: TrainConfig, corpus: Corpus, backend, saved: ckpt_io.Checkpoint | None, corpus_path):
-        self.cfg, self.corpus, self.backend = cfg, corpus, backend
+
+@dataclass
+class StepResult:
+    loss: float  # the mean over all ranks
+    lr: float
+    applied: bool
+    signal: int | None  # SIGINT or SIGTERM arrived on some rank
+    time_up: bool  # some rank's clock passed --time
+    allreduce_s: float
+
+
+class Trainer:
+    """Model, optimiser, data position and hidden state: what a checkpoint
+    saves. Each rank holds its own streams' states; everything else is the
+    same on every rank."""
+
+    def __init__(self, cfg: TrainConfig, corpus: Corpus, backend, saved: ckpt_io.Checkpoint | None, corpus_path,
+                 comm):
+        self.cfg, self.corpus, self.backend, self.comm = cfg, corpus, backend, comm
         self.corpus_path = None if corpus_path is None else str(Path(corpus_path).resolve())
+        self.streams = rank_streams(cfg.batch, comm)
+        self.local_batch = self.streams.stop - self.streams.start
         params = saved.params if saved else None
         self.model = CharRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed, params=params,
-                             layers=cfg.layers)
+                             layers=cfg.layers, reserve=len(EXCHANGED))
         self.optimizer = make_optimizer(cfg.optimizer, self.model, cfg.learning_rate)
         self.schedule = cfg.schedule()
-        self.rng = np.random.default_rng([cfg.seed, DROPOUT_STREAM])  # dropout masks
+        self.rng = np.random.default_rng([cfg.seed, DROPOUT_STREAM])  # dropout masks, the same on every rank
         ids, xp = device_ids(backend, corpus.train)
-        self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp)
-        self.h = self.model.zero_state(cfg.batch)
+        self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp,
+                                  streams=self.streams)
+        self.h = self.model.zero_state(self.local_batch)
         self.step, self.best_val_loss, self.elapsed_before = 0, None, 0.0
         if saved:
             try:
@@ -179,26 +217,37 @@ class Trainer:
                     self.rng.bit_generator.state = saved.rng_state
             except (ValueError, TypeError, KeyError) as exc:
                 raise ckpt_io.CheckpointError(f"cannot resume: {exc}") from None
-            self.h = backend.asarray(saved.h, dtype=cfg.dtype)
+            self.h = backend.asarray(saved.h[..., self.streams, :], dtype=cfg.dtype)
             self.step, self.best_val_loss, self.elapsed_before = saved.step, saved.best_val_loss, saved.elapsed_s
 
-    def train_step(self, elapsed: float) -> tuple[float, float, bool]:
-        """One step, `elapsed` seconds into the run; returns (loss, learning
-        rate, whether the update was applied)."""
-        cfg, model, xp = self.cfg, self.model, self.backend.xp
+    def train_step(self, elapsed: float, signal_received: int | None) -> StepResult:
+        """One step, `elapsed` seconds into the run: gradients on this rank's
+        streams, one all-reduce of the gradients with the loss and the stop
+        flags, then the same decision and update on every rank."""
+        cfg, model, xp, be = self.cfg, self.model, self.backend.xp, self.backend
         lr = self.optimizer.lr = self.schedule(self.step + 1, elapsed)
         window, reset = self.stream.next()
         if reset:
-            self.h = model.zero_state(cfg.batch)
+            self.h = model.zero_state(self.local_batch)
         masks = dropout_masks(self.rng, cfg.dropout, model.layers, (cfg.seq, cfg.batch, model.hidden_size),
-                              self.backend, model.dtype)
+                              be, model.dtype, self.streams)
         loss, _, h = model.loss_and_grads(window[:-1], window[1:], self.h, masks)
-        if not (math.isfinite(loss) and all_finite(model.grad_flat, xp)):
+        time_up = cfg.time is not None and elapsed >= cfg.time
+        model.grad_extra[...] = be.asarray([loss, signal_received == signal.SIGINT,
+                                            signal_received == signal.SIGTERM, time_up], dtype=model.dtype)
+        start = time.perf_counter()
+        self.comm.allreduce_mean_(model.grad_buffer)
+        allreduce_s = time.perf_counter() - start
+        loss, sigint, sigterm, time_up = (float(v) for v in be.to_host(model.grad_extra))
+        stop = signal.SIGTERM if sigterm > 0 else signal.SIGINT if sigint > 0 else None
+        result = StepResult(loss, lr, True, stop, time_up > 0, allreduce_s)
+        if not (math.isfinite(loss) and all_finite(model.grad_buffer, xp)):
             what = "loss" if not math.isfinite(loss) else "gradient"
             if not cfg.skip_nonfinite:
                 raise Diverged(f"non-finite {what} at step {self.step + 1}")
-            self.h = model.zero_state(cfg.batch)
-            return loss, lr, False
+            self.h = model.zero_state(self.local_batch)
+            result.applied = False
+            return result
         if cfg.clip_norm is None:
             self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip)
         else:  # element-wise first, then the global norm of what is left
@@ -206,17 +255,22 @@ class Trainer:
             clip_global_norm(model.grad_flat, cfg.clip_norm, xp)
             self.optimizer.step(model.flat, model.grad_flat)
         self.h = h
-        return loss, lr, True
+        return result
 
     def checkpoint(self, path: Path, elapsed: float) -> None:
+        """Collective: the hidden states are gathered in rank order into the
+        (layers, B, H) array one process would hold; rank 0 writes."""
         be = self.backend
+        h = self.comm.gather_streams(be.to_host(self.h), axis=-2)
+        if not self.comm.master_process:
+            return
         ckpt_io.save_checkpoint(path, ckpt_io.Checkpoint(
             params={k: be.to_host(v) for k, v in self.model.params.items()},
             vocab=self.corpus.vocab,
             config={**dataclasses.asdict(self.cfg), "corpus": self.corpus_path},
             step=self.step,
             position=self.stream.position,
-            h=be.to_host(self.h),
+            h=h,
             optimizer_state={k: be.to_host(v) for k, v in self.optimizer.state_dict().items()},
             best_val_loss=self.best_val_loss,
             elapsed_s=elapsed,
@@ -224,14 +278,15 @@ class Trainer:
         ))
 
 
-def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resume: bool = False) -> dict:
-    """Trains per `cfg` on the corpus (None: the embedded default), writing
-    DIR/metrics.jsonl, DIR/checkpoint.npz (the latest) and DIR/best.npz (the
-    best validation loss). With `resume`, continues DIR/checkpoint.npz
-    exactly: `cfg.steps` and `cfg.time` count from the start of the run.
-    Returns the final metrics record."""
-    from tqdm import tqdm
+@dataclass
+class Run:
+    """What `prepare_run` sets up before the first step."""
+    cfg: TrainConfig
+    trainer: Trainer
+    corpus: Corpus
 
+
+def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm) -> Run:
     saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
     if saved:
         cfg = resumed_config(cfg, saved)
@@ -241,61 +296,109 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
         if cfg.time is not None and saved.elapsed_s >= cfg.time:
             raise ckpt_io.CheckpointError(f"{out} has already trained {saved.elapsed_s:.0f} s; pass a larger --time "
                                           "to continue")
+    rank_streams(cfg.batch, comm)
     backend = get_backend(cfg.backend)
+    comm.use_local_device(backend)
     corpus = load_corpus(corpus_path, cfg.vocab, cfg.val_fraction)
     check_corpus_fits(corpus, cfg)
     if saved and saved.vocab != corpus.vocab:
         raise CorpusError(f"the corpus's vocabulary differs from the checkpoint's in {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, corpus, backend, saved, corpus_path)
-    latest, best = out / ckpt_io.FILENAME, out / ckpt_io.BEST_FILENAME
-    val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)
+    trainer = Trainer(cfg, corpus, backend, saved, corpus_path, comm)
+    return Run(cfg, trainer, corpus)
 
-    metrics = MetricsLog(out / "metrics.jsonl", append=resume)
-    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, unit="step", dynamic_ncols=True)
+
+def open_metrics(out: Path, append: bool, comm) -> MetricsLog | None:
+    """Rank 0's metrics file (and run directory), made only once every rank is ready."""
+    if not comm.master_process:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    return MetricsLog(out / "metrics.jsonl", append=append)
+
+
+def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resume: bool = False,
+          comm=None) -> dict:
+    """Trains per `cfg` on the corpus (None: the embedded default), writing
+    DIR/metrics.jsonl, DIR/checkpoint.npz (the latest) and DIR/best.npz (the
+    best validation loss). With `resume`, continues DIR/checkpoint.npz
+    exactly: `cfg.steps` and `cfg.time` count from the start of the run.
+    With a communicator of N ranks, the B streams are split among them and
+    rank 0 alone writes and reports. Returns the final metrics record."""
+    from tqdm import tqdm
+
+    comm = comm or SingleCommunicator()
+    comm.set_cpu_threads()
+    run = {}
+
+    def on(ranks, what, *args):
+        """A setup phase on some ranks, then every rank agrees it went well (or all stop)."""
+        error = None
+        try:
+            if ranks(comm):
+                run[what.__name__] = what(*args)
+        except Exception as exc:
+            error = exc
+        comm.agree(error)
+
+    # Rank 0 first, so that a raw corpus is prepared into the cache once.
+    on(lambda c: c.master_process, prepare_run, cfg, corpus_path, out, resume, comm)
+    on(lambda c: not c.master_process, prepare_run, cfg, corpus_path, out, resume, comm)
+    on(lambda c: c.master_process, open_metrics, out, resume, comm)
+    cfg, trainer, corpus = run["prepare_run"].cfg, run["prepare_run"].trainer, run["prepare_run"].corpus
+    metrics = run.get("open_metrics")
+
+    val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)
+    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not (progress and comm.master_process), unit="step",
+               dynamic_ncols=True)
     start = time.perf_counter() - trainer.elapsed_before  # elapsed time counts on across a resume
-    interval_seconds, interval_chars, skipped = 0.0, 0, 0  # training time only, evaluation excluded
+    interval_seconds, interval_chars, interval_allreduce, skipped = 0.0, 0, 0.0, 0  # evaluation excluded
     val_loss, record = None, {}
     try:
         with StopSignals() as signals:
             while True:
                 step_start = time.perf_counter()
-                loss, lr, applied = trainer.train_step(step_start - start)
+                result = trainer.train_step(step_start - start, signals.received)
                 trainer.step += 1
-                skipped += not applied
+                skipped += not result.applied
                 interval_chars += trainer.stream.symbols_per_step
                 interval_seconds += time.perf_counter() - step_start
+                interval_allreduce += result.allreduce_s
 
                 step, elapsed = trainer.step, time.perf_counter() - start
-                last = (cfg.steps is not None and step >= cfg.steps) or (cfg.time is not None and elapsed >= cfg.time)
+                last = (cfg.steps is not None and step >= cfg.steps) or result.time_up
                 evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
                 if evaluate_now:
                     bar.set_description_str("evaluating", refresh=True)
-                    val_loss, val_chars = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars)
+                    val_loss, val_chars = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars, comm)
                     bar.set_description_str("", refresh=False)
                     if trainer.best_val_loss is None or val_loss < trainer.best_val_loss:
                         trainer.best_val_loss = val_loss
-                        trainer.checkpoint(best, elapsed)
+                        trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
                 if step % cfg.log_every == 0 or evaluate_now or last:
-                    record = {"step": step, "train_loss": loss, "lr": lr, "chars": step * trainer.stream.symbols_per_step,
+                    record = {"step": step, "train_loss": result.loss, "lr": result.lr,
+                              "chars": step * trainer.stream.symbols_per_step,
                               "chars_per_s": interval_chars / max(interval_seconds, 1e-9), "elapsed_s": elapsed}
+                    if comm.size > 1:
+                        record.update(world_size=comm.size,
+                                      allreduce_share=interval_allreduce / max(interval_seconds, 1e-9))
                     if evaluate_now:
                         record.update(val_loss=val_loss, val_chars=val_chars, val_streams=val_streams[0],
                                       val_part_chars=len(corpus.val))
                     if skipped:
                         record["skipped_steps"] = skipped
-                    metrics.write(**record)
-                    interval_seconds, interval_chars = 0.0, 0
-                    bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
-                                    lr=f"{lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
+                    if metrics:
+                        metrics.write(**record)
+                    interval_seconds, interval_chars, interval_allreduce = 0.0, 0, 0.0
+                    bar.set_postfix(loss=f"{result.loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
+                                    lr=f"{result.lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
                 bar.update(1)
-                if step % cfg.checkpoint_every == 0 or last or signals.received:
-                    trainer.checkpoint(latest, elapsed)
-                if signals.received:
-                    raise Interrupted(signals.received, step)
+                if step % cfg.checkpoint_every == 0 or last or result.signal:
+                    trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
+                if result.signal:
+                    raise Interrupted(result.signal, step)
                 if last:
                     break
     finally:
         bar.close()
-        metrics.close()
+        if metrics:
+            metrics.close()
     return record

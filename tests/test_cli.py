@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from rnn_gpu.backends import cupy_unavailable_reason
 from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnn_gpu.cli import main
-from rnn_gpu.backends import cupy_unavailable_reason
 from rnn_gpu.data import Vocab
 
 TINY = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet"]
@@ -37,7 +37,8 @@ def test_train_then_sample(trained_run, capsys):
     assert main(["sample", str(trained_run), "--length", "50", "--prime", "the ", "--seed", "3"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("the ") and len(text) == 4 + 50 + 1
-    assert main(["sample", str(trained_run / "checkpoint.npz"), "--length", "50", "--prime", "the ", "--seed", "3"]) == 0
+    checkpoint = str(trained_run / "checkpoint.npz")
+    assert main(["sample", checkpoint, "--length", "50", "--prime", "the ", "--seed", "3"]) == 0
     assert capsys.readouterr().out == text
 
 

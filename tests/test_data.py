@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from rnn_gpu.data import BatchStream, CorpusError, Vocab, evaluation_windows, load_corpus
+from rnn_gpu.corpus import load_corpus
+from rnn_gpu.data import BatchStream, CorpusError, Vocab, evaluation_windows
 
 
 def test_char_vocab_is_sorted_code_points_and_compact():
@@ -60,7 +61,7 @@ def test_evaluation_covers_every_transition_once(n, batch, seq):
     data = np.arange(n)
     pairs = []
     for w in evaluation_windows(data, batch, seq):
-        pairs += list(zip(w[:-1].ravel(), w[1:].ravel()))
+        pairs += list(zip(w[:-1].ravel(), w[1:].ravel(), strict=True))
     assert len(pairs) == len(set(pairs))
     assert all(b == a + 1 for a, b in pairs)
     assert len(pairs) >= n - 1 - batch  # at most one symbol per stream left over

@@ -7,8 +7,7 @@ are poisoned with NaN before each run so unwritten elements fail.
 import numpy as np
 import pytest
 
-from rnn_gpu.backends import NumpyBackend
-from rnn_gpu.backends import cupy_unavailable_reason
+from rnn_gpu.backends import NumpyBackend, cupy_unavailable_reason
 from rnn_gpu.kernels import define_options
 from rnn_gpu.kernels.plan import DeviceLimits, Plan, choose_plan, tiled_shared_bytes, units_shared_bytes
 
@@ -228,7 +227,7 @@ def test_cuda_large_persistent(cuda, rng, H, B, T):
 @pytest.mark.gpu
 def test_cuda_variant_selection_at_device_limits(cuda):
     limits = cuda.limits_for(np.float32, "small")
-    largest_small = max(H for H in range(1, 1000) if -(-H * -(-H // 32) // 32) * 32 <= limits.max_threads_per_block)
+    largest_small = max(H for H in range(1, 1000) if limits.max_threads_per_block >= -(-H * -(-H // 32) // 32) * 32)
     assert cuda.plan(largest_small, 64, np.float32).variant == "small"
     assert cuda.plan(largest_small + 1, 64, np.float32).variant == "tiled"
     largest_tiled = max(H for H in range(1, 1000) if tiled_shared_bytes(H, 1, 1, 4) <= limits.shared_per_block)

@@ -31,7 +31,7 @@ def random_masks(rng, p, layers, shape):
 
 def random_model(backend, rng, V, H, layers, dtype="float64"):
     model = CharRNN(V, H, backend, dtype=dtype, seed=int(rng.integers(1 << 30)), layers=layers)
-    for k, view in model.params.items():  # larger than the initialisation, so tanh is not near-linear
+    for _k, view in model.params.items():  # larger than the initialisation, so tanh is not near-linear
         view[...] = backend.asarray(rng.uniform(-0.8, 0.8, size=view.shape))
     return model
 
@@ -194,12 +194,12 @@ def test_dropout_masks_are_reproducible_scaled_and_split_by_stream(rng):
     seed = int(rng.integers(1 << 30))
     full = dropout_masks(np.random.default_rng(seed), p, 2, shape, be, np.float32)
     again = dropout_masks(np.random.default_rng(seed), p, 2, shape, be, np.float32)
-    assert len(full) == 2 and all(np.array_equal(a, b) for a, b in zip(full, again))
+    assert len(full) == 2 and all(np.array_equal(a, b) for a, b in zip(full, again, strict=True))
     assert set(np.unique(full[0])) == {np.float32(0), np.float32(1 / (1 - p))}
     assert abs((full[0] == 0).mean() - p) < 0.05
     assert not np.array_equal(full[0], full[1])
     half = dropout_masks(np.random.default_rng(seed), p, 2, shape, be, np.float32, streams=slice(4, 8))
-    assert all(np.array_equal(h, f[:, 4:8]) for h, f in zip(half, full))
+    assert all(np.array_equal(h, f[:, 4:8]) for h, f in zip(half, full, strict=True))
     assert dropout_masks(np.random.default_rng(seed), 0.0, 2, shape, be, np.float32) is None
 
 
@@ -215,3 +215,31 @@ def test_flat_layout_round_trips_any_shapes(rng):
     for k, v in values.items():
         assert again[k].shape == shapes[k] and np.array_equal(again[k], v), k
     assert layout.stored(views, "U").flags.c_contiguous  # U lives transposed
+
+
+def test_sampling_steps_every_layer_as_the_batched_model_does(rng):
+    from rnn_gpu.sample import step
+
+    model = random_model(NumpyBackend(), rng, 6, 5, 3)
+    symbols = rng.integers(0, 6, size=12)
+    h = np.zeros((3, 5))
+    for s in symbols:
+        step(model, s, h)
+    _, h_last = model.loss(symbols[:, None], symbols[:, None], np.zeros((3, 1, 5)))
+    np.testing.assert_allclose(h, h_last[:, 0], rtol=1e-12)
+
+
+def test_a_stacked_run_trains_checkpoints_and_samples(corpus_file, tmp_path, capsys):
+    from rnn_gpu.checkpoint import load_checkpoint
+    from rnn_gpu.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", str(corpus_file), "--out", str(out), "--hidden", "16", "--batch", "4", "--seq", "8", "--steps",
+            "30", "--layers", "3", "--dropout", "0.3", "--backend", "numpy", "--quiet", "--eval-every", "15"]
+    assert main(args) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.config["layers"] == 3 and ckpt.h.shape == (3, 4, 16) and "W3" in ckpt.params
+    capsys.readouterr()
+    assert main(["sample", str(out), "--length", "40", "--prime", "the "]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("the ") and len(text.rstrip("\n")) == 44

@@ -1,8 +1,8 @@
 """The kernels compile with NVRTC, CuPy's compiler, for the GPUs we target,
 on a machine without a GPU."""
 import pytest
-
 from conftest import skip_unless_required
+
 from rnn_gpu.kernels import SOURCES
 from rnn_gpu.kernels.__main__ import ARCHITECTURES, DTYPES, compile_all
 from rnn_gpu.kernels.nvrtc import NvrtcUnavailable, compile_cubin, version

@@ -4,7 +4,8 @@ import pytest
 
 from rnn_gpu import prepare as prep
 from rnn_gpu.cli import main
-from rnn_gpu.data import CorpusError, Vocab, load_corpus
+from rnn_gpu.corpus import load_corpus
+from rnn_gpu.data import CorpusError, Vocab
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_chunked_encoding_matches_whole_text(tmp_path, rng, small_chunks):
 def test_bytes_vocabulary_and_directory_sources(tmp_path, rng, small_chunks):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     blobs = [rng.integers(0, 256, 100).astype(np.uint8).tobytes() for _ in range(3)]
-    for name, blob in zip(["a.bin", "b.bin", "sub/c.bin"], blobs):
+    for name, blob in zip(["a.bin", "b.bin", "sub/c.bin"], blobs, strict=True):
         (tmp_path / "d" / name).write_bytes(blob)
     prepared = prep.load_prepared(prep.prepare(str(tmp_path / "d"), "bytes", tmp_path / "out"))
     assert prepared.ids.tobytes() == b"".join(blobs)  # sorted file order

@@ -10,8 +10,8 @@ import pytest
 
 from rnn_gpu import checkpoint as ckpt_io
 from rnn_gpu.checkpoint import load_checkpoint
-from rnn_gpu.fileio import atomic_write
 from rnn_gpu.cli import main
+from rnn_gpu.fileio import atomic_write
 from rnn_gpu.model import CharRNN
 from rnn_gpu.train import Diverged, TrainConfig, train
 

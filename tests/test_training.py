@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rnn_gpu import CharRNN
-from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.backends import NumpyBackend
+from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.layout import FlatLayout
 from rnn_gpu.optim import Adagrad, Adam, clip_elementwise, clip_global_norm
 from rnn_gpu.train import TrainConfig, train

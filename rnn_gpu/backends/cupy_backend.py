@@ -36,7 +36,7 @@ def cupy_unavailable_reason() -> str | None:
 CLIP = "T g = clip < 0 ? g_in : min(max(g_in, -clip), clip);"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adagrad_kernel():
     import cupy
 
@@ -46,7 +46,7 @@ def _adagrad_kernel():
         "rnn_gpu_adagrad")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adam_kernel():
     import cupy
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def _kernel_dir() -> Path:
     """kernels/ of a checkout, or its copy inside an installed package."""
     checkout = Path(__file__).resolve().parents[2] / "kernels"
@@ -28,7 +29,7 @@ TILE_UNITS = 4  # hidden units per thread: a multiple of 4
 SMALL_K = 32  # weights per thread held in registers by recurrence_small
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_source(name: str = SOURCE_FILE) -> str:
     """The source with its local #include "..." lines inlined, so that both
     compilers get one self-contained text (and caches key on all of it)."""

@@ -10,14 +10,14 @@ import numpy as np
 
 from . import SOURCE_FILE, define_options, kernel_source
 from .plan import DEFAULT_TILE, VARIANT_KERNELS, VARIANTS, DeviceLimits, Plan, variant_candidates
-from .runner import KernelRunner
+from .runner import KernelRunner, per_instance_cache
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
 TUNE_CANDIDATES = 3  # per variant and tile shape
 TUNE_TILES = ((1, 4), (2, 4), (4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) per thread
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module(device_id: int, source: str, dtype: np.dtype, tile: tuple, cooperative: bool):
     import cupy
 
@@ -26,7 +26,7 @@ def _module(device_id: int, source: str, dtype: np.dtype, tile: tuple, cooperati
                               enable_cooperative_groups=cooperative)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel(device_id: int, dtype: np.dtype, tile: tuple, cooperative: bool, name: str, source=SOURCE_FILE):
     return _module(device_id, source, dtype, tile, cooperative).get_function(name)
 
@@ -54,7 +54,7 @@ class CudaKernels(KernelRunner):
         # Keyed by the dtype itself: dtype.name costs microseconds, a launch's budget.
         return _kernel(self.device_id, np.dtype(dtype), tuple(tile), cooperative, name)
 
-    @functools.lru_cache(maxsize=None)
+    @per_instance_cache
     def limits_for(self, dtype, variant: str, tile=DEFAULT_TILE) -> DeviceLimits:
         kernel = self.kernel(dtype, VARIANT_KERNELS[variant], variant == "persistent", tile)
         threads = min(kernel.max_threads_per_block, self.limits.max_threads_per_block)

@@ -2,13 +2,11 @@
 run execute the same kernel source that the GPU runs."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from . import SOURCE_FILE, define_options, kernel_source
 from .plan import DEFAULT_TILE, DeviceLimits, Plan
-from .runner import KernelRunner
+from .runner import KernelRunner, per_instance_cache
 
 # A CPU runs a work-group as a loop over its work-items, and PoCL compiles
 # each work-group size anew: every launch uses this one size (the kernels
@@ -50,13 +48,13 @@ class OpenCLKernels(KernelRunner):
             cooperative=False,  # OpenCL 1.2 cannot promise co-resident work-groups
         )
 
-    @functools.lru_cache(maxsize=None)
+    @per_instance_cache
     def _program(self, dtype: np.dtype, tile: tuple, source: str):
         # Misaligned 128-bit shared loads fault on CUDA; here they give NaN, so every test run checks them.
         options = [*define_options(dtype, tile), "-DCHECK_ALIGNMENT=1"]
         return self.cl.Program(self.context, kernel_source(source)).build(options=options)
 
-    @functools.lru_cache(maxsize=None)
+    @per_instance_cache
     def _kernel(self, dtype: np.dtype, tile: tuple, name: str, source: str = SOURCE_FILE):
         return self.cl.Kernel(self._program(dtype, tile, source), name)
 

@@ -10,6 +10,22 @@ import numpy as np
 from .plan import DEFAULT_TILE, DeviceLimits, Plan, candidates
 
 
+def per_instance_cache(method):
+    """Memoizes a method in a dict on its instance, so the cache lives and
+    dies with the runner (functools.lru_cache on a method would keep every
+    runner, and its compiled kernels and device arrays, alive for good)."""
+    key = f"_cache_{method.__name__}"
+
+    @functools.wraps(method)
+    def cached(self, *args):
+        cache = self.__dict__.setdefault(key, {})
+        if args not in cache:
+            cache[args] = method(self, *args)
+        return cache[args]
+
+    return cached
+
+
 @functools.lru_cache(maxsize=4096)
 def int32s(values: tuple) -> tuple:
     """Kernel integer arguments: NumPy int32 scalars, made once (each costs
@@ -53,7 +69,7 @@ class KernelRunner:
     def plan(self, H: int, B: int, dtype, variant: str | None = None) -> Plan | None:
         return self._plan(H, B, np.dtype(dtype), variant)
 
-    @functools.lru_cache(maxsize=None)
+    @per_instance_cache
     def _plan(self, H: int, B: int, dtype: np.dtype, variant: str | None) -> Plan | None:
         """The cost model's pick of `variant`, or of the first variant that fits.
         Memoized: planning enumerates hundreds of shapes in Python, and a
@@ -86,7 +102,7 @@ class KernelRunner:
         """dA with dA[t] = (1 - Hs[t]**2) * (G[t] + dA[t+1] @ W), dA[T] = 0."""
         return self.run(G, W, Hs, self._zeros(G.shape[1:], G.dtype), True, variant, plan, out)
 
-    @functools.lru_cache(maxsize=16)
+    @per_instance_cache
     def _zeros(self, shape: tuple, dtype):
         """A zero array the kernels only read (the backward pass's init): made
         once per shape, not allocated and cleared on every call."""

@@ -1,0 +1,71 @@
+"""A training corpus: the embedded default (the standard library's source),
+a raw file prepared once into a cache, or a prepared corpus, split into
+training and validation parts."""
+from __future__ import annotations
+
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import VOCAB_KINDS, CorpusError, Vocab
+from .prepare import is_prepared, load_prepared, prepared_for
+
+DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
+
+
+def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
+    """The Python standard library's own source, found from the running
+    interpreter, in sorted file order, capped to `cap` characters.
+
+    Returns (text, description). Needs no download and is the same on every
+    run with the same interpreter.
+    """
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    parts, size = [], 0
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        parts.append(text)
+        size += len(text)
+        if size >= cap:
+            break
+    text = "".join(parts)[:cap]
+    if not text:
+        raise CorpusError(f"no standard-library sources found under {stdlib}; pass a CORPUS")
+    return text, f"Python {sys.version.split()[0]} standard library ({stdlib}), {len(text)} chars"
+
+
+@dataclass
+class Corpus:
+    vocab: Vocab
+    train: np.ndarray  # encoded ids (a memory map for files)
+    val: np.ndarray
+    source: str
+
+
+def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str) -> Corpus:
+    n_val = int(len(ids) * val_fraction)
+    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source)
+
+
+def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1) -> Corpus:
+    """The corpus at `path` (None: the embedded default), split into training
+    and validation parts. Files are prepared once (see prepare.py) and read
+    through a memory map; a prepared corpus (.json) is used as it is."""
+    if vocab_kind not in (None, *VOCAB_KINDS):
+        raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose chars or bytes")
+    if path is None:
+        text, source = default_corpus()
+        vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
+        return split(vocab, vocab.encode(text), val_fraction, source)
+    prepared = load_prepared(path) if is_prepared(path) else prepared_for(str(path), vocab_kind or "chars")
+    if vocab_kind is not None and prepared.vocab.kind != vocab_kind:
+        raise CorpusError(f"{path} was prepared with --vocab {prepared.vocab.kind}, not {vocab_kind}")
+    return split(prepared.vocab, prepared.ids, val_fraction, str(path))
+
+

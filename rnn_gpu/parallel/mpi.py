@@ -1,0 +1,111 @@
+"""MPI between processes (mpi4py), for host and device buffers.
+
+Host (NumPy) buffers are reduced in place with the uppercase buffer methods
+(`Allreduce(IN_PLACE, ...)`), never pickled. Device (CuPy) buffers go
+through NCCL on the compute stream when CuPy has it (`nccl.NcclReducer`,
+set up from a unique id that MPI broadcasts, as ChainerMN does), else
+through the host and MPI. Import this module only in an MPI job: importing
+mpi4py initialises MPI.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from ..errors import QuietExit
+
+
+class MpiCommunicator:
+    name = "mpi"
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.MPI, self.comm = MPI, comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)  # the ranks on this node
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+        node.Free()
+        self._device_reducer = None  # made on the first device buffer
+        self._thread_limit = None
+
+    @classmethod
+    def from_world(cls) -> MpiCommunicator:
+        from mpi4py import MPI
+
+        return cls(MPI.COMM_WORLD)
+
+    @property
+    def master_process(self) -> bool:
+        return self.rank == 0
+
+    # -- setting up each rank ------------------------------------------------
+    def set_cpu_threads(self) -> int:
+        """BLAS threads = this node's cores / the ranks on this node, before
+        the first GEMM: N ranks each using every core run many times slower."""
+        from threadpoolctl import threadpool_limits
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // self.local_size)
+        self._thread_limit = threadpool_limits(limits=threads, user_api="blas")  # kept: the limit lasts while held
+        return threads
+
+    def use_local_device(self, backend) -> None:
+        """Each rank on a node takes the GPU of its local rank (round robin)."""
+        if backend.xp is np:
+            return
+        cuda = backend.xp.cuda
+        cuda.Device(self.local_rank % cuda.runtime.getDeviceCount()).use()
+
+    # -- collectives -----------------------------------------------------------
+    def allreduce_sum_(self, buffer) -> None:
+        """Sums `buffer` over all ranks, in place, identically on every rank."""
+        if isinstance(buffer, np.ndarray):
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        else:
+            self._device(buffer).allreduce_sum_(buffer)
+
+    def allreduce_mean_(self, buffer) -> None:
+        """Averages `buffer` over all ranks, in place: one all-reduce, then a scale."""
+        self.allreduce_sum_(buffer)
+        buffer /= self.size
+
+    def _device(self, buffer):
+        if self._device_reducer is None:
+            from .nccl import make_device_reducer
+
+            self._device_reducer = make_device_reducer(self.comm, self.MPI, self.rank, self.size)
+        return self._device_reducer
+
+    def gather_streams(self, part: np.ndarray, axis: int) -> np.ndarray | None:
+        """Every rank's equal part of a host array, concatenated in rank order
+        along `axis`, on rank 0 (None elsewhere)."""
+        part = np.ascontiguousarray(np.moveaxis(part, axis, 0))
+        whole = np.empty((self.size, *part.shape), dtype=part.dtype) if self.rank == 0 else None
+        self.comm.Gather(part, whole, root=0)
+        if whole is None:
+            return None
+        return np.moveaxis(whole.reshape(-1, *part.shape[1:]), 0, axis)
+
+    def agree(self, error: BaseException | None) -> None:
+        """After a phase every rank runs (setup): when any rank failed, every
+        rank raises, and only the lowest failing rank with its own error, so a
+        bad input gives one `error:` line, not one per rank."""
+        code = 0 if error is None else getattr(error, "exit_code", 1)
+        codes = np.empty(self.size, dtype=np.int32)
+        self.comm.Allgather(np.array([code], dtype=np.int32), codes)
+        failed = np.flatnonzero(codes)
+        if not failed.size:
+            return
+        if self.rank == failed[0]:
+            error.agreed = True  # every rank knows: no need to abort the job
+            raise error
+        raise QuietExit(int(codes[failed[0]]))
+
+    def abort(self, code: int) -> None:
+        """Ends every rank of the job (MPI_Abort): none is left waiting in a collective."""
+        sys.stderr.flush()
+        sys.stdout.flush()
+        self.comm.Abort(code)
