@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnn_gpu import CharRNN, get_backend  # noqa: E402
 from rnn_gpu.bench import machine  # noqa: E402
-from rnn_gpu.train import TrainConfig, evaluate  # noqa: E402
+from rnn_gpu.training import TrainConfig, evaluate  # noqa: E402
 
 
 def main() -> None:

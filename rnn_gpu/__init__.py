@@ -1,6 +1,9 @@
 """rnn_gpu: a batched character-level vanilla RNN on NumPy or CuPy."""
+from .api import load, sample, train
 from .backends import BackendUnavailable, get_backend
+from .errors import EnvironmentFailure, RnnGpuError, UsageError
 from .model import CharRNN
 
-__all__ = ["BackendUnavailable", "CharRNN", "get_backend"]
+__all__ = ["BackendUnavailable", "CharRNN", "EnvironmentFailure", "RnnGpuError", "UsageError", "get_backend", "load",
+           "sample", "train"]
 __version__ = "0.1.0"

@@ -23,12 +23,15 @@ def torch_unavailable_reason(device: str = "cpu") -> str | None:
     return None
 
 
-def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0, layers: int = 1):
+def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0, layers: int = 1,
+                    dropout: float = 0.0):
+    """nn.RNN's own dropout: between stacked layers (not before the output layer, as ours also does)."""
     import torch
 
     torch.manual_seed(seed)
     dev = torch.device(device)
-    rnn = torch.nn.RNN(vocab, H, num_layers=layers, nonlinearity="tanh").to(dev)
+    rnn = torch.nn.RNN(vocab, H, num_layers=layers, nonlinearity="tanh", dropout=dropout if layers > 1 else 0.0)
+    rnn = rnn.to(dev)
     head = torch.nn.Linear(H, vocab).to(dev)
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adagrad(params, lr=0.1)

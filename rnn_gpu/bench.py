@@ -24,7 +24,7 @@ import numpy as np
 
 from .backends import BackendUnavailable, get_backend
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
-from .model import CharRNN
+from .model import CharRNN, dropout_masks
 from .optim import Adagrad
 from .timing import median_seconds, time_recurrence
 
@@ -56,17 +56,20 @@ def our_backend(name: str):
     return get_backend(name)
 
 
-def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0, layers: int = 1) -> System:
+def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0, layers: int = 1,
+                dropout: float = 0.0) -> System:
     """Raises BackendUnavailable when `name` cannot run here."""
     if name in OUR_SYSTEMS:
         backend = our_backend(name)
         model = CharRNN(vocab, H, backend, dtype="float32", seed=seed, layers=layers)
         optimizer = Adagrad(model.layout, 0.1, backend, model.dtype)
-        data = backend.asarray(np.random.default_rng(seed).integers(0, vocab, size=(T + 1, B)))
+        rng = np.random.default_rng(seed)
+        data = backend.asarray(rng.integers(0, vocab, size=(T + 1, B)))
         state = {"h": model.zero_state(B)}
 
         def step():
-            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"])
+            masks = dropout_masks(rng, dropout, layers, (T, B, H), backend, model.dtype)
+            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"], masks)
             optimizer.step(model.flat, model.grad_flat, clip=5.0)
 
         return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
@@ -75,7 +78,7 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
         reason = torch_unavailable_reason(device)
         if reason:
             raise BackendUnavailable(f"{name}: {reason}")
-        step, sync = make_torch_step(H, B, T, vocab, device, seed, layers)
+        step, sync = make_torch_step(H, B, T, vocab, device, seed, layers, dropout)
         import torch
 
         label = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -168,9 +171,9 @@ def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, 
     return row
 
 
-def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1) -> dict:
+def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, dropout: float = 0.0) -> dict:
     """One system, one configuration: the `rnn-gpu bench` row."""
-    system = make_system(name, H, B, T, layers=layers)
+    system = make_system(name, H, B, T, layers=layers, dropout=dropout)
     seconds_per_step = alternate([system], seconds)[name]
     row = result_row(system, seconds_per_step, H, B, T, layers)
     row["peak_mem_bytes"] = peak_memory_bytes(system)

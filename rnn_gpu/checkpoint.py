@@ -71,10 +71,20 @@ def resolve_path(path) -> Path:
     return p / FILENAME if p.is_dir() else p
 
 
+def load_for_sampling(path) -> Checkpoint:
+    """A checkpoint file, or a run directory's checkpoint.npz, else its best.npz."""
+    p = Path(path)
+    if p.is_dir() and not (p / FILENAME).exists() and (p / BEST_FILENAME).exists():
+        return load_checkpoint(p / BEST_FILENAME)
+    return load_checkpoint(p)
+
+
 def load_checkpoint(path) -> Checkpoint:
     p = resolve_path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
+    if p.is_file() and not zipfile.is_zipfile(p):
+        raise CheckpointError(f"{p}: not an rnn_gpu checkpoint (not a .npz archive)")
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -6,6 +6,8 @@ before any file is touched.
 from __future__ import annotations
 
 import argparse
+import glob
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -13,14 +15,15 @@ from pathlib import Path
 from .backends import BACKEND_NAMES
 from .checkpoint import FILENAME
 from .data import VOCAB_KINDS
-from .errors import QuietExit, RnnGpuError, UsageError
+from .errors import EnvironmentFailure, QuietExit, RnnGpuError, UsageError
 from .optim import OPTIMIZERS
 from .parallel import DISTRIBUTED_MODES, env_rank, make_communicator
 from .schedule import SCHEDULES
-from .train import Diverged, Interrupted
+from .training import Diverged, Interrupted
 
 EXIT_USAGE = 2
 MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch; more is a typo, not a plan
+MAX_SEED = 2**32 - 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,13 +70,17 @@ def real(low, high, low_inclusive=False):
 
 
 def add_train_parser(sub):
-    p = sub.add_parser("train", help="train a model on a text corpus")
-    p.add_argument("corpus", nargs="?", help="text file (default: the Python standard library's source)")
-    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p = sub.add_parser("train", allow_abbrev=False, help="train a model on a text corpus")
+    p.add_argument("corpus", nargs="*",
+                   help="text files, directories of them, globs, or one prepared PREFIX.json "
+                        "(default: the Python standard library's source)")
+    add_selection_flags(p)
+    p.add_argument("--out", required=True, type=Path, help="run directory (required)")
     p.add_argument("--hidden", type=positive_int(16384), default=256, help="units per layer (default 256)")
     p.add_argument("--layers", type=positive_int(64), default=1, help="stacked tanh layers (default 1)")
-    p.add_argument("--batch", type=positive_int(65536), default=32)
-    p.add_argument("--seq", type=positive_int(100000), default=64)
+    p.add_argument("--batch", type=positive_int(65536), default=32,
+                   help="streams per step, over all processes of an MPI job (default 32)")
+    p.add_argument("--seq", type=positive_int(100000), default=64, help="time steps per window (default 64)")
     p.add_argument("--steps", type=positive_int(10**9), default=None,
                    help="total steps of the run (a resumed run counts from its start); default 2000 unless --time, "
                         "or the checkpoint's with --resume")
@@ -89,40 +96,52 @@ def add_train_parser(sub):
                    help="where the cosine ends (default: --lr / 10)")
     p.add_argument("--dropout", type=real(0, 0.95, low_inclusive=True), default=0.0,
                    help="dropout on the inputs of layers 2..L and of the output layer (default 0)")
-    p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip")
-    p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm")
+    p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip (default 5)")
+    p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm (default: not)")
     p.add_argument("--vocab", choices=VOCAB_KINDS, default=None,
                    help="default chars; a prepared corpus keeps its own")
-    p.add_argument("--val-fraction", type=real(0, 0.9, low_inclusive=True), default=0.1)
+    p.add_argument("--val-fraction", type=real(0, 0.9, low_inclusive=True), default=0.1,
+                   help="the end of the corpus held out for validation (default 0.1; 0: none)")
     p.add_argument("--val-chars", type=non_negative_int(10**12), default=1_000_000,
                    help="evaluate on at most this many held-out characters, the same evenly spaced windows every "
                         "time (default 1000000; 0: all of them)")
-    p.add_argument("--eval-every", type=positive_int(10**9), default=200)
-    p.add_argument("--checkpoint-every", type=positive_int(10**9), default=500)
-    p.add_argument("--log-every", type=positive_int(10**9), default=10)
-    p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=positive_int(10**9), default=200,
+                   help="steps between validations (default 200)")
+    p.add_argument("--checkpoint-every", type=positive_int(10**9), default=500,
+                   help="steps between checkpoints (default 500)")
+    p.add_argument("--log-every", type=positive_int(10**9), default=10,
+                   help="steps between metrics records (default 10)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
+                   help="default auto: CuPy where a CUDA GPU is usable, else NumPy")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    p.add_argument("--seed", type=non_negative_int(MAX_SEED), default=0,
+                   help="initialisation and dropout (default 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue DIR/checkpoint.npz exactly (model and data settings come from it)")
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="skip steps with a non-finite loss or gradient instead of stopping")
     p.add_argument("--force", action="store_true", help="start over in a directory that holds a checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no run description and no progress")
     p.add_argument("--distributed", choices=DISTRIBUTED_MODES, default="auto",
                    help="auto (default): MPI when started by an MPI launcher (mpiexec, srun), else one process")
     p.set_defaults(run=run_train)
 
 
 def add_sample_parser(sub):
-    p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint", help="run directory or .npz checkpoint")
-    p.add_argument("--length", type=positive_int(10**7), default=500)
+    p = sub.add_parser("sample", allow_abbrev=False, help="generate text from a checkpoint")
+    p.add_argument("checkpoint", help="run directory (its checkpoint.npz, else best.npz) or .npz checkpoint")
+    p.add_argument("--length", type=positive_int(10**7), default=500, help="symbols to generate (default 500)")
     p.add_argument("--temperature", type=real(0, 100, low_inclusive=True), default=1.0,
-                   help="0 picks the most likely symbol")
-    p.add_argument("--top-k", type=positive_int(10**7), default=None)
-    p.add_argument("--prime", default="", help="text to start from")
-    p.add_argument("--seed", type=int, default=0)
+                   help="default 1; 0 picks the most likely symbol")
+    p.add_argument("--top-k", type=positive_int(10**7), default=None,
+                   help="keep exactly the k most likely symbols (ties: the lower index)")
+    p.add_argument("--top-p", type=real(0, 1), default=None,
+                   help="nucleus sampling: keep the fewest most likely symbols whose probability reaches p")
+    p.add_argument("--num-samples", type=positive_int(4096), default=1,
+                   help="independent samples generated together (default 1)")
+    p.add_argument("--prime", default="", help="text to start from (default none)")
+    p.add_argument("--seed", type=non_negative_int(MAX_SEED), default=None,
+                   help="default: fresh each run, printed to stderr so a sample can be reproduced")
     p.add_argument("--backend", choices=BACKEND_NAMES, default="numpy",
                    help="default numpy: one symbol at a time is latency-bound")
     p.set_defaults(run=run_sample)
@@ -131,39 +150,55 @@ def add_sample_parser(sub):
 def add_bench_parser(sub):
     from .bench import SYSTEMS
 
-    p = sub.add_parser("bench", help="measure training throughput, recurrence speed and memory")
+    p = sub.add_parser("bench", allow_abbrev=False, help="measure training throughput, recurrence speed and memory")
     p.add_argument("--backend", choices=(*SYSTEMS, "auto"), default="auto",
                    help="our backends, or torch-cpu, torch-cuda, seed (the per-character loop)")
-    p.add_argument("--hidden", type=positive_int(16384), default=512)
+    p.add_argument("--hidden", type=positive_int(16384), default=512, help="default 512")
     p.add_argument("--layers", type=positive_int(64), default=1, help="stacked layers (default 1)")
-    p.add_argument("--batch", type=positive_int(65536), default=64)
-    p.add_argument("--seq", type=positive_int(100000), default=64)
-    p.add_argument("--seconds", type=real(0, 3600), default=3.0, help="time per system and configuration")
+    p.add_argument("--dropout", type=real(0, 0.95, low_inclusive=True), default=0.0,
+                   help="dropout in the timed training step (default 0)")
+    p.add_argument("--batch", type=positive_int(65536), default=64, help="default 64")
+    p.add_argument("--seq", type=positive_int(100000), default=64, help="default 64")
+    p.add_argument("--seconds", type=real(0, 3600), default=3.0,
+                   help="wall time per system and configuration, warm-up included (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--compare", action="store_true", help="the whole grid across every available system")
-    p.add_argument("--out", type=Path, default=Path("bench-results"), help="where --compare writes its files")
+    p.add_argument("--out", type=Path, default=Path("bench-results"),
+                   help="where --compare writes its files (default bench-results)")
     p.set_defaults(run=run_bench)
 
 
 def add_prepare_parser(sub):
-    p = sub.add_parser("prepare", help="encode a corpus of any size to disk, streaming")
-    p.add_argument("corpus", help="a text file, a directory of them, or a glob")
-    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars")
+    p = sub.add_parser("prepare", allow_abbrev=False, help="encode a corpus of any size to disk, streaming")
+    p.add_argument("corpus", nargs="+", help="text files, directories of them, or globs")
+    add_selection_flags(p)
+    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars", help="default chars")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="output prefix: writes PREFIX.bin and PREFIX.json (default: beside the corpus)")
     p.set_defaults(run=run_prepare)
 
 
 def add_plot_parser(sub):
-    p = sub.add_parser("plot", help="draw train and validation loss from DIR/metrics.jsonl")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("plot", allow_abbrev=False, help="draw train and validation loss from DIR/metrics.jsonl")
+    p.add_argument("run_dir", type=Path, help="a run directory (holding metrics.jsonl)")
     p.add_argument("-o", "--output", type=Path, default=None, help="PNG file (default DIR/loss.png)")
     p.set_defaults(run=run_plot)
 
 
+def add_selection_flags(p) -> None:
+    p.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="of a directory's files, read only those matching (repeatable; default all)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="of a directory's files, skip those matching (repeatable); hidden files are always skipped")
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="rnn-gpu", description="Character-level RNN trainer for NumPy and CUDA GPUs.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    from . import __version__
+
+    parser = Parser(prog="rnn-gpu", description="Character-level RNN trainer for NumPy and CUDA GPUs.",
+                    allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"rnn-gpu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_train_parser(sub)
     add_sample_parser(sub)
     add_bench_parser(sub)
@@ -173,7 +208,7 @@ def build_parser() -> Parser:
 
 
 def train_config(args):
-    from .train import TrainConfig
+    from .training import TrainConfig
 
     state_bytes = args.seq * args.batch * args.hidden * args.layers * (8 if args.dtype == "float64" else 4) * 4
     if state_bytes > MAX_STATE_BYTES:
@@ -188,11 +223,18 @@ def train_config(args):
         vocab=args.vocab, val_fraction=args.val_fraction, val_chars=args.val_chars, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         backend=args.backend, dtype=args.dtype, seed=args.seed, skip_nonfinite=args.skip_nonfinite,
+        include=tuple(args.include), exclude=tuple(args.exclude),
     )
 
 
+def given_flags(args) -> set[str]:
+    """The options the command line named (as `dest` names): a resumed run
+    says which of them its checkpoint overrides."""
+    return {token[2:].split("=", 1)[0].replace("-", "_") for token in args.argv if token.startswith("--")}
+
+
 def run_train(args) -> int:
-    from .train import train
+    from .training import train
 
     cfg = train_config(args)
     if args.out.exists() and not args.out.is_dir():
@@ -205,7 +247,8 @@ def run_train(args) -> int:
         raise UsageError(f"{args.out} already holds a checkpoint; pass --resume to continue or --force to start over")
     comm = make_communicator(args.distributed)
     try:
-        final = train(cfg, args.corpus, args.out, progress=not args.quiet, resume=args.resume, comm=comm)
+        final = train(cfg, args.corpus or None, args.out, progress=not args.quiet, resume=args.resume, comm=comm,
+                      given=given_flags(args))
     except (QuietExit, Diverged, Interrupted):
         raise  # every rank raises these alike; rank 0 reports
     except BaseException as exc:
@@ -220,17 +263,34 @@ def run_train(args) -> int:
 
 
 def run_sample(args) -> int:
-    from .backends import get_backend
-    from .checkpoint import load_checkpoint
-    from .model import CharRNN
-    from .sample import sample
+    import secrets
 
-    ckpt = load_checkpoint(args.checkpoint)
+    from .backends import get_backend
+    from .checkpoint import load_for_sampling
+    from .model import CharRNN
+    from .sample import generate
+
+    ckpt = load_for_sampling(args.checkpoint)
     backend = get_backend(args.backend)
     H = ckpt.params["W"].shape[0]
     model = CharRNN(len(ckpt.vocab), H, backend, dtype=ckpt.params["W"].dtype, params=ckpt.params)  # any depth
-    text = sample(model, ckpt.vocab, args.length, args.temperature, args.top_k, args.prime, args.seed)
-    sys.stdout.write(text + "\n")
+    seed = args.seed if args.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    pieces = generate(model, ckpt.vocab, args.length, args.temperature, args.top_k, args.prime, seed,
+                      args.num_samples, args.top_p)
+    first = next(pieces)  # the prime is checked here, before anything is printed
+    if args.seed is None:
+        print(f"seed: {seed}", file=sys.stderr, flush=True)
+    pieces = itertools.chain([first], pieces)
+    if args.num_samples == 1:  # streamed as generated: Ctrl-C keeps what was printed
+        for _, piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    texts = [""] * args.num_samples
+    for i, piece in pieces:
+        texts[i] += piece
+    sys.stdout.write("".join(f"--- sample {i + 1} of {len(texts)} ---\n{t}\n" for i, t in enumerate(texts)))
     return 0
 
 
@@ -245,7 +305,8 @@ def run_bench(args) -> int:
         print(f"wrote {args.out / 'bench.md'}, {args.out / 'bench.json'}, {args.out / 'bench.png'}")
         return 0
     name = get_backend("auto").name if args.backend == "auto" else args.backend
-    row = bench.run_one(name, args.hidden, args.batch, args.seq, args.seconds, layers=args.layers)
+    row = bench.run_one(name, args.hidden, args.batch, args.seq, args.seconds, layers=args.layers,
+                        dropout=args.dropout)
     print(json.dumps(row) if args.json else bench.format_table([row]))
     return 0
 
@@ -253,10 +314,20 @@ def run_bench(args) -> int:
 def run_prepare(args) -> int:
     from .prepare import load_prepared, prepare
 
-    source = Path(args.corpus)
-    if args.output is None and not source.exists():
-        raise UsageError(f"pass -o PREFIX: {args.corpus} is a glob or does not exist")
-    meta = prepare(args.corpus, args.vocab, args.output or source.with_name(f"{source.name}.{args.vocab}"))
+    for spec in args.corpus:
+        if not Path(spec).exists() and not glob.has_magic(spec):
+            raise UsageError(f"corpus not found: {spec}")
+    source = Path(args.corpus[0])
+    if args.output is None and (len(args.corpus) > 1 or not source.exists()):
+        raise UsageError("pass -o PREFIX: with several sources or a glob there is no single place beside the corpus")
+    if args.output is not None and not args.output.parent.is_dir():
+        raise UsageError(f"-o {args.output}: no directory {args.output.parent}")
+    output = args.output or source.with_name(f"{source.name}.{args.vocab}")
+    try:
+        meta = prepare(args.corpus, args.vocab, output, args.include, args.exclude)
+    except EnvironmentFailure as exc:
+        hint = "; pass -o PREFIX to write elsewhere" if args.output is None else ""
+        raise EnvironmentFailure(f"{exc}{hint}") from None
     prepared = load_prepared(meta)
     print(f"{prepared.meta['length']} symbols, vocabulary of {len(prepared.vocab)} ({prepared.vocab.kind}), "
           f"{len(prepared.meta['sources'])} file(s) -> {meta} (train with: rnn-gpu train {meta} --out DIR)")
@@ -267,6 +338,8 @@ def run_plot(args) -> int:
     from .plot import plot_metrics
 
     output = args.output or args.run_dir / "loss.png"
+    if not output.parent.is_dir():
+        raise UsageError(f"-o {output}: no directory {output.parent}")
     plot_metrics(args.run_dir / "metrics.jsonl", output)
     print(f"wrote {output}")
     return 0
@@ -294,16 +367,26 @@ def message(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def one_line(text: str) -> str:
+    """Control characters (a newline in a file name or a flag's value) as escapes: an error is one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def report(exc: BaseException) -> int:
     """Prints the one `error:` line for `exc`; returns the exit code."""
     if not isinstance(exc, QuietExit):
-        print(f"error: {message(exc)}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(message(exc))}", file=sys.stderr, flush=True)
     return exit_code(exc)
 
 
 def main(argv=None) -> int:
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        if args.command is None:  # bare `rnn-gpu`: the usage and the commands
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         return args.run(args)
     except (RnnGpuError, Diverged, Interrupted, KeyboardInterrupt, MemoryError, OSError) as exc:
         # In an MPI job every rank meets the same bad flag, divergence or signal, and rank 0 reports it;

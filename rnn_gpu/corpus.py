@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import VOCAB_KINDS, CorpusError, Vocab
-from .prepare import is_prepared, load_prepared, prepared_for
+from .prepare import as_specs, is_prepared, load_prepared, prepared_for
 
 DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
 
@@ -37,7 +37,7 @@ def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
     text = "".join(parts)[:cap]
     if not text:
         raise CorpusError(f"no standard-library sources found under {stdlib}; pass a CORPUS")
-    return text, f"Python {sys.version.split()[0]} standard library ({stdlib}), {len(text)} chars"
+    return text, f"Python standard library source: Python {sys.version.split()[0]} ({stdlib}), {len(text):,} characters"
 
 
 @dataclass
@@ -45,27 +45,40 @@ class Corpus:
     vocab: Vocab
     train: np.ndarray  # encoded ids (a memory map for files)
     val: np.ndarray
-    source: str
+    source: str  # what it is, for people
+    prepared: str = ""  # where its prepared form came from, if it has one
 
 
-def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str) -> Corpus:
+def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str, prepared: str = "") -> Corpus:
     n_val = int(len(ids) * val_fraction)
-    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source)
+    return Corpus(vocab, ids[: len(ids) - n_val], ids[len(ids) - n_val:], source, prepared)
 
 
-def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1) -> Corpus:
+def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1,
+                spare_cache: Path | None = None, include=(), exclude=()) -> Corpus:
     """The corpus at `path` (None: the embedded default), split into training
     and validation parts. Files are prepared once (see prepare.py) and read
-    through a memory map; a prepared corpus (.json) is used as it is."""
+    through a memory map; a prepared corpus (.json) is used as it is.
+    `path` may be several files, directories and globs (`include`/`exclude`
+    filter the files found in directories). `spare_cache`: where to prepare
+    when no user cache directory is writable."""
     if vocab_kind not in (None, *VOCAB_KINDS):
         raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose chars or bytes")
     if path is None:
         text, source = default_corpus()
         vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
         return split(vocab, vocab.encode(text), val_fraction, source)
-    prepared = load_prepared(path) if is_prepared(path) else prepared_for(str(path), vocab_kind or "chars")
+    specs = as_specs(path)
+    if len(specs) == 1 and is_prepared(specs[0]):
+        prepared = load_prepared(specs[0])
+        prepared.origin = f"{specs[0]} (given)"
+    else:
+        prepared = prepared_for(specs, vocab_kind or "chars", spare_cache, include, exclude)
     if vocab_kind is not None and prepared.vocab.kind != vocab_kind:
         raise CorpusError(f"{path} was prepared with --vocab {prepared.vocab.kind}, not {vocab_kind}")
-    return split(prepared.vocab, prepared.ids, val_fraction, str(path))
+    sources = prepared.meta.get("sources", [])
+    size = sum(int(src.get("size", 0)) for src in sources)
+    what = " ".join(specs) + (f" ({len(sources)} files, {size:,} bytes)" if len(sources) > 1 else f" ({size:,} bytes)")
+    return split(prepared.vocab, prepared.ids, val_fraction, what, prepared.origin)
 
 

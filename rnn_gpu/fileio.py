@@ -1,23 +1,76 @@
-"""Writing files so that an interruption never leaves one half-written.
-Imports nothing of the package but its errors."""
+"""Writing files so that an interruption or a full disk never leaves one
+half-written, with the modes the user's umask gives. A failure of the
+machine (no space, no permission) becomes an `EnvironmentFailure` that names
+the file. Imports nothing of the package but its errors."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 
+from .errors import EnvironmentFailure
+
+
+def umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def describe_os_error(exc: OSError, doing: str, path) -> str:
+    """'writing X failed: No space left on device', and the like."""
+    return f"{doing} {path} failed: {exc.strerror or exc}"
+
 
 def atomic_write(path: Path, write) -> None:
     """Calls write(file) on a temporary file beside `path`, then renames it
-    over `path`: an interruption leaves the old file whole."""
+    over `path`: an interruption or a full disk leaves the old file whole.
+    The new file gets the mode a plain `open` would (0666 less the umask)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise EnvironmentFailure(describe_os_error(exc, "writing", path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise EnvironmentFailure(describe_os_error(exc, "writing", path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_directory(path: Path) -> bool:
+    """mkdir -p; True if this made it. No permission or no space: an EnvironmentFailure."""
+    path = Path(path)
+    existed = path.is_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFailure(describe_os_error(exc, "creating", path)) from None
+    return not existed
+
+
+def open_for_append(path: Path, append: bool):
+    """A text file for a log, opened now; failures as EnvironmentFailure."""
+    try:
+        return open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (the caller keeps it open)
+    except OSError as exc:
+        raise EnvironmentFailure(describe_os_error(exc, "writing", path)) from None
+
+
+def check_writable(directory: Path) -> None:
+    """Tries a file in `directory` (made and removed at once): permission bits
+    alone do not tell, for root or on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise EnvironmentFailure(describe_os_error(exc, "writing in", directory)) from None

@@ -201,3 +201,13 @@ class CharRNN:
                     G *= masks[k - 2]
         dh0 = dh0[0] if self.layers == 1 else dh0
         return float(loss), g, dh0, self._last_state(layers)
+
+    def sample(self, length: int = 500, vocab=None, **options):
+        """Generated text from this model (options as rnn_gpu.sample takes
+        them); `vocab` defaults to the one `rnn_gpu.load` attached."""
+        from .sample import sample
+
+        vocab = vocab or getattr(self, "vocab", None)
+        if vocab is None:
+            raise ValueError("sample needs the vocabulary: pass vocab=, or load the model with rnn_gpu.load")
+        return sample(self, vocab, length, **options)

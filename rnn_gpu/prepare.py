@@ -12,38 +12,98 @@ Training reads a prepared corpus through a memory map.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import fnmatch
 import glob
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .data import CorpusError, Vocab
-from .fileio import atomic_write
+from .errors import EnvironmentFailure
+from .fileio import atomic_write, make_directory
 
 CHUNK_BYTES = 8 << 20
 FORMAT = "rnn_gpu.corpus/1"
 
 
+IN_MEMORY_MAX_BYTES = 256 << 20  # with no writable cache, sources up to this size are prepared in memory
+
+
+def cache_dirs(spare: Path | None = None) -> list[Path]:
+    """Where `train` may keep prepared forms of raw corpora, in order:
+    $RNN_GPU_CACHE if set (then only it), else $XDG_CACHE_HOME/rnn_gpu,
+    ~/.cache/rnn_gpu, then `spare` (a cache beside the run directory)."""
+    if os.environ.get("RNN_GPU_CACHE"):
+        return [Path(os.environ["RNN_GPU_CACHE"])]
+    dirs = []
+    if os.environ.get("XDG_CACHE_HOME"):
+        dirs.append(Path(os.environ["XDG_CACHE_HOME"]) / "rnn_gpu")
+    with contextlib.suppress(RuntimeError, KeyError):  # no $HOME and no passwd entry
+        dirs.append(Path.home() / ".cache" / "rnn_gpu")
+    if spare is not None:
+        dirs.append(Path(spare))
+    return dirs
+
+
 def cache_dir() -> Path:
-    """Where `train` keeps prepared forms of raw corpora ($RNN_GPU_CACHE)."""
-    return Path(os.environ.get("RNN_GPU_CACHE") or Path.home() / ".cache" / "rnn_gpu")
+    """The first cache directory (see cache_dirs)."""
+    return cache_dirs()[0]
 
 
-def expand_sources(spec: str) -> list[Path]:
-    """A file, a directory (its files, recursively, sorted) or a glob."""
-    p = Path(spec)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file())
-    else:
-        files = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+def writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
+def as_specs(spec) -> list[str]:
+    """One corpus spec or several (files, directories, globs), as a list."""
+    return [str(spec)] if isinstance(spec, (str, Path)) else [str(s) for s in spec]
+
+
+def selected(path: Path, root: Path, include, exclude) -> bool:
+    """A file found under a directory: not hidden (nor under a hidden folder),
+    and matching the --include patterns (if any) but none of --exclude, by
+    name or by its path relative to the directory."""
+    relative = path.relative_to(root)
+    if any(part.startswith(".") for part in relative.parts):
+        return False
+    names = (path.name, relative.as_posix())
+    if include and not any(fnmatch.fnmatch(n, pattern) for pattern in include for n in names):
+        return False
+    return not any(fnmatch.fnmatch(n, pattern) for pattern in exclude for n in names)
+
+
+def expand_sources(spec, include=(), exclude=()) -> list[Path]:
+    """Files, directories (their files, recursively, sorted, hidden ones
+    skipped, filtered by `include` and `exclude` glob patterns) and globs, in
+    the order given; a file named twice is read once."""
+    files: list[Path] = []
+    for one in as_specs(spec):
+        p = Path(one)
+        if p.is_file():
+            found = [p]
+        elif p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and selected(f, p, include, exclude))
+            if not found:
+                matching = " matching --include/--exclude" if include or exclude else ""
+                raise CorpusError(f"no files in {one}{matching}")
+        else:
+            found = sorted(Path(f) for f in glob.glob(one, recursive=True) if Path(f).is_file())
+            if not found:
+                raise CorpusError(f"corpus not found: {one}")
+        files += [f for f in found if f not in files]
     if not files:
-        raise CorpusError(f"corpus not found: {spec}" if not p.exists() else f"no files in {spec}")
+        raise CorpusError("no corpus files given")
     return files
 
 
@@ -108,20 +168,21 @@ class Prepared:
     vocab: Vocab
     ids: np.ndarray
     meta: dict
+    origin: str = ""  # made or reused, and where
 
 
 def source_signature(paths) -> list[dict]:
     return [{"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in paths]
 
 
-def prepare(spec: str, kind: str = "chars", prefix: Path | None = None) -> Path:
-    """Encodes `spec` to PREFIX.bin and PREFIX.json; returns the .json path."""
-    paths = expand_sources(spec)
+def prepare(spec, kind: str = "chars", prefix: Path | None = None, include=(), exclude=()) -> Path:
+    """Encodes `spec` (one or several sources) to PREFIX.bin and PREFIX.json; returns the .json path."""
+    paths = expand_sources(spec, include, exclude)
     prefix = Path(prefix) if prefix else cache_prefix(paths, kind)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
+    make_directory(prefix.parent)
     vocab = collect_code_points(paths) if kind == "chars" else Vocab.bytes256()
     if not vocab.symbols:
-        raise CorpusError(f"corpus is empty: {spec}")
+        raise CorpusError(f"corpus is empty: {', '.join(as_specs(spec))}")
     length = [0]
 
     def write_ids(f):
@@ -132,7 +193,7 @@ def prepare(spec: str, kind: str = "chars", prefix: Path | None = None) -> Path:
     bin_path, meta_path = prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".json")
     atomic_write(bin_path, write_ids)
     if length[0] == 0:
-        raise CorpusError(f"corpus is empty: {spec}")
+        raise CorpusError(f"corpus is empty: {', '.join(as_specs(spec))}")
     meta = {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
             "dtype": np.dtype(vocab.dtype).name, "length": length[0], "sources": source_signature(paths),
             "data": bin_path.name}
@@ -140,9 +201,9 @@ def prepare(spec: str, kind: str = "chars", prefix: Path | None = None) -> Path:
     return meta_path
 
 
-def cache_prefix(paths, kind: str) -> Path:
+def cache_prefix(paths, kind: str, directory: Path | None = None) -> Path:
     key = hashlib.sha256(json.dumps([str(p.resolve()) for p in paths] + [kind]).encode()).hexdigest()[:16]
-    return cache_dir() / f"{paths[0].name}-{kind}-{key}"
+    return (directory or cache_dir()) / f"{paths[0].name}-{kind}-{key}"
 
 
 def is_prepared(spec) -> bool:
@@ -168,17 +229,44 @@ def load_prepared(meta_path) -> Prepared:
     return Prepared(vocab, np.memmap(data, dtype=dtype, mode="r", shape=(length,)), meta)
 
 
-def prepared_for(spec: str, kind: str) -> Prepared:
+def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=()) -> Prepared:
     """The prepared form of a raw corpus, made once and reused while the
-    sources are unchanged (size and modification time)."""
-    paths = expand_sources(spec)
-    prefix = cache_prefix(paths, kind)
-    meta_path = prefix.with_name(prefix.name + ".json")
-    if meta_path.is_file():
-        try:
-            prepared = load_prepared(meta_path)
-            if prepared.meta.get("sources") == source_signature(paths):
-                return prepared
-        except CorpusError:
-            pass  # damaged cache: prepare again
-    return load_prepared(prepare(spec, kind))
+    sources are unchanged (size and modification time): from the first cache
+    directory that holds it, else made in the first writable one, else (for
+    sources up to IN_MEMORY_MAX_BYTES) prepared in memory."""
+    paths = expand_sources(spec, include, exclude)
+    dirs = cache_dirs(spare)
+    for directory in dirs:
+        prefix = cache_prefix(paths, kind, directory)
+        meta_path = prefix.with_name(prefix.name + ".json")
+        if meta_path.is_file():
+            try:
+                prepared = load_prepared(meta_path)
+                if prepared.meta.get("sources") == source_signature(paths):
+                    prepared.origin = f"reused the cache {meta_path}"
+                    return prepared
+            except CorpusError:
+                pass  # damaged cache: prepare again
+    for directory in dirs:
+        if writable_dir(directory):
+            prepared = load_prepared(prepare(paths, kind, cache_prefix(paths, kind, directory)))
+            prepared.origin = f"made the cache {prepared.meta['data']} in {directory}"
+            return prepared
+    size = sum(p.stat().st_size for p in paths)
+    if size > IN_MEMORY_MAX_BYTES:
+        tried = ", ".join(str(d) for d in dirs) or "none"
+        raise EnvironmentFailure(f"no writable cache directory for preparing {spec} ({size:,} bytes; tried {tried}); "
+                                 "set RNN_GPU_CACHE or run `rnn-gpu prepare` with -o")
+    return prepare_in_memory(paths, kind, f"prepared in memory (no writable cache in {', '.join(map(str, dirs))})")
+
+
+def prepare_in_memory(paths, kind: str, origin: str) -> Prepared:
+    vocab = collect_code_points(paths) if kind == "chars" else Vocab.bytes256()
+    if not vocab.symbols:
+        raise CorpusError(f"corpus is empty: {paths[0]}")
+    ids = np.concatenate([np.asarray(c, dtype=vocab.dtype) for c in encoded_chunks(paths, vocab)])
+    if not len(ids):
+        raise CorpusError(f"corpus is empty: {paths[0]}")
+    meta = {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
+            "dtype": np.dtype(vocab.dtype).name, "length": len(ids), "sources": source_signature(paths)}
+    return Prepared(vocab, ids, meta, origin)

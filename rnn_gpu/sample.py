@@ -1,5 +1,8 @@
-"""Text generation from a trained model, one symbol at a time."""
+"""Text generation from a trained model: N independent samples generated
+together, one symbol at a time (one GEMM per layer and symbol for all N)."""
 from __future__ import annotations
+
+import codecs
 
 import numpy as np
 
@@ -7,55 +10,98 @@ from .data import CorpusError, Vocab
 from .layout import layer_names
 
 
-def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None) -> np.ndarray:
-    """Probabilities over the vocabulary after temperature and top-k."""
-    logits = logits.astype(np.float64)
-    if top_k is not None and top_k < logits.size:
-        cutoff = np.partition(logits, -top_k)[-top_k]
-        logits = np.where(logits >= cutoff, logits, -np.inf)
+def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None = None,
+                      top_p: float | None = None) -> np.ndarray:
+    """Probabilities (N, V) after temperature, top-k and top-p (nucleus).
+
+    top-k keeps exactly k symbols, ties broken by the lower index; top-p keeps
+    the smallest set of most likely symbols whose probability reaches p."""
+    logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
     z = logits / temperature
-    z -= z.max()
+    z -= z.max(axis=1, keepdims=True)
     p = np.exp(z)
-    return p / p.sum()
+    p /= p.sum(axis=1, keepdims=True)
+    order = np.argsort(-logits, axis=1, kind="stable")  # most likely first; ties: lower index first
+    keep = np.ones_like(p, dtype=bool)
+    if top_k is not None and top_k < p.shape[1]:
+        keep[np.arange(len(p))[:, None], order[:, top_k:]] = False
+    if top_p is not None and top_p < 1:
+        sorted_p = np.take_along_axis(p, order, axis=1)
+        before = np.cumsum(sorted_p, axis=1) - sorted_p  # mass of the more likely symbols
+        outside = before >= top_p
+        rows = np.arange(len(p))[:, None]
+        keep[rows, order] &= ~outside
+    p = np.where(keep, p, 0.0)
+    return p / p.sum(axis=1, keepdims=True)
 
 
-def choose(logits: np.ndarray, temperature: float, top_k: int | None, rng) -> int:
+def choose(logits: np.ndarray, temperature: float, top_k: int | None, rng, top_p: float | None = None) -> np.ndarray:
+    """One symbol per row of logits (N, V)."""
+    logits = np.atleast_2d(logits)
     if temperature == 0:
-        return int(np.argmax(logits))
-    p = next_distribution(logits, temperature, top_k)
-    return int(rng.choice(p.size, p=p))
+        return np.argmax(logits, axis=1)
+    p = next_distribution(logits, temperature, top_k, top_p)
+    u = rng.random((len(p), 1))
+    return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
 
 
-def sample(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: int | None = None,
-           prime: str = "", seed: int = 0) -> str:
-    """Returns `prime` followed by `length` generated symbols, decoded.
+def step(model, symbols, h) -> None:
+    """One time step of every layer for N streams: symbols (N,), h (L, N, H) in place."""
+    xp, p = model.backend.xp, model.params
+    symbols = xp.asarray(symbols)
+    for k in range(1, model.layers + 1):
+        U, W, b = (p[n] for n in layer_names(k))
+        x = U.T[symbols] if k == 1 else h[k - 2] @ U.T
+        h[k - 1] = xp.tanh(x + h[k - 1] @ W.T + b)
 
-    The prime text is fed through the network first; without one the first
-    symbol is drawn from the output at h = 0.
-    """
+
+class Decoder:
+    """Symbols to text as they come (bytes vocabularies: UTF-8 split across symbols waits)."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.kind == "bytes" else None
+
+    def __call__(self, ids, final: bool = False) -> str:
+        if self.utf8 is None:
+            return self.vocab.decode(ids)
+        return self.utf8.decode(bytes(int(i) for i in ids), final=final)
+
+
+def generate(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: int | None = None,
+             prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
+    """Yields (sample index, text) pieces: first the prime for every sample,
+    then each generated symbol, decoded as it comes. Without a prime the first
+    symbol is drawn from the output at h = 0."""
     xp, be = model.backend.xp, model.backend
     rng = np.random.default_rng(seed)
     try:
         prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
     except CorpusError as exc:
         raise CorpusError(f"prime text has {exc}") from None
-    h = xp.zeros((model.layers, model.hidden_size), dtype=model.dtype)
+    N = num_samples
+    h = xp.zeros((model.layers, N, model.hidden_size), dtype=model.dtype)
     V, c = model.params["V"], model.params["c"]
+    decoders = [Decoder(vocab) for _ in range(N)]
     for symbol in prime_ids:
-        step(model, symbol, h)
-    out = []
+        step(model, np.full(N, symbol), h)
+    for i in range(N):
+        yield i, decoders[i](prime_ids)
     for _ in range(length):
-        logits = be.to_host(V @ h[-1] + c)
-        symbol = choose(logits, temperature, top_k, rng)
-        out.append(symbol)
-        step(model, symbol, h)
-    return vocab.decode(list(prime_ids) + out)
+        logits = be.to_host(h[-1] @ V.T + c)
+        symbols = choose(logits, temperature, top_k, rng, top_p)
+        for i in range(N):
+            yield i, decoders[i]([symbols[i]])
+        step(model, symbols, h)
+    for i in range(N):
+        yield i, decoders[i]([], final=True)
 
 
-def step(model, symbol: int, h) -> None:
-    """One time step of every layer for one stream, h (L, H) in place."""
-    xp, p = model.backend.xp, model.params
-    for k in range(1, model.layers + 1):
-        U, W, b = (p[n] for n in layer_names(k))
-        x = U[:, int(symbol)] if k == 1 else U @ h[k - 2]
-        h[k - 1] = xp.tanh(x + W @ h[k - 1] + b)
+def sample(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: int | None = None,
+           prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
+    """`prime` followed by `length` generated symbols, decoded: one string,
+    or a list of `num_samples` strings when more than one is asked for."""
+    texts = [""] * num_samples
+    for i, piece in generate(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p):
+        texts[i] += piece
+    return texts[0] if num_samples == 1 else texts

@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,16 +15,21 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 
 def run_cli(capsys, argv):
-    code = main(argv)
+    """main() in this process: an exception escaping it is what a user would
+    see as a traceback, so it fails the test here."""
+    try:
+        code = main(argv)
+    except BaseException as exc:  # noqa: BLE001 (any escape is the failure we look for)
+        pytest.fail(f"rnn-gpu {' '.join(argv)} raised {type(exc).__name__}: {exc}")
     captured = capsys.readouterr()
     return code, captured.err
 
 
-def assert_clean_failure_or_success(code, err):
-    assert "Traceback" not in err
+def assert_clean_failure_or_success(code, err, allowed=(2,)):
     if code != 0:
-        assert code == 2, err
-        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+        assert code in allowed, err
+        lines = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and err.strip().splitlines()[-1].startswith("error: "), err
 
 
 @FUZZ
@@ -85,7 +91,7 @@ def test_damaged_checkpoint(tmp_path_factory, capsys, key, value, cut, truncate)
     if truncate:
         data = data[: cut % max(1, len(data))]
     (d / "checkpoint.npz").write_bytes(data)
-    for argv in (["sample", str(d), "--length", "3"],
+    for argv in (["sample", str(d), "--length", "3", "--seed", "0"],
                  ["train", "--out", str(d), "--resume", "--steps", "5", "--quiet"]):
         code, err = run_cli(capsys, argv)
         assert_clean_failure_or_success(code, err)
@@ -97,5 +103,78 @@ def test_damaged_checkpoint(tmp_path_factory, capsys, key, value, cut, truncate)
 def test_random_bytes_as_checkpoint(tmp_path_factory, capsys, data):
     d = tmp_path_factory.mktemp("rand")
     (d / "checkpoint.npz").write_bytes(data)
-    code, err = run_cli(capsys, ["sample", str(d)])
-    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    code, err = run_cli(capsys, ["sample", str(d), "--seed", "1"])
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+NUMBERS = st.one_of(st.text(max_size=6), st.sampled_from(
+    ["0", "-1", "1", "2", "-0", "nan", "inf", "-inf", "1e309", "1e-300", "0.5", "99999999999999999999", "0x10", ""]))
+TRAIN_FLAGS = {
+    "--hidden": NUMBERS, "--layers": NUMBERS, "--batch": NUMBERS, "--seq": NUMBERS, "--lr": NUMBERS,
+    "--dropout": NUMBERS, "--warmup": NUMBERS, "--min-lr": NUMBERS, "--clip": NUMBERS, "--clip-norm": NUMBERS,
+    "--val-fraction": NUMBERS, "--val-chars": NUMBERS, "--eval-every": NUMBERS, "--log-every": NUMBERS,
+    "--seed": NUMBERS, "--time": st.sampled_from(["0", "-1", "nan", "abc", "1e-9", "inf"]),
+    "--steps": st.sampled_from(["0", "-1", "1", "abc", "1.5", "1e3"]),
+    "--lr-schedule": st.sampled_from(["cosine", "constant", "linear", ""]),
+    "--optimizer": st.sampled_from(["adam", "adagrad", "sgd"]), "--vocab": st.sampled_from(["chars", "bytes", "x"]),
+    "--backend": st.sampled_from(["numpy", "opencl", "cuda", ""]), "--dtype": st.sampled_from(["float32", "int8"]),
+    "--distributed": st.sampled_from(["none", "auto", "tcp"]),
+}
+SWITCHES = ["--resume", "--force", "--skip-nonfinite", "--quiet", "--bogus", "--hid"]
+
+
+@FUZZ
+@given(flags=st.dictionaries(st.sampled_from(sorted(TRAIN_FLAGS)), st.none(), max_size=5).flatmap(
+    lambda keys: st.fixed_dictionaries({k: TRAIN_FLAGS[k] for k in keys})),
+    switches=st.lists(st.sampled_from(SWITCHES), max_size=2, unique=True))
+def test_any_train_arguments(tmp_path_factory, capsys, corpus_file_small, flags, switches):
+    """Random train flags and values on a tiny corpus: success, or one `error:` line (2: bad input)."""
+    d = tmp_path_factory.mktemp("args")
+    argv = ["train", str(corpus_file_small), "--out", str(d / "run")]
+    defaults = {"--steps": "2", "--hidden": "4", "--batch": "2", "--seq": "4"}
+    for flag, value in {**defaults, **flags}.items():
+        argv += [flag, value]
+    if "--time" in flags and "--steps" not in flags:
+        argv += ["--steps", "2"]
+    code, err = run_cli(capsys, argv + switches + ["--quiet"])
+    assert_clean_failure_or_success(code, err, allowed=(1, 2))  # 1: e.g. a divergence the flags invited
+
+
+@pytest.fixture(scope="module")
+def corpus_file_small(tmp_path_factory):
+    path = tmp_path_factory.mktemp("small") / "corpus.txt"
+    path.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    return path
+
+
+@FUZZ
+@given(command=st.sampled_from(["sample", "prepare", "plot", "bench"]),
+       args=st.lists(st.one_of(st.sampled_from(["--length", "--temperature", "--top-k", "--top-p", "--num-samples",
+                                                 "--seed", "--prime", "-o", "--vocab", "--seconds", "--hidden",
+                                                 "--backend", "--json"]), NUMBERS), max_size=6))
+def test_any_other_command_arguments(tmp_path_factory, capsys, command, args):
+    d = tmp_path_factory.mktemp("other")
+    target = {"sample": str(d), "prepare": str(d / "none.txt"), "plot": str(d), "bench": "--seconds"}[command]
+    argv = [command, target, *(["0.05", "--hidden", "4", "--batch", "2", "--seq", "2"] if command == "bench" else []),
+            *args]
+    code, err = run_cli(capsys, argv)
+    assert_clean_failure_or_success(code, err, allowed=(1, 2))
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--out", "OUT", "--seed", "-1"],
+    ["train", "nosuch.txt", "--out", "OUT"],
+    ["sample", "OUT"],
+    ["prepare", "nosuch.txt"],
+    ["plot", "OUT", "-o", "/nonexistent/dir/x.png"],
+    [],
+])
+def test_a_real_process_prints_no_traceback(tmp_path, argv):
+    import subprocess
+    import sys
+
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "rnn_gpu", *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip(), "no message at all"
+    assert not (tmp_path / "out").exists()

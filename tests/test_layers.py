@@ -222,11 +222,12 @@ def test_sampling_steps_every_layer_as_the_batched_model_does(rng):
 
     model = random_model(NumpyBackend(), rng, 6, 5, 3)
     symbols = rng.integers(0, 6, size=12)
-    h = np.zeros((3, 5))
+    h = np.zeros((3, 2, 5))  # two streams fed the same symbols
     for s in symbols:
-        step(model, s, h)
+        step(model, [s, s], h)
     _, h_last = model.loss(symbols[:, None], symbols[:, None], np.zeros((3, 1, 5)))
-    np.testing.assert_allclose(h, h_last[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(h[:, 0], h_last[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(h[:, 1], h_last[:, 0], rtol=1e-12)
 
 
 def test_a_stacked_run_trains_checkpoints_and_samples(corpus_file, tmp_path, capsys):

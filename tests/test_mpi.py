@@ -109,7 +109,7 @@ def test_ranks_equal_one_process(mpiexec, small_corpus, tmp_path, dtype, extra, 
 CHECKSUM_WRAPPER = textwrap.dedent("""
     import sys, zlib
     import numpy as np
-    from rnn_gpu import train as train_module
+    from rnn_gpu import training as train_module
     from rnn_gpu.cli import main
 
     original = train_module.Trainer.checkpoint

@@ -1,4 +1,5 @@
 """Exact resume, interrupt-safe checkpoints, signals and the non-finite guard."""
+import errno
 import json
 import signal
 import subprocess
@@ -11,9 +12,10 @@ import pytest
 from rnn_gpu import checkpoint as ckpt_io
 from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.cli import main
+from rnn_gpu.errors import EnvironmentFailure
 from rnn_gpu.fileio import atomic_write
 from rnn_gpu.model import CharRNN
-from rnn_gpu.train import Diverged, TrainConfig, train
+from rnn_gpu.training import Diverged, TrainConfig, train
 
 SMALL = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet", "--eval-every", "10", "--log-every", "5"]
 
@@ -79,9 +81,9 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
 
     def half_then_fail(f):
         f.write(b"new but unfinished")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(EnvironmentFailure, match="f.bin failed: No space left on device"):
         atomic_write(target, half_then_fail)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]

@@ -9,7 +9,7 @@ import pytest
 from rnn_gpu import CharRNN
 from rnn_gpu.data import evaluation_streams, evaluation_windows
 from rnn_gpu.schedule import LRSchedule
-from rnn_gpu.train import TrainConfig, evaluate, train
+from rnn_gpu.training import TrainConfig, evaluate, train
 
 
 def test_warmup_then_cosine_to_min_lr():

@@ -8,7 +8,7 @@ from rnn_gpu.backends import NumpyBackend
 from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.layout import FlatLayout
 from rnn_gpu.optim import Adagrad, Adam, clip_elementwise, clip_global_norm
-from rnn_gpu.train import TrainConfig, train
+from rnn_gpu.training import TrainConfig, train
 
 SMALL = dict(hidden=32, batch=8, seq=16, eval_every=50, log_every=10, checkpoint_every=100)
 

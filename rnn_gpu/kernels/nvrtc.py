@@ -19,6 +19,8 @@ class NvrtcUnavailable(RuntimeError):
 
 
 def _candidates():
+    if os.environ.get("RNN_GPU_NVRTC"):  # a library named outright (a site CUDA, a test)
+        yield os.environ["RNN_GPU_NVRTC"]
     for root in sys.path:
         for pattern in ("nvidia/cu*/lib/libnvrtc.so*", "nvidia/cuda_nvrtc/lib/libnvrtc.so*"):
             yield from sorted(glob.glob(os.path.join(root, pattern)), reverse=True)
@@ -36,10 +38,25 @@ def library():
         if "builtins" in Path(path).name:
             continue
         try:
+            load_builtins_beside(path)
             return ctypes.CDLL(path)
         except OSError:
             continue
     raise NvrtcUnavailable("libnvrtc not found; pip install 'nvidia-cuda-nvrtc>=13,<14' (or set CUDA_PATH)")
+
+
+def load_builtins_beside(path) -> None:
+    """Loads libnvrtc-builtins from libnvrtc's own folder first, globally:
+    some wheels' libnvrtc (nvidia-cuda-nvrtc 13.0, which PyTorch pins) do not
+    look beside themselves for it, and then every compile fails with
+    "failed to open libnvrtc-builtins.so"."""
+    for builtins in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), "libnvrtc-builtins.so*")),
+                           reverse=True):
+        try:
+            ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)
+            return
+        except OSError:
+            continue
 
 
 def version() -> str:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +16,19 @@ from .backends import get_backend
 from .corpus import Corpus, load_corpus
 from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
 from .errors import UsageError
+from .fileio import check_writable, make_directory
 from .layout import layers_in
+from .metrics import MetricsLog
 from .model import CharRNN, dropout_masks
 from .optim import DEFAULT_LR, all_finite, clip_elementwise, clip_global_norm, make_optimizer
 from .parallel import SingleCommunicator
+from .prepare import as_specs
+from .progress import progress as progress_display
 from .schedule import LRSchedule
 
 # What a resumed run takes from its checkpoint rather than from the command line.
 MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup", "min_lr", "clip",
-                "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "dtype", "seed")
+                "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "include", "exclude", "dtype", "seed")
 DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialisation uses the seed alone
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
 EXCHANGED = ("loss", "sigint", "sigterm", "time_up")
@@ -49,6 +53,8 @@ class TrainConfig:
     vocab: str | None = None  # chars or bytes; None: chars, or what a prepared corpus has
     val_fraction: float = 0.1
     val_chars: int = 1_000_000  # evaluate on at most this many held-out symbols; 0: all of them
+    include: tuple = ()  # glob patterns: the files of a directory corpus to read (all if none)
+    exclude: tuple = ()  # glob patterns: the files of a directory corpus to skip
     eval_every: int = 200
     checkpoint_every: int = 500
     log_every: int = 10
@@ -60,6 +66,33 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def validate(self) -> None:
+        """The checks the CLI's flags make, for configurations built in Python."""
+        positive = ("hidden", "layers", "batch", "seq", "eval_every", "checkpoint_every", "log_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.steps is None and self.time is None:
+            raise UsageError("give steps or time (or both)")
+        checks = [(self.steps is None or (isinstance(self.steps, int) and self.steps >= 1), "steps must be >= 1"),
+                  (self.time is None or self.time > 0, "time must be > 0"),
+                  (self.optimizer in DEFAULT_LR, f"optimizer must be one of {', '.join(DEFAULT_LR)}"),
+                  (self.lr is None or 0 < self.lr <= 10, "lr must be in (0, 10]"),
+                  (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+                  (0 <= self.val_fraction <= 0.9, "val_fraction must be in [0, 0.9]"),
+                  (isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
+                  (self.clip > 0, "clip must be > 0"), (self.val_chars >= 0, "val_chars must be >= 0"),
+                  (self.warmup >= 0, "warmup must be >= 0"), (self.dtype in ("float32", "float64"),
+                                                               "dtype must be float32 or float64")]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        try:
+            self.schedule()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
 
     def schedule(self) -> LRSchedule:
         return LRSchedule(self.learning_rate, self.lr_schedule, self.warmup, self.min_lr, self.steps, self.time)
@@ -113,20 +146,6 @@ def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None =
         sums += (loss * window[1:].size, window[1:].size)
     comm.allreduce_sum_(sums)
     return float(sums[0] / sums[1]), int(sums[1])
-
-
-class MetricsLog:
-    """DIR/metrics.jsonl: one JSON object per logged step."""
-
-    def __init__(self, path: Path, append: bool):
-        self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
-
-    def write(self, **record) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
 
 
 def check_corpus_fits(corpus: Corpus, cfg: TrainConfig) -> None:
@@ -196,7 +215,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, corpus: Corpus, backend, saved: ckpt_io.Checkpoint | None, corpus_path,
                  comm):
         self.cfg, self.corpus, self.backend, self.comm = cfg, corpus, backend, comm
-        self.corpus_path = None if corpus_path is None else str(Path(corpus_path).resolve())
+        self.corpus_path = None if corpus_path is None else [str(Path(s).resolve()) for s in as_specs(corpus_path)]
         self.streams = rank_streams(cfg.batch, comm)
         self.local_batch = self.streams.stop - self.streams.start
         params = saved.params if saved else None
@@ -210,6 +229,7 @@ class Trainer:
                                   streams=self.streams)
         self.h = self.model.zero_state(self.local_batch)
         self.step, self.best_val_loss, self.elapsed_before = 0, None, 0.0
+        self.saved_step = None  # the step of the last checkpoint.npz written
         if saved:
             try:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
@@ -262,6 +282,8 @@ class Trainer:
         (layers, B, H) array one process would hold; rank 0 writes."""
         be = self.backend
         h = self.comm.gather_streams(be.to_host(self.h), axis=-2)
+        if path.name == ckpt_io.FILENAME:
+            self.saved_step = self.step
         if not self.comm.master_process:
             return
         ckpt_io.save_checkpoint(path, ckpt_io.Checkpoint(
@@ -286,9 +308,13 @@ class Run:
     corpus: Corpus
 
 
-def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm) -> Run:
+def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given=frozenset()) -> Run:
     saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
     if saved:
+        fixed = sorted(f for f in given if f in MODEL_FIELDS and f in saved.config)
+        if fixed and comm.master_process:
+            print(f"resume: the checkpoint fixes {', '.join('--' + f.replace('_', '-') for f in fixed)}; "
+                  "ignored what was given", file=sys.stderr, flush=True)
         cfg = resumed_config(cfg, saved)
         corpus_path = corpus_path if corpus_path is not None else saved.config.get("corpus")
         if cfg.steps is not None and saved.step >= cfg.steps:
@@ -299,7 +325,8 @@ def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm) ->
     rank_streams(cfg.batch, comm)
     backend = get_backend(cfg.backend)
     comm.use_local_device(backend)
-    corpus = load_corpus(corpus_path, cfg.vocab, cfg.val_fraction)
+    corpus = load_corpus(corpus_path, cfg.vocab, cfg.val_fraction, spare_cache=out.parent / ".rnn_gpu-cache",
+                         include=cfg.include, exclude=cfg.exclude)
     check_corpus_fits(corpus, cfg)
     if saved and saved.vocab != corpus.vocab:
         raise CorpusError(f"the corpus's vocabulary differs from the checkpoint's in {out}")
@@ -308,23 +335,50 @@ def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm) ->
 
 
 def open_metrics(out: Path, append: bool, comm) -> MetricsLog | None:
-    """Rank 0's metrics file (and run directory), made only once every rank is ready."""
+    """Rank 0's run directory and metrics log, once every rank is ready: the
+    directory is made and tried for writing now, the log at its first record."""
     if not comm.master_process:
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    return MetricsLog(out / "metrics.jsonl", append=append)
+    log = MetricsLog(out / "metrics.jsonl", append=append)
+    log.made_directory = make_directory(out)
+    check_writable(out)
+    return log
+
+
+def describe_run(cfg: TrainConfig, trainer: Trainer, corpus: Corpus, resumed: bool, stream=None) -> None:
+    """What the run is, before its first step (stderr)."""
+    stream = stream or sys.stderr
+    model, be = trainer.model, trainer.backend
+    n_params = sum(int(np.prod(v.shape)) for v in model.params.values())
+    total = len(corpus.train) + len(corpus.val)
+    lines = [
+        f"corpus: {corpus.source}",
+        f"  {total:,} symbols: {len(corpus.train):,} for training, {len(corpus.val):,} held out "
+        f"(--val-fraction {cfg.val_fraction}; each evaluation reads "
+        f"{'all of them' if not cfg.val_chars or cfg.val_chars >= len(corpus.val) else f'{cfg.val_chars:,}'})",
+        f"vocabulary: {len(corpus.vocab)} symbols ({corpus.vocab.kind})",
+        f"model: {model.layers} layer{'s' if model.layers > 1 else ''} of {model.hidden_size} units, "
+        f"{n_params:,} parameters, dropout {cfg.dropout}",
+        f"training: batch {cfg.batch} x seq {cfg.seq}, {cfg.optimizer} lr {cfg.learning_rate:g} "
+        f"({cfg.lr_schedule}, warm-up {cfg.warmup}), "
+        + ", ".join(x for x in (f"{cfg.steps} steps" if cfg.steps else "", f"{cfg.time:g} s" if cfg.time else "") if x)
+        + (f"; resumed at step {trainer.step}" if resumed else ""),
+        f"backend: {be.name} on {be.device_name()}, {model.dtype.name}"
+        + (f", {trainer.comm.size} processes" if trainer.comm.size > 1 else ""),
+    ]
+    if corpus.prepared:
+        lines.append(f"prepared corpus: {corpus.prepared}")
+    print("\n".join(lines), file=stream, flush=True)
 
 
 def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resume: bool = False,
-          comm=None) -> dict:
+          comm=None, given=frozenset()) -> dict:
     """Trains per `cfg` on the corpus (None: the embedded default), writing
     DIR/metrics.jsonl, DIR/checkpoint.npz (the latest) and DIR/best.npz (the
     best validation loss). With `resume`, continues DIR/checkpoint.npz
     exactly: `cfg.steps` and `cfg.time` count from the start of the run.
     With a communicator of N ranks, the B streams are split among them and
     rank 0 alone writes and reports. Returns the final metrics record."""
-    from tqdm import tqdm
-
     comm = comm or SingleCommunicator()
     comm.set_cpu_threads()
     run = {}
@@ -340,15 +394,16 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
         comm.agree(error)
 
     # Rank 0 first, so that a raw corpus is prepared into the cache once.
-    on(lambda c: c.master_process, prepare_run, cfg, corpus_path, out, resume, comm)
-    on(lambda c: not c.master_process, prepare_run, cfg, corpus_path, out, resume, comm)
+    on(lambda c: c.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
+    on(lambda c: not c.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
     on(lambda c: c.master_process, open_metrics, out, resume, comm)
     cfg, trainer, corpus = run["prepare_run"].cfg, run["prepare_run"].trainer, run["prepare_run"].corpus
     metrics = run.get("open_metrics")
 
     val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)
-    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not (progress and comm.master_process), unit="step",
-               dynamic_ncols=True)
+    if progress and comm.master_process:
+        describe_run(cfg, trainer, corpus, resumed=resume)
+    bar = progress_display(cfg.steps, trainer.step, progress and comm.master_process)
     start = time.perf_counter() - trainer.elapsed_before  # elapsed time counts on across a resume
     interval_seconds, interval_chars, interval_allreduce, skipped = 0.0, 0, 0.0, 0  # evaluation excluded
     val_loss, record = None, {}
@@ -372,6 +427,8 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
                     bar.set_description_str("", refresh=False)
                     if trainer.best_val_loss is None or val_loss < trainer.best_val_loss:
                         trainer.best_val_loss = val_loss
+                        # The latest first: whatever a full disk stops, --resume finds a checkpoint.
+                        trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
                         trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
                 if step % cfg.log_every == 0 or evaluate_now or last:
                     record = {"step": step, "train_loss": result.loss, "lr": result.lr,
@@ -391,12 +448,17 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
                     bar.set_postfix(loss=f"{result.loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
                                     lr=f"{result.lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
                 bar.update(1)
-                if step % cfg.checkpoint_every == 0 or last or result.signal:
+                due = step % cfg.checkpoint_every == 0 or last or result.signal
+                if due and trainer.saved_step != step:
                     trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
                 if result.signal:
                     raise Interrupted(result.signal, step)
                 if last:
                     break
+    except BaseException:
+        if metrics and metrics.made_directory and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty run directory behind
+        raise
     finally:
         bar.close()
         if metrics:
