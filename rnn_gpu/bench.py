@@ -91,24 +91,29 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
     raise ValueError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
 
 
-def steps_per_timing(system: System, seconds: float) -> int:
-    """How many steps make one timing last about `seconds` (at least 1)."""
+def timed_step(system: System) -> float:
     start = time.perf_counter()
     system.step()
     system.sync()
-    return max(1, int(seconds / max(time.perf_counter() - start, 1e-6)))
+    return time.perf_counter() - start
 
 
 def alternate(systems: list[System], seconds: float, rounds: int = 5) -> dict[str, float]:
     """Median seconds per step of each system, the systems taking turns in
-    every round so that machine noise falls on all of them alike."""
-    for s in systems:  # warm-up: compilation, caches, memory pools
-        s.step()
-        s.step()
-        s.sync()
-    counts = {s.name: steps_per_timing(s, seconds / rounds) for s in systems}
+    every round so that machine noise falls on all of them alike. Warm-up
+    included, it all takes about `seconds` per system: the two warm-up steps
+    (compilation, caches, memory pools) size the rounds to the time left, and
+    rounds stop at the deadline (after at least one)."""
+    deadline = time.perf_counter() + seconds * len(systems)
+    for s in systems:
+        timed_step(s)
+    step_seconds = {s.name: timed_step(s) for s in systems}
+    per_round = max(0.0, deadline - time.perf_counter()) / rounds / len(systems)
+    counts = {name: max(1, int(per_round / max(t, 1e-6))) for name, t in step_seconds.items()}
     times = {s.name: [] for s in systems}
-    for _ in range(rounds):
+    for r in range(rounds):
+        if r and time.perf_counter() > deadline:
+            break
         for s in systems:
             s.sync()
             start = time.perf_counter()
@@ -156,14 +161,16 @@ def sgemm_gflops(backend, B: int, H: int, seconds: float = 0.3) -> float:
     return 2 * B * H * H / median_seconds(lambda: a @ b, backend, repeats=repeats) / 1e9
 
 
-def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, layers: int = 1) -> dict:
+def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, layers: int = 1,
+               time_left: float | None = None) -> dict:
+    """`time_left`: the recurrence and GEMM timings run only if they fit (they cost a few steps)."""
     chars_per_s = system.chars_per_step / seconds_per_step
     gflops = chars_per_s * flops_per_char(H, VOCAB, layers) / 1e9
     row = {"backend": system.name, "device": system.device, "hidden": H, "batch": B, "seq": T, "layers": layers,
            "chars_per_s": chars_per_s, "step_ms": seconds_per_step * 1e3, "gflop_per_s": gflops,
            "recurrence_fwd_us_per_step": None, "recurrence_bwd_us_per_step": None}
-    if system.backend is not None:
-        rec = time_recurrence(system.backend, H, B, T)
+    if system.backend is not None and (time_left is None or time_left > 6 * seconds_per_step):
+        rec = time_recurrence(system.backend, H, B, T, repeats=5 if time_left is None else 3)
         row["recurrence_fwd_us_per_step"] = rec["fwd_us_per_step"]
         row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
         row["sgemm_gflop_per_s"] = sgemm_gflops(system.backend, B, H)
@@ -173,9 +180,10 @@ def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, 
 
 def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, dropout: float = 0.0) -> dict:
     """One system, one configuration: the `rnn-gpu bench` row."""
+    deadline = time.perf_counter() + seconds
     system = make_system(name, H, B, T, layers=layers, dropout=dropout)
-    seconds_per_step = alternate([system], seconds)[name]
-    row = result_row(system, seconds_per_step, H, B, T, layers)
+    seconds_per_step = alternate([system], 0.75 * max(0.0, deadline - time.perf_counter()))[name]
+    row = result_row(system, seconds_per_step, H, B, T, layers, time_left=deadline - time.perf_counter())
     row["peak_mem_bytes"] = peak_memory_bytes(system)
     return row
 

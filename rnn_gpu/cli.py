@@ -31,28 +31,24 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def positive_int(limit):
+def int_in(low, limit):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not 1 <= value <= limit:
-            raise argparse.ArgumentTypeError(f"must be between 1 and {limit}, got {value}")
+        if not low <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {limit}, got {value}")
         return value
     return parse
+
+
+def positive_int(limit):
+    return int_in(1, limit)
 
 
 def non_negative_int(limit):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not 0 <= value <= limit:
-            raise argparse.ArgumentTypeError(f"must be between 0 and {limit}, got {value}")
-        return value
-    return parse
+    return int_in(0, limit)
 
 
 def real(low, high, low_inclusive=False):

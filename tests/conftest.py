@@ -95,3 +95,17 @@ def corpus_file(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text(make_corpus_text(20_000), encoding="utf-8")
     return path
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central differences of scalar f() with respect to every element of x (in place)."""
+    grad = np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
+        up = f()
+        x[i] = old - eps
+        down = f()
+        x[i] = old
+        grad[i] = (up - down) / (2 * eps)
+    return grad

@@ -2,6 +2,7 @@
 differences in float64, and a plain per-time-step loop."""
 import numpy as np
 import pytest
+from conftest import numerical_gradient
 
 from rnn_gpu import CharRNN
 from rnn_gpu.model import PARAM_NAMES
@@ -12,20 +13,6 @@ def random_problem(rng, V, H, T, B):
     targets = rng.integers(0, V, size=(T, B))
     h0 = rng.uniform(-0.5, 0.5, size=(B, H))
     return inputs, targets, h0
-
-
-def numerical_gradient(f, x, eps=1e-6):
-    """Central differences of scalar f() with respect to every element of x (in place)."""
-    grad = np.zeros(x.shape)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("V,H,T,B", [(7, 5, 4, 3), (5, 9, 1, 1), (11, 3, 6, 2)])

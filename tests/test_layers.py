@@ -3,25 +3,12 @@ central finite differences, a plain per-step, per-layer loop, and the
 one-layer model as it was before layers existed."""
 import numpy as np
 import pytest
+from conftest import numerical_gradient
 
 from rnn_gpu import CharRNN
 from rnn_gpu.backends import NumpyBackend
 from rnn_gpu.layout import FlatLayout, layer_names, layers_in, param_shapes
 from rnn_gpu.model import dropout_masks
-
-
-def numerical_gradient(f, x, eps=1e-6):
-    """Central differences of scalar f() with respect to every element of x (in place)."""
-    grad = np.zeros(x.shape)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def random_masks(rng, p, layers, shape):

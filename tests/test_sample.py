@@ -49,3 +49,33 @@ def test_prime_outside_vocabulary_is_named(model_and_vocab):
     model, vocab = model_and_vocab
     with pytest.raises(CorpusError, match="'z'.*'é'|'é'.*'z'"):
         sample(model, vocab, 10, prime="abzé")
+
+
+def test_top_k_keeps_exactly_k_even_with_ties():
+    logits = np.array([1.0, 3.0, 3.0, 3.0, 0.5, 3.0])
+    p = next_distribution(logits, 1.0, top_k=2)[0]
+    assert (p > 0).sum() == 2 and set(np.flatnonzero(p)) == {1, 2}  # ties: the lower indices
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = np.array([0.05, 0.5, 0.3, 0.15])
+    logits = np.log(probs)
+    p = next_distribution(logits, 1.0, top_p=0.75)[0]
+    assert set(np.flatnonzero(p)) == {1, 2}  # 0.5 + 0.3 reaches 0.75; 0.5 alone does not
+    np.testing.assert_allclose(p[[1, 2]], [0.5 / 0.8, 0.3 / 0.8])
+    assert set(np.flatnonzero(next_distribution(logits, 1.0, top_p=0.5)[0])) == {1}
+    assert set(np.flatnonzero(next_distribution(logits, 1.0, top_p=0.8000001)[0])) == {1, 2, 3}
+
+
+def test_samples_in_a_batch_follow_the_distribution(model_and_vocab):
+    """Many samples generated together: the first symbol's frequencies match the model's distribution."""
+    from rnn_gpu.sample import choose
+
+    model, vocab = model_and_vocab
+    logits = np.array([0.0, 1.0, 2.0, 0.5])
+    rng = np.random.default_rng(0)
+    picks = choose(np.tile(logits, (20000, 1)), 1.0, None, rng)
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(np.bincount(picks, minlength=4) / 20000, expected, atol=0.015)
+    greedy = sample(model, vocab, 25, temperature=0, prime="ab", num_samples=3)
+    assert greedy == [sample(model, vocab, 25, temperature=0, prime="ab")] * 3
