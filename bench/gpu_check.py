@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 from rnn_gpu.backends import NumpyBackend  # noqa: E402
-from rnn_gpu.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
+from rnn_gpu.bench.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
 
 CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
 T = 64
@@ -55,12 +55,12 @@ def run_gpu_tests(workdir: Path) -> dict:
 
 
 def environment(cupy) -> dict:
-    dev = cupy.cuda.Device()
-    props = cupy.cuda.runtime.getDeviceProperties(dev.id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    from rnn_gpu.backends.cupy_backend import cuda_device_name
+
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     return {
         "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": name,
+        "device": cuda_device_name(cupy),
         "compute_capability": f"{props['major']}.{props['minor']}",
         "multiprocessors": props["multiProcessorCount"],
         "shared_per_block_optin": props.get("sharedMemPerBlockOptin"),
@@ -161,10 +161,52 @@ def benchmark(runner, backend, flops: float, configs=CONFIGS, variants=VARIANTS,
     return rows
 
 
+QUICK_CONFIGS = [(128, 64), (512, 64), (1024, 128)]
+TORCH_LENGTHS = (64, 1024)
+
+
+def torch_recurrence_rows(device: str, configs, lengths=TORCH_LENGTHS, precisions=None) -> list:
+    """PyTorch's recurrence alone (nn.RNN(H, H), cuDNN on a GPU) in each
+    precision, µs per step forward and backward: the kernel-to-kernel baseline."""
+    from rnn_gpu.bench.baselines import TORCH_PRECISIONS, time_torch_recurrence, torch_unavailable_reason
+
+    reason = torch_unavailable_reason(device)
+    if reason:
+        return [{"system": "torch", "status": f"not run: {reason}"}]
+    precisions = precisions or (list(TORCH_PRECISIONS) if device == "cuda" else ["fp32"])
+    rows = []
+    for H, B in configs:
+        for T_ in lengths:
+            for precision in precisions:
+                row = {"H": H, "B": B, "T": T_, "system": f"torch-{device}-{precision}"}
+                try:
+                    row.update(time_torch_recurrence(H, B, T_, device, precision, repeats=3), status="ok")
+                except Exception as exc:  # recorded, not hidden
+                    row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:500])
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def training_step_rows(systems, configs, seconds: float) -> dict:
+    """The training-step comparison of `rnn-gpu bench --compare`, in memory."""
+    import tempfile
+
+    from rnn_gpu import bench
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = bench.compare(Path(tmp), seconds, systems=systems, configs=configs,
+                               log=lambda text: print(text, flush=True))
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="the main shapes only, torch baselines and the training-step comparison: under "
+                             "6 minutes on one GPU")
     args = parser.parse_args(argv)
     import cupy
 
@@ -182,12 +224,18 @@ def main(argv=None) -> int:
     result["persistent_step_latency_us"] = persistent_step_latency_us(runner, backend,
                                                                       result["environment"]["multiprocessors"])
     print({k: result[k] for k in ("fp32_gemm_tflops", "persistent_step_latency_us")})
-    result["recurrence"] = benchmark(runner, backend, flops)
+    result["recurrence"] = benchmark(runner, backend, flops, configs=QUICK_CONFIGS if args.quick else CONFIGS)
     # Per-step cost with the per-call overhead (Python, the launch, loading W) spread over a long sequence.
     result["long_sequence"] = {"H": 128, "B": 64, "rows": long_sequence_rows(backend, runner, 128, 64)}
+    result["torch_recurrence"] = torch_recurrence_rows("cuda", QUICK_CONFIGS)
+    from rnn_gpu.bench import MAIN_CONFIGS
+
+    step_configs = [(*c, 1) for c in MAIN_CONFIGS] + ([] if args.quick else [(*c, 2) for c in MAIN_CONFIGS])
+    result["training_step"] = training_step_rows(("cupy", "cupy-cublas", "torch-cuda", "torch-cuda-tf32",
+                                                  "torch-cuda-fp16"), step_configs, 1.0 if args.quick else 2.0)
     stamp = result["environment"]["date_utc"][:10]
     device = result["environment"]["device"].replace(" ", "_")
-    path = args.out_dir / f"gpu_check-{stamp}-{device}.json"
+    path = args.out_dir / f"gpu_check-{stamp}-{device}{'-quick' if args.quick else ''}.json"
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")
     failed = result.get("gpu_tests", {}).get("failed", 0)

@@ -11,8 +11,8 @@ import cupy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnn_gpu.backends.cupy_backend import CupyBackend  # noqa: E402
+from rnn_gpu.bench.timing import recurrence_inputs  # noqa: E402
 from rnn_gpu.kernels.cuda_runner import CudaKernels  # noqa: E402
-from rnn_gpu.timing import recurrence_inputs  # noqa: E402
 
 CONFIGS = [(128, 64, "tiled"), (1024, 128, "persistent"), (512, 64, "persistent")]
 T = 16

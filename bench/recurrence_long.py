@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rnn_gpu.timing import recurrence_inputs, time_recurrence  # noqa: E402
+from rnn_gpu.bench.timing import recurrence_inputs, time_recurrence  # noqa: E402
 
 VARIANTS = ("small", "tiled", "persistent")
 
@@ -37,7 +37,7 @@ def long_sequence_rows(backend, runner, H: int, B: int, lengths=(64, 1024), vari
 def main() -> int:
     import cupy
 
-    from rnn_gpu.backends.cupy_backend import CupyBackend
+    from rnn_gpu.backends.cupy_backend import CupyBackend, cuda_device_name
     from rnn_gpu.kernels.cuda_runner import CudaKernels
 
     parser = argparse.ArgumentParser()
@@ -47,9 +47,8 @@ def main() -> int:
     args = parser.parse_args()
     backend, runner = CupyBackend(use_kernels=False), CudaKernels(cupy)
     rows = long_sequence_rows(backend, runner, args.hidden, args.batch, args.lengths)
-    props = cupy.cuda.runtime.getDeviceProperties(0)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    print(json.dumps({"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "device": name,
+    print(json.dumps({"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      "device": cuda_device_name(cupy),
                       "hidden": args.hidden, "batch": args.batch, "rows": rows}))
     return 0
 

@@ -3,7 +3,7 @@ import pytest
 
 from rnn_gpu.backends import BackendUnavailable
 from rnn_gpu.bench import MAIN_CONFIGS, our_backend
-from rnn_gpu.timing import recurrence_inputs
+from rnn_gpu.bench.timing import recurrence_inputs
 
 
 @pytest.mark.parametrize("config", MAIN_CONFIGS, ids=lambda c: "H{}-B{}-T{}".format(*c))

@@ -9,6 +9,8 @@ import argparse
 import glob
 import itertools
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -212,7 +214,7 @@ def train_config(args):
                          f"needs about {state_bytes / 2**30:.0f} GiB for one batch; use smaller sizes")
     given = args.steps is not None or args.time is not None
     steps = args.steps if given or args.resume else TrainConfig.steps  # a resumed run keeps its own length
-    return TrainConfig(
+    cfg = TrainConfig(
         hidden=args.hidden, layers=args.layers, batch=args.batch, seq=args.seq, steps=steps, time=args.time,
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, warmup=args.warmup, min_lr=args.min_lr,
         clip=args.clip, clip_norm=args.clip_norm, dropout=args.dropout,
@@ -221,6 +223,9 @@ def train_config(args):
         backend=args.backend, dtype=args.dtype, seed=args.seed, skip_nonfinite=args.skip_nonfinite,
         include=tuple(args.include), exclude=tuple(args.exclude),
     )
+    if not args.resume:  # a resumed run's settings come from its checkpoint, checked there
+        cfg.validate()
+    return cfg
 
 
 def given_flags(args) -> set[str]:
@@ -376,6 +381,9 @@ def report(exc: BaseException) -> int:
 
 
 def main(argv=None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # text a terminal cannot show is escaped, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -383,7 +391,12 @@ def main(argv=None) -> int:
         if args.command is None:  # bare `rnn-gpu`: the usage and the commands
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        if args.command != "train" and env_rank() != 0:
+            return 0  # under an MPI launcher only training is distributed; the rest runs once, on rank 0
         return args.run(args)
+    except BrokenPipeError:  # the reader went away (`rnn-gpu sample ... | head`): stop as `cat` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (RnnGpuError, Diverged, Interrupted, KeyboardInterrupt, MemoryError, OSError) as exc:
         # In an MPI job every rank meets the same bad flag, divergence or signal, and rank 0 reports it;
         # an error that only some ranks met (`agreed`) is reported by the lowest of them.

@@ -67,7 +67,9 @@ def writable_dir(path: Path) -> bool:
 
 def as_specs(spec) -> list[str]:
     """One corpus spec or several (files, directories, globs), as a list."""
-    return [str(spec)] if isinstance(spec, (str, Path)) else [str(s) for s in spec]
+    if isinstance(spec, (list, tuple)):
+        return [str(s) for s in spec]
+    return [str(spec)]
 
 
 def selected(path: Path, root: Path, include, exclude) -> bool:

@@ -34,6 +34,15 @@ DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialis
 EXCHANGED = ("loss", "sigint", "sigterm", "time_up")
 
 
+MAX_PARAMETER_BYTES = 64 << 30  # more is a typo, not a plan
+
+
+def parameter_bytes(hidden: int, layers: int, dtype: str, vocab: int = 256) -> int:
+    """Parameters, gradients and two optimiser slots, at a vocabulary of `vocab`."""
+    count = layers * (2 * hidden * hidden + hidden) + 2 * vocab * hidden
+    return 4 * count * (8 if dtype == "float64" else 4)
+
+
 @dataclass
 class TrainConfig:
     hidden: int = 256
@@ -68,31 +77,42 @@ class TrainConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
     def validate(self) -> None:
-        """The checks the CLI's flags make, for configurations built in Python."""
-        positive = ("hidden", "layers", "batch", "seq", "eval_every", "checkpoint_every", "log_every")
-        for name in positive:
+        """The checks the CLI's flags make, for configurations built in Python
+        or read back from a checkpoint: a UsageError that names the setting."""
+        try:
+            self._check()
+            self.schedule()
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"bad training setting: {exc}") from None
+
+    def _check(self) -> None:
+        for name in ("hidden", "layers", "batch", "seq", "eval_every", "checkpoint_every", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if self.steps is None and self.time is None:
-            raise UsageError("give steps or time (or both)")
-        checks = [(self.steps is None or (isinstance(self.steps, int) and self.steps >= 1), "steps must be >= 1"),
+        if self.optimizer not in DEFAULT_LR:
+            raise UsageError(f"optimizer must be one of {', '.join(DEFAULT_LR)}, got {self.optimizer!r}")
+        checks = [(self.steps is not None or self.time is not None, "give steps or time (or both)"),
+                  (self.steps is None or (isinstance(self.steps, int) and self.steps >= 1), "steps must be >= 1"),
                   (self.time is None or self.time > 0, "time must be > 0"),
-                  (self.optimizer in DEFAULT_LR, f"optimizer must be one of {', '.join(DEFAULT_LR)}"),
                   (self.lr is None or 0 < self.lr <= 10, "lr must be in (0, 10]"),
+                  (self.min_lr is None or 0 <= self.min_lr <= self.learning_rate,
+                   f"min_lr must be between 0 and the learning rate {self.learning_rate}"),
                   (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
                   (0 <= self.val_fraction <= 0.9, "val_fraction must be in [0, 0.9]"),
                   (isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
                   (self.clip > 0, "clip must be > 0"), (self.val_chars >= 0, "val_chars must be >= 0"),
-                  (self.warmup >= 0, "warmup must be >= 0"), (self.dtype in ("float32", "float64"),
-                                                               "dtype must be float32 or float64")]
+                  (self.warmup >= 0, "warmup must be >= 0"),
+                  (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
+                  (all(isinstance(g, str) for g in (*self.include, *self.exclude)),
+                   "include and exclude are glob patterns (strings)")]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-        try:
-            self.schedule()
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        need = parameter_bytes(self.hidden, self.layers, self.dtype)
+        if need > MAX_PARAMETER_BYTES:
+            raise UsageError(f"hidden {self.hidden} x layers {self.layers} needs about {need / 2**30:.0f} GiB for "
+                             "the parameters, gradients and optimiser state; use smaller sizes")
 
     def schedule(self) -> LRSchedule:
         return LRSchedule(self.learning_rate, self.lr_schedule, self.warmup, self.min_lr, self.steps, self.time)
@@ -166,10 +186,9 @@ def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
                 settings["steps"] = TrainConfig.steps
         layers = layers_in(saved.params)
         resumed = dataclasses.replace(cfg, **{**settings, "hidden": saved.params["W"].shape[0], "layers": layers})
-        resumed.schedule()  # a known schedule
-        if resumed.optimizer not in DEFAULT_LR:
-            raise ValueError(f"unknown optimizer {resumed.optimizer!r}")
-    except (TypeError, KeyError, ValueError) as exc:
+        resumed = dataclasses.replace(resumed, include=tuple(resumed.include), exclude=tuple(resumed.exclude))
+        resumed.validate()
+    except (TypeError, KeyError, ValueError, UsageError) as exc:
         raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
     state = (resumed.batch, resumed.hidden) if layers == 1 else (layers, resumed.batch, resumed.hidden)
     if saved.h is None or saved.h.shape != state:
@@ -371,6 +390,41 @@ def describe_run(cfg: TrainConfig, trainer: Trainer, corpus: Corpus, resumed: bo
     print("\n".join(lines), file=stream, flush=True)
 
 
+def set_up(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given) -> tuple:
+    """Every rank's trainer, and rank 0's metrics log: each phase runs, then
+    every rank agrees it went well or all stop with one error. Rank 0 goes
+    first, so that a raw corpus is prepared into the cache once."""
+    made = {}
+
+    def phase(on_these, what, *args):
+        error = None
+        try:
+            if on_these:
+                made[what.__name__] = what(*args)
+        except Exception as exc:
+            error = exc
+        comm.agree(error)
+
+    phase(comm.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
+    phase(not comm.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
+    phase(comm.master_process, open_metrics, out, resume, comm)
+    return made["prepare_run"], made.get("open_metrics")
+
+
+@dataclass
+class Interval:
+    """Training time (evaluation excluded), characters and all-reduce time since the last record."""
+    seconds: float = 0.0
+    chars: int = 0
+    allreduce_s: float = 0.0
+
+    def record(self, comm) -> dict:
+        rates = {"chars_per_s": self.chars / max(self.seconds, 1e-9)}
+        if comm.size > 1:
+            rates.update(world_size=comm.size, allreduce_share=self.allreduce_s / max(self.seconds, 1e-9))
+        return rates
+
+
 def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resume: bool = False,
           comm=None, given=frozenset()) -> dict:
     """Trains per `cfg` on the corpus (None: the embedded default), writing
@@ -381,32 +435,14 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
     rank 0 alone writes and reports. Returns the final metrics record."""
     comm = comm or SingleCommunicator()
     comm.set_cpu_threads()
-    run = {}
-
-    def on(ranks, what, *args):
-        """A setup phase on some ranks, then every rank agrees it went well (or all stop)."""
-        error = None
-        try:
-            if ranks(comm):
-                run[what.__name__] = what(*args)
-        except Exception as exc:
-            error = exc
-        comm.agree(error)
-
-    # Rank 0 first, so that a raw corpus is prepared into the cache once.
-    on(lambda c: c.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
-    on(lambda c: not c.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
-    on(lambda c: c.master_process, open_metrics, out, resume, comm)
-    cfg, trainer, corpus = run["prepare_run"].cfg, run["prepare_run"].trainer, run["prepare_run"].corpus
-    metrics = run.get("open_metrics")
-
-    val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)
+    run, metrics = set_up(cfg, corpus_path, out, resume, comm, given)
+    cfg, trainer, corpus = run.cfg, run.trainer, run.corpus
+    val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)[0]
     if progress and comm.master_process:
         describe_run(cfg, trainer, corpus, resumed=resume)
     bar = progress_display(cfg.steps, trainer.step, progress and comm.master_process)
     start = time.perf_counter() - trainer.elapsed_before  # elapsed time counts on across a resume
-    interval_seconds, interval_chars, interval_allreduce, skipped = 0.0, 0, 0.0, 0  # evaluation excluded
-    val_loss, record = None, {}
+    interval, skipped, val_loss, record = Interval(), 0, None, {}
     try:
         with StopSignals() as signals:
             while True:
@@ -414,9 +450,9 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
                 result = trainer.train_step(step_start - start, signals.received)
                 trainer.step += 1
                 skipped += not result.applied
-                interval_chars += trainer.stream.symbols_per_step
-                interval_seconds += time.perf_counter() - step_start
-                interval_allreduce += result.allreduce_s
+                interval.chars += trainer.stream.symbols_per_step
+                interval.seconds += time.perf_counter() - step_start
+                interval.allreduce_s += result.allreduce_s
 
                 step, elapsed = trainer.step, time.perf_counter() - start
                 last = (cfg.steps is not None and step >= cfg.steps) or result.time_up
@@ -432,24 +468,20 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
                         trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
                 if step % cfg.log_every == 0 or evaluate_now or last:
                     record = {"step": step, "train_loss": result.loss, "lr": result.lr,
-                              "chars": step * trainer.stream.symbols_per_step,
-                              "chars_per_s": interval_chars / max(interval_seconds, 1e-9), "elapsed_s": elapsed}
-                    if comm.size > 1:
-                        record.update(world_size=comm.size,
-                                      allreduce_share=interval_allreduce / max(interval_seconds, 1e-9))
+                              "chars": step * trainer.stream.symbols_per_step, **interval.record(comm),
+                              "elapsed_s": elapsed}
                     if evaluate_now:
-                        record.update(val_loss=val_loss, val_chars=val_chars, val_streams=val_streams[0],
+                        record.update(val_loss=val_loss, val_chars=val_chars, val_streams=val_streams,
                                       val_part_chars=len(corpus.val))
                     if skipped:
                         record["skipped_steps"] = skipped
                     if metrics:
                         metrics.write(**record)
-                    interval_seconds, interval_chars, interval_allreduce = 0.0, 0, 0.0
+                    interval = Interval()
                     bar.set_postfix(loss=f"{result.loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
                                     lr=f"{result.lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
                 bar.update(1)
-                due = step % cfg.checkpoint_every == 0 or last or result.signal
-                if due and trainer.saved_step != step:
+                if (step % cfg.checkpoint_every == 0 or last or result.signal) and trainer.saved_step != step:
                     trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
                 if result.signal:
                     raise Interrupted(result.signal, step)

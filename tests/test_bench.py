@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rnn_gpu import bench
-from rnn_gpu.backends import cupy_unavailable_reason
+from rnn_gpu.backends import BackendUnavailable, cupy_unavailable_reason
 from rnn_gpu.cli import main
 
 KEYS = {"chars_per_s", "step_ms", "recurrence_fwd_us_per_step", "recurrence_bwd_us_per_step", "peak_mem_bytes",
@@ -44,3 +44,13 @@ def test_seed_loop_learns():
 def test_unavailable_system_is_an_error(capsys):
     assert main(["bench", "--backend", "cupy", "--seconds", "0.1"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_torch_rows_time_the_recurrence_alone_too():
+    pytest.importorskip("torch")
+    row = bench.run_one("torch-cpu", 16, 4, 8, 2.0)
+    assert row["device"].endswith("float32, TF32 off")
+    assert row["recurrence_fwd_us_per_step"] > 0 and row["recurrence_bwd_us_per_step"] >= 0
+    if bench.torch_unavailable_reason("cuda") is not None:
+        with pytest.raises(BackendUnavailable, match="torch-cuda-bf16"):
+            bench.make_system("torch-cuda-bf16", 16, 4, 8)

@@ -2,6 +2,7 @@
 no traceback, no file changed."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,25 @@ def test_prime_outside_vocabulary(capsys, trained_run):
 def test_unknown_option_is_one_line(capsys):
     assert_usage_error(capsys, ["train", "--out", "x", "--bogus"], "--bogus")
     assert_usage_error(capsys, ["frobnicate"], "frobnicate")
+
+
+def test_the_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block of the README, in order, in a fresh directory."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # noqa: S102
+    assert (tmp_path / "runs" / "api" / "checkpoint.npz").exists()
+
+
+def test_a_closed_pipe_ends_sampling_quietly(trained_run):
+    sample = subprocess.Popen([sys.executable, "-m", "rnn_gpu", "sample", str(trained_run), "--length", "200000",
+                               "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sample.stdout.read(10)
+    sample.stdout.close()  # like `| head -c 10`
+    _, err = sample.communicate(timeout=120)
+    assert sample.returncode == 141 and b"Traceback" not in err and err == b"", err

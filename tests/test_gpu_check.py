@@ -41,3 +41,26 @@ def test_long_sequence_rows(gpu_check, opencl):
     rows = gpu_check.long_sequence_rows(NumpyBackend(), opencl, 16, 4, lengths=(2, 4))
     json.dumps(rows)
     assert [(r["variant"], r["T"]) for r in rows] == [("small", 2), ("small", 4), ("tiled", 2), ("tiled", 4)]
+
+
+def test_torch_recurrence_rows(gpu_check):
+    pytest.importorskip("torch")
+    rows = gpu_check.torch_recurrence_rows("cpu", [(16, 4)], lengths=(3, 5))
+    json.dumps(rows)
+    assert [(r["T"], r["system"], r["status"]) for r in rows] == [(3, "torch-cpu-fp32", "ok"),
+                                                                   (5, "torch-cpu-fp32", "ok")]
+    assert all(r["fwd_us_per_step"] > 0 for r in rows)
+
+
+def test_torch_recurrence_rows_say_when_torch_cannot_run(gpu_check):
+    from rnn_gpu.bench import torch_unavailable_reason
+
+    if torch_unavailable_reason("cuda") is None:
+        pytest.skip("PyTorch sees a GPU here")
+    assert gpu_check.torch_recurrence_rows("cuda", [(16, 4)])[0]["status"].startswith("not run")
+
+
+def test_training_step_rows(gpu_check):
+    result = gpu_check.training_step_rows(("numpy", "seed"), [(16, 4, 8, 1), (16, 4, 8, 2)], 0.2)
+    json.dumps(result)
+    assert [[r["backend"] for r in c["rows"]] for c in result["configs"]] == [["numpy", "seed"], ["numpy"]]

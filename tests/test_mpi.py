@@ -173,6 +173,20 @@ def test_bad_input_gives_one_error_line(mpiexec, small_corpus, tmp_path, args, m
     assert not (tmp_path / "out").exists()
 
 
+def test_a_time_budget_stops_every_rank_together(mpiexec, small_corpus, tmp_path):
+    job = run_job(mpiexec, 2, train_args(small_corpus, tmp_path / "run", "--time", "2", "--steps", "1000000"))
+    assert job.returncode == 0, job.stderr
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["elapsed_s"] >= 2 and load_checkpoint(tmp_path / "run").step == last["step"]
+
+
+def test_other_commands_run_once_per_job(mpiexec, small_corpus, tmp_path):
+    job = run_job(mpiexec, 2, train_args(small_corpus, tmp_path / "run", "--steps", "5"))
+    assert job.returncode == 0, job.stderr
+    job = run_job(mpiexec, 2, ["sample", str(tmp_path / "run"), "--length", "30", "--seed", "4"])
+    assert job.returncode == 0 and len(job.stdout) == 31, job.stdout
+
+
 def wait_for_step(metrics: Path, step: int, proc, timeout=TIMEOUT):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

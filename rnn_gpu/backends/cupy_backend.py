@@ -30,6 +30,13 @@ def cupy_unavailable_reason() -> str | None:
     return None
 
 
+def cuda_device_name(cupy, device_id: int | None = None) -> str:
+    """The CUDA device's name (CuPy gives bytes or str, by version)."""
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id if device_id is None else device_id)
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 # One kernel over the whole flat parameter buffer instead of a dozen array
 # operations per parameter: at char-RNN sizes the GPU's time goes to launches.
 # A negative clip means none.
@@ -74,9 +81,7 @@ class CupyBackend(KernelBackend):
         self.xp.cuda.get_current_stream().synchronize()
 
     def device_name(self) -> str:
-        props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
-        name = props["name"]
-        return name.decode() if isinstance(name, bytes) else str(name)
+        return cuda_device_name(self.xp)
 
     def tanh_(self, x):
         return self.xp.tanh(x, out=x)  # one fused kernel on the GPU

@@ -2,7 +2,10 @@
 
 - the seed's algorithm: batch 1, float64, a Python loop per time step;
 - PyTorch's nn.RNN (tanh) with a linear output layer, cross-entropy, Adagrad
-  and value clipping, on CPU or CUDA (cuDNN). PyTorch is optional: the
+  and value clipping, on CPU or CUDA (cuDNN), in one of the precisions of
+  `TORCH_PRECISIONS`: float32 with TF32 off (the fair float32 baseline),
+  float32 with TF32 allowed (cuDNN's own default), float16 and bfloat16
+  (where PyTorch picks cuDNN's persistent kernels). PyTorch is optional: the
   `bench` extra, never a core dependency.
 
 Each `make_*` returns a `step()` that does one full training step (forward,
@@ -23,29 +26,43 @@ def torch_unavailable_reason(device: str = "cpu") -> str | None:
     return None
 
 
+# precision name -> (parameter dtype, TF32 allowed)
+TORCH_PRECISIONS = {"fp32": ("float32", False), "tf32": ("float32", True), "fp16": ("float16", False),
+                    "bf16": ("bfloat16", False)}
+
+
+def set_tf32(torch, allowed: bool) -> None:
+    """Both of PyTorch's switches (they are global: set before every timed call)."""
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    torch.backends.cudnn.allow_tf32 = allowed
+
+
 def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0, layers: int = 1,
-                    dropout: float = 0.0):
+                    dropout: float = 0.0, precision: str = "fp32"):
     """nn.RNN's own dropout: between stacked layers (not before the output layer, as ours also does)."""
     import torch
 
+    dtype_name, tf32 = TORCH_PRECISIONS[precision]
+    dtype = getattr(torch, dtype_name)
     torch.manual_seed(seed)
     dev = torch.device(device)
     rnn = torch.nn.RNN(vocab, H, num_layers=layers, nonlinearity="tanh", dropout=dropout if layers > 1 else 0.0)
-    rnn = rnn.to(dev)
-    head = torch.nn.Linear(H, vocab).to(dev)
+    rnn = rnn.to(dev, dtype)
+    head = torch.nn.Linear(H, vocab).to(dev, dtype)
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adagrad(params, lr=0.1)
     rng = np.random.default_rng(seed)
     data = torch.as_tensor(rng.integers(0, vocab, size=(T + 1, B)), device=dev)
-    inputs = torch.nn.functional.one_hot(data[:-1], vocab).float()  # nn.RNN takes vectors, not indices
+    inputs = torch.nn.functional.one_hot(data[:-1], vocab).to(dtype)  # nn.RNN takes vectors, not indices
     targets = data[1:].reshape(-1)
-    h = torch.zeros(layers, B, H, device=dev)
+    h = torch.zeros(layers, B, H, device=dev, dtype=dtype)
 
     def step():
         nonlocal h
+        set_tf32(torch, tf32)
         opt.zero_grad(set_to_none=True)
         out, h_last = rnn(inputs, h)
-        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, vocab), targets)
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, vocab).float(), targets)
         loss.backward()
         torch.nn.utils.clip_grad_value_(params, 5.0)
         opt.step()
@@ -57,6 +74,45 @@ def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", see
             torch.cuda.synchronize()
 
     return step, sync
+
+
+def time_torch_recurrence(H: int, B: int, T: int, device: str = "cpu", precision: str = "fp32",
+                          repeats: int = 5, seed: int = 0) -> dict:
+    """µs per time step of nn.RNN(H, H) alone, forward and backward, so that
+    kernel is compared with kernel (its input GEMM for all steps included:
+    cuDNN always does it)."""
+    import torch
+
+    from .timing import median_seconds
+
+    dtype_name, tf32 = TORCH_PRECISIONS[precision]
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    rnn = torch.nn.RNN(H, H, nonlinearity="tanh").to(dev, dtype)
+    x = torch.rand(T, B, H, device=dev, dtype=dtype) * 2 - 1
+    h0 = torch.rand(1, B, H, device=dev, dtype=dtype) * 2 - 1
+    grad = torch.rand(T, B, H, device=dev, dtype=dtype) * 2 - 1
+
+    class Sync:
+        @staticmethod
+        def synchronize():
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+
+    def forward():
+        set_tf32(torch, tf32)
+        with torch.no_grad():
+            rnn(x, h0)
+
+    def backward():
+        set_tf32(torch, tf32)
+        out, _ = rnn(x, h0)
+        out.backward(grad)
+
+    fwd = median_seconds(forward, Sync, repeats)
+    both = median_seconds(backward, Sync, repeats)
+    return {"fwd_us_per_step": fwd / T * 1e6, "bwd_us_per_step": max(both - fwd, 0.0) / T * 1e6}
 
 
 def make_seed_step(H: int, T: int, vocab: int, seed: int = 0):

@@ -1,0 +1,72 @@
+"""`rnn-gpu bench`: training throughput, recurrence speed and peak memory.
+
+One configuration on one system, or with --compare the whole grid across
+every system that can run here. Timings are medians over rounds that
+alternate the systems, warm-up excluded, device work synchronised before the
+clock is read; a comparison is a ratio from one such run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..backends import BackendUnavailable
+from .baselines import time_torch_recurrence
+from .memory import isolated_peak_memory, peak_memory_bytes
+from .report import format_table, machine, markdown_report, plot_compare
+from .systems import COMPARE_CONFIGS, SYSTEMS, VOCAB, System, flops_per_char, make_system
+from .timing import alternate, sgemm_gflops, time_recurrence
+
+
+def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, layers: int = 1,
+               time_left: float | None = None) -> dict:
+    """`time_left`: the recurrence and GEMM timings run only if they fit (they cost a few steps)."""
+    chars_per_s = system.chars_per_step / seconds_per_step
+    gflops = chars_per_s * flops_per_char(H, VOCAB, layers) / 1e9
+    row = {"backend": system.name, "device": system.device, "hidden": H, "batch": B, "seq": T, "layers": layers,
+           "chars_per_s": chars_per_s, "step_ms": seconds_per_step * 1e3, "gflop_per_s": gflops,
+           "recurrence_fwd_us_per_step": None, "recurrence_bwd_us_per_step": None}
+    if system.backend is not None and (time_left is None or time_left > 6 * seconds_per_step):
+        rec = time_recurrence(system.backend, H, B, T, repeats=5 if time_left is None else 3)
+        row["recurrence_fwd_us_per_step"] = rec["fwd_us_per_step"]
+        row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
+        row["sgemm_gflop_per_s"] = sgemm_gflops(system.backend, B, H)
+        row["sgemm_fraction"] = gflops / row["sgemm_gflop_per_s"]
+    elif system.torch is not None and (time_left is None or time_left > 6 * seconds_per_step):
+        rec = time_torch_recurrence(H, B, T, *system.torch, repeats=5 if time_left is None else 3)
+        row["recurrence_fwd_us_per_step"] = rec["fwd_us_per_step"]
+        row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
+    return row
+
+def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, dropout: float = 0.0) -> dict:
+    """One system, one configuration: the `rnn-gpu bench` row."""
+    system = make_system(name, H, B, T, layers=layers, dropout=dropout)  # imports and allocation: before the clock
+    deadline = time.perf_counter() + seconds
+    seconds_per_step = alternate([system], 0.75 * max(0.0, deadline - time.perf_counter()))[name]
+    row = result_row(system, seconds_per_step, H, B, T, layers, time_left=deadline - time.perf_counter())
+    row["peak_mem_bytes"] = peak_memory_bytes(system)
+    return row
+
+def compare(out: Path, seconds: float, systems=SYSTEMS, configs=COMPARE_CONFIGS, log=print) -> dict:
+    """The whole grid of (H, B, T[, layers]): writes out/bench.json, out/bench.md and out/bench.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine(), "seconds_per_system": seconds, "configs": [], "skipped": {}}
+    for config in configs:
+        H, B, T, L = (*config, 1)[:4]
+        ready = []
+        for name in systems:
+            try:
+                ready.append(make_system(name, H, B, T, layers=L))
+            except BackendUnavailable as exc:
+                result["skipped"][name] = str(exc)
+        times = alternate(ready, seconds)
+        rows = [result_row(s, times[s.name], H, B, T, L) for s in ready]
+        for row in rows:
+            row["peak_mem_bytes"] = isolated_peak_memory(row["backend"], H, B, T, L)
+        result["configs"].append({"hidden": H, "batch": B, "seq": T, "layers": L, "rows": rows})
+        log(format_table(rows))
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "bench.md").write_text(markdown_report(result))
+    plot_compare(result, out / "bench.png")
+    return result

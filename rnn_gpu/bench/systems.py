@@ -1,0 +1,89 @@
+"""The systems `rnn-gpu bench` times: our backends (a training step of
+CharRNN with Adagrad) and what users would pick instead (baselines.py),
+each as a `System` with one training step and a sync."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backends import BackendUnavailable, get_backend
+from ..model import CharRNN, dropout_masks
+from ..optim import Adagrad
+from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
+
+# PyTorch's systems: name -> (device, precision of baselines.TORCH_PRECISIONS)
+TORCH_SYSTEMS = {"torch-cpu": ("cpu", "fp32"), "torch-cuda": ("cuda", "fp32"),
+                 "torch-cuda-tf32": ("cuda", "tf32"), "torch-cuda-fp16": ("cuda", "fp16"),
+                 "torch-cuda-bf16": ("cuda", "bf16")}
+SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl", *TORCH_SYSTEMS, "seed")
+OUR_SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl")
+MAIN_CONFIGS = ((128, 32, 64), (512, 64, 64), (1024, 128, 50))
+SEED_SHAPE = (100, 64, 25)  # the seed's H and T, batched for our systems; the seed itself runs B=1
+# --compare's grid: (H, B, T, layers); the main configurations with one layer and with two.
+COMPARE_CONFIGS = (*((*c, 1) for c in MAIN_CONFIGS), (*SEED_SHAPE, 1), *((*c, 2) for c in MAIN_CONFIGS))
+VOCAB = 65  # tiny-shakespeare's
+
+
+@dataclass
+@dataclass
+class System:
+    name: str
+    step: object  # one training step
+    sync: object
+    chars_per_step: int
+    backend: object = None  # ours only
+    device: str = ""
+    torch: tuple | None = None  # PyTorch's: (device, precision)
+
+def our_backend(name: str):
+    if name == "cupy-cublas":
+        from ..backends.cupy_backend import CupyBackend
+
+        get_backend("cupy")  # raises BackendUnavailable with the reason
+        return CupyBackend(use_kernels=False)
+    return get_backend(name)
+
+def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0, layers: int = 1,
+                dropout: float = 0.0) -> System:
+    """Raises BackendUnavailable when `name` cannot run here."""
+    if name in OUR_SYSTEMS:
+        backend = our_backend(name)
+        model = CharRNN(vocab, H, backend, dtype="float32", seed=seed, layers=layers)
+        optimizer = Adagrad(model.layout, 0.1, backend, model.dtype)
+        rng = np.random.default_rng(seed)
+        data = backend.asarray(rng.integers(0, vocab, size=(T + 1, B)))
+        state = {"h": model.zero_state(B)}
+
+        def step():
+            masks = dropout_masks(rng, dropout, layers, (T, B, H), backend, model.dtype)
+            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"], masks)
+            optimizer.step(model.flat, model.grad_flat, clip=5.0)
+
+        return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
+    if name in TORCH_SYSTEMS:
+        device, precision = TORCH_SYSTEMS[name]
+        reason = torch_unavailable_reason(device)
+        if reason:
+            raise BackendUnavailable(f"{name}: {reason}")
+        step, sync = make_torch_step(H, B, T, vocab, device, seed, layers, dropout, precision)
+        import torch
+
+        label = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        what = {"fp32": "float32, TF32 off", "tf32": "float32, TF32 allowed (cuDNN's default)",
+                "fp16": "float16", "bf16": "bfloat16"}[precision]
+        return System(name, step, sync, B * T, device=f"torch {torch.__version__}, {label}, {what}",
+                      torch=(device, precision))
+    if name == "seed":
+        if layers != 1:
+            raise BackendUnavailable("seed: the original program has one layer")
+        step, sync = make_seed_step(H, T, vocab, seed)
+        return System(name, step, sync, T, device="NumPy float64, batch 1")
+    raise ValueError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+
+def flops_per_char(H: int, vocab: int = VOCAB, layers: int = 1) -> float:
+    """The GEMM work of one training character: forward, the L recurrences
+    (2H^2 each), the L-1 input projections of layers 2..L (2H^2 each) and the
+    output layer (2VH); backward twice that. Gathers, element-wise work and
+    the one-hot dU are left out."""
+    return 3.0 * (2 * H * H * (2 * layers - 1) + 2 * vocab * H)
