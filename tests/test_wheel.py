@@ -2,6 +2,7 @@
 a fresh virtual environment outside the source tree, trains and runs the
 OpenCL kernels (whose sources must ship inside the wheel)."""
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,8 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"  # a clean copy: no build/ or egg-info left over from the working tree can leak in
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                ".pytest_cache", ".benchmarks", "runs"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"),
-                            str(ROOT)], capture_output=True, text=True, timeout=600)
+                            str(source)], capture_output=True, text=True, timeout=600)
     if build.returncode != 0:
         pytest.fail(f"building the wheel failed: {build.stderr[-2000:]}")
     wheel = next((tmp / "dist").glob("rnn_gpu-*.whl"))
