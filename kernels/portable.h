@@ -19,6 +19,15 @@
  * LOAD4(p) reads four consecutive reals from shared memory as a real4 (one
  * 128-bit load in float); p must be 16-byte aligned. COMPONENT(v, j) is
  * v.x, v.y, v.z or v.w for a constant j.
+ *
+ * group_sum(scratch, v, width): the sum of v over this thread's group of
+ * `width` consecutive threads (a power of two up to 32, groups aligned to
+ * multiples of width), returned to every thread of the group. CUDA: a
+ * butterfly of warp shuffles (__shfl_xor_sync), no shared memory and no
+ * barrier. OpenCL: the same butterfly through `scratch` (shared, one real per
+ * thread of the block) with block barriers, so the sums come out bit for bit
+ * the same; every thread of the block must call it. (OpenCL sub-group
+ * shuffles need cl_khr_subgroup_shuffle, which the PoCL CPU device lacks.)
  */
 #ifndef RNN_GPU_PORTABLE_H
 #define RNN_GPU_PORTABLE_H
@@ -119,6 +128,28 @@ typedef long long idx_t;
     extern __shared__ __align__(16) unsigned char dynamic_shared_bytes[];    \
     real *dynamic_shared = (real *)dynamic_shared_bytes;
 
+#endif
+
+#ifdef __OPENCL_VERSION__
+DEVICE_FN real group_sum(__local real *scratch, real v, int width)
+{
+    const int t = THREAD_ID;
+    for (int offset = width / 2; offset > 0; offset /= 2) {
+        scratch[t] = v;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        v += scratch[t ^ offset];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return v;
+}
+#else
+DEVICE_FN real group_sum(real *scratch, real v, int width)
+{
+    (void)scratch;
+    for (int offset = width / 2; offset > 0; offset /= 2)
+        v += __shfl_xor_sync(0xffffffffu, v, offset, width);
+    return v;
+}
 #endif
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -233,3 +233,32 @@ def test_cuda_variant_selection_at_device_limits(cuda):
     largest_tiled = max(H for H in range(1, 1000) if tiled_shared_bytes(H, 1, 1, 4) <= limits.shared_per_block)
     assert cuda.plan(largest_tiled, 64, np.float32, "tiled") is not None
     assert cuda.plan(largest_tiled + 1, 64, np.float32).variant == ("persistent" if limits.cooperative else "per_step")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 2, 4, 8, 16, 32])
+def test_group_sum_matches_a_plain_sum(opencl, rng, dtype, width):
+    """portable.h's group_sum on PoCL (the shared-memory butterfly) against
+    NumPy: every thread of a group of `width` gets the group's sum."""
+    import pyopencl as cl
+
+    from rnn_gpu.kernels import define_options, kernel_source
+    from rnn_gpu.kernels.opencl_runner import WORK_GROUP
+
+    n = int(rng.integers(1, 3 * WORK_GROUP))
+    x = rng.uniform(-1, 1, n).astype(dtype)
+    ctx, queue = opencl.context, opencl.queue
+    program = cl.Program(ctx, kernel_source("selftest.cu")).build(options=define_options(dtype))
+    mf = cl.mem_flags
+    x_buf = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x)
+    out = np.full(n, np.nan, dtype=dtype)
+    out_buf = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=out)
+    groups = -(-n // WORK_GROUP)
+    program.group_sum_test(queue, (groups * WORK_GROUP,), (WORK_GROUP,), x_buf, out_buf, np.int32(n), np.int32(width),
+                           cl.LocalMemory(WORK_GROUP * np.dtype(dtype).itemsize))
+    cl.enqueue_copy(queue, out, out_buf)
+    padded = np.concatenate([x.astype(np.float64), np.zeros(groups * WORK_GROUP - n)])
+    expected = np.repeat(padded.reshape(-1, width).sum(axis=1), width)[:n]
+    np.testing.assert_allclose(out, expected, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
+    for start in range(0, n - width + 1, width):  # the butterfly leaves every lane with the very same bits
+        assert np.all(out[start:start + width] == out[start])
