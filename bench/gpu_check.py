@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
-from rnn_gpu.backends import NumpyBackend  # noqa: E402
 from rnn_gpu.bench.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
 
 CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
@@ -103,23 +102,10 @@ def cublas_backend():
 
 
 def correctness(runner, backend, H, B, variant) -> dict:
-    """Relative error of one variant against the float64 NumPy loop."""
-    rng = np.random.default_rng(H * 1000 + B)
-    P = rng.uniform(-1, 1, (16, B, H))
-    W = rng.uniform(-1.5, 1.5, (H, H)) / np.sqrt(H)
-    h0 = rng.uniform(-1, 1, (B, H))
-    G = rng.uniform(-1, 1, (16, B, H))
-    ref = NumpyBackend()
-    Hs = ref.recurrence_forward(P, W, h0)
-    dA, _ = ref.recurrence_backward(G, Hs, h0, W)
-    f32 = lambda a: backend.asarray(a, dtype=np.float32)  # noqa: E731
-    out = backend.xp.full(P.shape, np.nan, dtype=np.float32)
-    got = backend.to_host(runner.forward(f32(P), f32(W), f32(h0), variant=variant, out=out))
-    out = backend.xp.full(P.shape, np.nan, dtype=np.float32)
-    gotb = backend.to_host(runner.backward(f32(G), f32(Hs), f32(W), variant=variant, out=out))
-    rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
-    return {"fwd_rel_error": rel(got, Hs), "bwd_rel_error": rel(gotb, dA),
-            "unwritten": int(np.isnan(got).sum() + np.isnan(gotb).sum())}
+    """Relative error of one variant against the float64 NumPy loop (the tests' own harness)."""
+    from rnn_gpu.kernels.check import variant_errors
+
+    return variant_errors(runner, np.random.default_rng(H * 1000 + B), H, B, 16, np.float32, variant)
 
 
 def benchmark(runner, backend, flops: float, configs=CONFIGS, variants=VARIANTS, T: int = T) -> list:
