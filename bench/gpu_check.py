@@ -129,6 +129,7 @@ def benchmark(runner, backend, flops: float, configs=CONFIGS, variants=VARIANTS,
             row["cost_model_plan"] = dataclasses.asdict(model_plan)
             try:
                 row.update(correctness(runner, backend, H, B, variant))
+
                 def fwd(P, W, h0, plan=plan):
                     return runner.forward(P, W, h0, plan=plan)
 

@@ -19,6 +19,7 @@ def peak_rss_bytes() -> int:
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
+
 def peak_memory_bytes(system: System) -> int:
     """Device memory for GPU systems, else this process's peak RSS."""
     if system.name.startswith("cupy"):
@@ -28,6 +29,7 @@ def peak_memory_bytes(system: System) -> int:
 
         return int(torch.cuda.max_memory_allocated())
     return peak_rss_bytes()
+
 
 def isolated_peak_memory(name: str, H: int, B: int, T: int, layers: int = 1) -> int | None:
     """Peak memory of one system measured alone, in a fresh process."""

@@ -20,6 +20,7 @@ def machine() -> dict:
     return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu,
             "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
 
+
 def format_table(rows: list[dict]) -> str:
     head = (f"{'system':12} {'H':>5} {'B':>4} {'T':>4} {'L':>2} {'chars/s':>12} {'step ms':>9} {'GFLOP/s':>8} "
             f"{'of sgemm':>8} {'fwd us/t':>9} {'bwd us/t':>9} {'peak MB':>8}")
@@ -36,6 +37,7 @@ def format_table(rows: list[dict]) -> str:
                      f"{fmt(r['recurrence_fwd_us_per_step'], '9.1f'):>9} "
                      f"{fmt(r['recurrence_bwd_us_per_step'], '9.1f'):>9} {fmt(mem and mem / 2**20, '8.0f'):>8}")
     return "\n".join(lines)
+
 
 def markdown_report(result: dict) -> str:
     m = result["machine"]
@@ -58,6 +60,7 @@ def markdown_report(result: dict) -> str:
     if result["skipped"]:
         lines += ["", "Not run here: " + "; ".join(f"{k} ({v})" for k, v in sorted(result["skipped"].items()))]
     return "\n".join(lines) + "\n"
+
 
 def plot_compare(result: dict, path: Path) -> bool:
     try:

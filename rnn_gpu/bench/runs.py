@@ -39,6 +39,7 @@ def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, 
         row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
     return row
 
+
 def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, dropout: float = 0.0) -> dict:
     """One system, one configuration: the `rnn-gpu bench` row."""
     system = make_system(name, H, B, T, layers=layers, dropout=dropout)  # imports and allocation: before the clock
@@ -47,6 +48,7 @@ def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, 
     row = result_row(system, seconds_per_step, H, B, T, layers, time_left=deadline - time.perf_counter())
     row["peak_mem_bytes"] = peak_memory_bytes(system)
     return row
+
 
 def compare(out: Path, seconds: float, systems=SYSTEMS, configs=COMPARE_CONFIGS, log=print) -> dict:
     """The whole grid of (H, B, T[, layers]): writes out/bench.json, out/bench.md and out/bench.png."""

@@ -36,6 +36,7 @@ class System:
     device: str = ""
     torch: tuple | None = None  # PyTorch's: (device, precision)
 
+
 def our_backend(name: str):
     if name == "cupy-cublas":
         from ..backends.cupy_backend import CupyBackend
@@ -43,6 +44,7 @@ def our_backend(name: str):
         get_backend("cupy")  # raises BackendUnavailable with the reason
         return CupyBackend(use_kernels=False)
     return get_backend(name)
+
 
 def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0, layers: int = 1,
                 dropout: float = 0.0) -> System:
@@ -80,6 +82,7 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
         step, sync = make_seed_step(H, T, vocab, seed)
         return System(name, step, sync, T, device="NumPy float64, batch 1")
     raise ValueError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+
 
 def flops_per_char(H: int, vocab: int = VOCAB, layers: int = 1) -> float:
     """The GEMM work of one training character: forward, the L recurrences

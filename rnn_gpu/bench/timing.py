@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .systems import System
 
 
 def median_seconds(fn, backend, repeats: int = 5, warmup: int = 1) -> float:
@@ -54,13 +50,15 @@ def time_recurrence(backend, H: int, B: int, T: int, dtype="float32", repeats: i
     return {"fwd_us_per_step": fwd / T * 1e6, "bwd_us_per_step": bwd / T * 1e6}
 
 
-def timed_step(system: System) -> float:
+def timed_step(system) -> float:
+    """Seconds of one step of a `systems.System`, synchronised."""
     start = time.perf_counter()
     system.step()
     system.sync()
     return time.perf_counter() - start
 
-def alternate(systems: list[System], seconds: float, rounds: int = 5) -> dict[str, float]:
+
+def alternate(systems: list, seconds: float, rounds: int = 5) -> dict[str, float]:
     """Median seconds per step of each system, the systems taking turns in
     every round so that machine noise falls on all of them alike. Warm-up
     included, it all takes about `seconds` per system: the two warm-up steps
@@ -84,6 +82,7 @@ def alternate(systems: list[System], seconds: float, rounds: int = 5) -> dict[st
             s.sync()
             times[s.name].append((time.perf_counter() - start) / counts[s.name])
     return {name: statistics.median(t) for name, t in times.items()}
+
 
 def sgemm_gflops(backend, B: int, H: int, seconds: float = 0.3) -> float:
     """The measured float32 GEMM rate at the recurrence's shape, (B, H) by (H, H)."""
