@@ -36,6 +36,11 @@ def param_shapes(vocab_size: int, hidden_size: int, layers: int = 1) -> dict[str
     return shapes
 
 
+def state_shape(layers: int, batch: int, hidden: int) -> tuple:
+    """The hidden state: (B, H) for one layer (as before layers existed), (L, B, H) for more."""
+    return (batch, hidden) if layers == 1 else (layers, batch, hidden)
+
+
 def layers_in(names) -> int:
     """How many layers a set of parameter names describes (0 if not even one)."""
     names = set(names)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import FlatLayout, layer_names, layers_in, param_shapes
+from .layout import FlatLayout, layer_names, layers_in, param_shapes, state_shape
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")  # a one-layer model's; see layout.param_shapes for L layers
 
@@ -102,8 +102,7 @@ class CharRNN:
         return self.backend.xp.zeros(self.state_shape(batch), dtype=self.dtype)
 
     def state_shape(self, batch: int) -> tuple:
-        H = self.hidden_size
-        return (batch, H) if self.layers == 1 else (self.layers, batch, H)
+        return state_shape(self.layers, batch, self.hidden_size)
 
     # -- forward pieces shared by training and evaluation ------------------
     def _layer_input(self, k, inputs, below, masks):

@@ -18,7 +18,6 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from .data import CorpusError, Vocab
 from .errors import EnvironmentFailure
-from .fileio import atomic_write, make_directory
+from .fileio import atomic_write, check_writable, make_directory
 
 CHUNK_BYTES = 8 << 20
 FORMAT = "rnn_gpu.corpus/1"
@@ -58,11 +57,11 @@ def cache_dir() -> Path:
 
 def writable_dir(path: Path) -> bool:
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            return True
-    except OSError:
+        make_directory(path)
+        check_writable(path)
+    except EnvironmentFailure:
         return False
+    return True
 
 
 def as_specs(spec) -> list[str]:
@@ -182,9 +181,7 @@ def prepare(spec, kind: str = "chars", prefix: Path | None = None, include=(), e
     paths = expand_sources(spec, include, exclude)
     prefix = Path(prefix) if prefix else cache_prefix(paths, kind)
     make_directory(prefix.parent)
-    vocab = collect_code_points(paths) if kind == "chars" else Vocab.bytes256()
-    if not vocab.symbols:
-        raise CorpusError(f"corpus is empty: {', '.join(as_specs(spec))}")
+    vocab = corpus_vocab(paths, kind)
     length = [0]
 
     def write_ids(f):
@@ -194,13 +191,25 @@ def prepare(spec, kind: str = "chars", prefix: Path | None = None, include=(), e
 
     bin_path, meta_path = prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".json")
     atomic_write(bin_path, write_ids)
-    if length[0] == 0:
-        raise CorpusError(f"corpus is empty: {', '.join(as_specs(spec))}")
-    meta = {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
-            "dtype": np.dtype(vocab.dtype).name, "length": length[0], "sources": source_signature(paths),
-            "data": bin_path.name}
+    meta = {**metadata(vocab, length[0], paths), "data": bin_path.name}
     atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
     return meta_path
+
+
+def corpus_vocab(paths, kind: str) -> Vocab:
+    """The vocabulary of the sources (a first pass over them for chars)."""
+    vocab = collect_code_points(paths) if kind == "chars" else Vocab.bytes256()
+    if not vocab.symbols:
+        raise CorpusError(f"corpus is empty: {', '.join(map(str, paths))}")
+    return vocab
+
+
+def metadata(vocab: Vocab, length: int, paths) -> dict:
+    """What PREFIX.json records of a prepared corpus (less where its data lies)."""
+    if length == 0:
+        raise CorpusError(f"corpus is empty: {', '.join(map(str, paths))}")
+    return {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
+            "dtype": np.dtype(vocab.dtype).name, "length": length, "sources": source_signature(paths)}
 
 
 def cache_prefix(paths, kind: str, directory: Path | None = None) -> Path:
@@ -263,12 +272,6 @@ def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude
 
 
 def prepare_in_memory(paths, kind: str, origin: str) -> Prepared:
-    vocab = collect_code_points(paths) if kind == "chars" else Vocab.bytes256()
-    if not vocab.symbols:
-        raise CorpusError(f"corpus is empty: {paths[0]}")
+    vocab = corpus_vocab(paths, kind)
     ids = np.concatenate([np.asarray(c, dtype=vocab.dtype) for c in encoded_chunks(paths, vocab)])
-    if not len(ids):
-        raise CorpusError(f"corpus is empty: {paths[0]}")
-    meta = {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
-            "dtype": np.dtype(vocab.dtype).name, "length": len(ids), "sources": source_signature(paths)}
-    return Prepared(vocab, ids, meta, origin)
+    return Prepared(vocab, ids, metadata(vocab, len(ids), paths), origin)

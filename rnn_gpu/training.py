@@ -17,7 +17,7 @@ from .corpus import Corpus, load_corpus
 from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
 from .errors import UsageError
 from .fileio import check_writable, make_directory
-from .layout import layers_in
+from .layout import layers_in, state_shape
 from .metrics import MetricsLog
 from .model import CharRNN, dropout_masks
 from .optim import DEFAULT_LR, all_finite, clip_elementwise, clip_global_norm, make_optimizer
@@ -32,8 +32,6 @@ MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_sched
 DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialisation uses the seed alone
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
 EXCHANGED = ("loss", "sigint", "sigterm", "time_up")
-
-
 MAX_PARAMETER_BYTES = 64 << 30  # more is a typo, not a plan
 
 
@@ -184,14 +182,14 @@ def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
             settings.update(steps=saved.config.get("steps"), time=saved.config.get("time"))
             if settings["steps"] is None and settings["time"] is None:
                 settings["steps"] = TrainConfig.steps
-        layers = layers_in(saved.params)
-        resumed = dataclasses.replace(cfg, **{**settings, "hidden": saved.params["W"].shape[0], "layers": layers})
-        resumed = dataclasses.replace(resumed, include=tuple(resumed.include), exclude=tuple(resumed.exclude))
+        settings.update(hidden=saved.params["W"].shape[0], layers=layers_in(saved.params),
+                        include=tuple(settings.get("include", cfg.include)),
+                        exclude=tuple(settings.get("exclude", cfg.exclude)))
+        resumed = dataclasses.replace(cfg, **settings)
         resumed.validate()
     except (TypeError, KeyError, ValueError, UsageError) as exc:
         raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
-    state = (resumed.batch, resumed.hidden) if layers == 1 else (layers, resumed.batch, resumed.hidden)
-    if saved.h is None or saved.h.shape != state:
+    if saved.h is None or saved.h.shape != state_shape(resumed.layers, resumed.batch, resumed.hidden):
         raise ckpt_io.CheckpointError("cannot resume: the checkpoint's hidden state does not match its batch, "
                                       "layers and hidden size")
     return resumed
@@ -319,15 +317,8 @@ class Trainer:
         ))
 
 
-@dataclass
-class Run:
-    """What `prepare_run` sets up before the first step."""
-    cfg: TrainConfig
-    trainer: Trainer
-    corpus: Corpus
-
-
-def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given=frozenset()) -> Run:
+def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given=frozenset()) -> Trainer:
+    """This rank's trainer, from a checkpoint when resuming (its settings win)."""
     saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
     if saved:
         fixed = sorted(f for f in given if f in MODEL_FIELDS and f in saved.config)
@@ -349,8 +340,7 @@ def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, gi
     check_corpus_fits(corpus, cfg)
     if saved and saved.vocab != corpus.vocab:
         raise CorpusError(f"the corpus's vocabulary differs from the checkpoint's in {out}")
-    trainer = Trainer(cfg, corpus, backend, saved, corpus_path, comm)
-    return Run(cfg, trainer, corpus)
+    return Trainer(cfg, corpus, backend, saved, corpus_path, comm)
 
 
 def open_metrics(out: Path, append: bool, comm) -> MetricsLog | None:
@@ -435,8 +425,8 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
     rank 0 alone writes and reports. Returns the final metrics record."""
     comm = comm or SingleCommunicator()
     comm.set_cpu_threads()
-    run, metrics = set_up(cfg, corpus_path, out, resume, comm, given)
-    cfg, trainer, corpus = run.cfg, run.trainer, run.corpus
+    trainer, metrics = set_up(cfg, corpus_path, out, resume, comm, given)
+    cfg, corpus = trainer.cfg, trainer.corpus
     val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)[0]
     if progress and comm.master_process:
         describe_run(cfg, trainer, corpus, resumed=resume)
