@@ -266,17 +266,12 @@ def run_train(args) -> int:
 def run_sample(args) -> int:
     import secrets
 
-    from .backends import get_backend
-    from .checkpoint import load_for_sampling
-    from .model import CharRNN
-    from .sample import generate
+    from .api import load
+    from .sample import collect, generate
 
-    ckpt = load_for_sampling(args.checkpoint)
-    backend = get_backend(args.backend)
-    H = ckpt.params["W"].shape[0]
-    model = CharRNN(len(ckpt.vocab), H, backend, dtype=ckpt.params["W"].dtype, params=ckpt.params)  # any depth
+    model, vocab = load(args.checkpoint, args.backend)  # any depth
     seed = args.seed if args.seed is not None else secrets.randbelow(MAX_SEED + 1)
-    pieces = generate(model, ckpt.vocab, args.length, args.temperature, args.top_k, args.prime, seed,
+    pieces = generate(model, vocab, args.length, args.temperature, args.top_k, args.prime, seed,
                       args.num_samples, args.top_p)
     first = next(pieces)  # the prime is checked here, before anything is printed
     if args.seed is None:
@@ -288,9 +283,7 @@ def run_sample(args) -> int:
             sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
-    texts = [""] * args.num_samples
-    for i, piece in pieces:
-        texts[i] += piece
+    texts = collect(pieces, args.num_samples)
     sys.stdout.write("".join(f"--- sample {i + 1} of {len(texts)} ---\n{t}\n" for i, t in enumerate(texts)))
     return 0
 

@@ -101,7 +101,13 @@ def sample(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: in
            prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
     """`prime` followed by `length` generated symbols, decoded: one string,
     or a list of `num_samples` strings when more than one is asked for."""
-    texts = [""] * num_samples
-    for i, piece in generate(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p):
-        texts[i] += piece
+    texts = collect(generate(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p), num_samples)
     return texts[0] if num_samples == 1 else texts
+
+
+def collect(pieces, num_samples: int) -> list[str]:
+    """The (sample index, text) pieces of `generate`, joined per sample."""
+    texts = [""] * num_samples
+    for i, piece in pieces:
+        texts[i] += piece
+    return texts
