@@ -19,7 +19,7 @@ import numpy as np
 from .data import Vocab
 from .errors import UsageError
 from .fileio import atomic_write
-from .layout import layers_in, param_shapes
+from .layout import PARAM_NAMES, layers_in, param_shapes
 
 FORMAT = "rnn_gpu.checkpoint/1"
 FILENAME = "checkpoint.npz"  # the latest
@@ -102,7 +102,7 @@ def load_checkpoint(path) -> Checkpoint:
 
 
 def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
-    missing = [k for k in ("U", "W", "V", "b", "c", "vocab_kind", "vocab_symbols", "config") if k not in arrays]
+    missing = [k for k in (*PARAM_NAMES, "vocab_kind", "vocab_symbols", "config") if k not in arrays]
     if missing:
         raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
     config = json.loads(arrays["config"].item())

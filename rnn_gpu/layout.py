@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 ALIGN = 64  # elements: every view starts 256-byte aligned in float32 (any vector load, any device)
-HEAD_NAMES = ("V", "c")
+PARAM_NAMES = ("U", "W", "V", "b", "c")  # a one-layer model's, which every model has; param_shapes lists all
 # U is stored as its transpose (V, H): the forward pass gathers its rows and its
 # gradient is a scatter-add of rows, both on contiguous memory.
 STORED_TRANSPOSED = frozenset({"U"})

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import FlatLayout, layer_names, layers_in, param_shapes, state_shape
+from .layout import PARAM_NAMES, FlatLayout, layer_names, layers_in, param_shapes, state_shape
 
-PARAM_NAMES = ("U", "W", "V", "b", "c")  # a one-layer model's; see layout.param_shapes for L layers
+__all__ = ["PARAM_NAMES", "CharRNN", "dropout_masks", "init_params"]
 
 
 def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -> dict[str, np.ndarray]:
@@ -111,7 +111,7 @@ class CharRNN:
         xp, H = self.backend.xp, self.hidden_size
         U, _, b = (self.params[n] for n in layer_names(k))
         if k == 1:
-            P = xp.take(xp.ascontiguousarray(U.T), inputs, axis=0)  # (T, B, H), no one-hot GEMM
+            P = xp.take(self.layout.stored(self.params, "U"), inputs, axis=0)  # rows of U's transpose: no one-hot GEMM
             X = None
         else:
             X = below if masks is None else below * masks[k - 2]
@@ -192,7 +192,7 @@ class CharRNN:
             g[nW] += dA[0].T @ h0[k - 1]  # ... and step 0 with h0
             xp.sum(dAf, axis=0, out=g[nb])
             if k == 1:
-                be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size, out=g["U"].T)
+                be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size, out=self.layout.stored(g, "U"))
             else:
                 xp.matmul(dAf.T, X.reshape(-1, H), out=g[nU])
                 G = (dAf @ self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
