@@ -78,7 +78,7 @@ def test_batch_of_one_matches_plain_loop(backend, rng):
     host = {k: backend.to_host(v) for k, v in model.params.items()}
     ref_loss, ref_grads, ref_h = reference_loop(host, inputs[:, 0], targets[:, 0], h0[0])
     assert loss == pytest.approx(ref_loss, rel=1e-12)
-    np.testing.assert_allclose(backend.to_host(h_last)[0], ref_h, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_host(h_last)[0], ref_h, rtol=1e-12, atol=1e-14)
     for k in PARAM_NAMES:
         np.testing.assert_allclose(backend.to_host(grads[k]), ref_grads[k], rtol=1e-10, atol=1e-14, err_msg=k)
 

@@ -76,8 +76,8 @@ def test_adagrad_step_matches_formula(backend, rng):
             mem[k] += gk * gk
             expected[k] -= 0.1 * gk / np.sqrt(mem[k] + 1e-8)
     for k in p:
-        np.testing.assert_allclose(backend.to_host(views[k]), expected[k], rtol=1e-12)
-        np.testing.assert_allclose(backend.to_host(opt.state_dict()[f"mem.{k}"]), mem[k], rtol=1e-12)
+        np.testing.assert_allclose(backend.to_host(views[k]), expected[k], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(backend.to_host(opt.state_dict()[f"mem.{k}"]), mem[k], rtol=1e-12, atol=1e-14)
 
 
 def test_adam_step_matches_formula(backend, rng):
@@ -95,7 +95,7 @@ def test_adam_step_matches_formula(backend, rng):
         v = 0.999 * v + 0.001 * g * g
         # Kingma & Ba's efficient form: bias corrections folded into the step size
         expected -= 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
-    np.testing.assert_allclose(backend.to_host(params["b"]), expected, rtol=1e-10)
+    np.testing.assert_allclose(backend.to_host(params["b"]), expected, rtol=1e-10, atol=1e-14)
 
 
 def test_clipping(rng):
