@@ -67,13 +67,24 @@ def real(low, high, low_inclusive=False):
     return parse
 
 
+def nonempty(text: str) -> str:
+    """A path or glob argument: an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def path(text: str) -> Path:
+    return Path(nonempty(text))
+
+
 def add_train_parser(sub):
     p = sub.add_parser("train", allow_abbrev=False, help="train a model on a text corpus")
-    p.add_argument("corpus", nargs="*",
+    p.add_argument("corpus", nargs="*", type=nonempty,
                    help="text files, directories of them, globs, or one prepared PREFIX.json "
                         "(default: the Python standard library's source)")
     add_selection_flags(p)
-    p.add_argument("--out", required=True, type=Path, help="run directory (required)")
+    p.add_argument("--out", required=True, type=path, help="run directory (required)")
     p.add_argument("--hidden", type=positive_int(16384), default=256, help="units per layer (default 256)")
     p.add_argument("--layers", type=positive_int(64), default=1, help="stacked tanh layers (default 1)")
     p.add_argument("--batch", type=positive_int(65536), default=32,
@@ -127,7 +138,7 @@ def add_train_parser(sub):
 
 def add_sample_parser(sub):
     p = sub.add_parser("sample", allow_abbrev=False, help="generate text from a checkpoint")
-    p.add_argument("checkpoint", help="run directory (its checkpoint.npz, else best.npz) or .npz checkpoint")
+    p.add_argument("checkpoint", type=path, help="run directory (its checkpoint.npz, else best.npz) or .npz checkpoint")
     p.add_argument("--length", type=positive_int(10**7), default=500, help="symbols to generate (default 500)")
     p.add_argument("--temperature", type=real(0, 100, low_inclusive=True), default=1.0,
                    help="default 1; 0 picks the most likely symbol")
@@ -161,25 +172,27 @@ def add_bench_parser(sub):
                    help="wall time per system and configuration, warm-up included (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--compare", action="store_true", help="the whole grid across every available system")
-    p.add_argument("--out", type=Path, default=Path("bench-results"),
+    p.add_argument("--out", type=path, default=Path("bench-results"),
                    help="where --compare writes its files (default bench-results)")
     p.set_defaults(run=run_bench)
 
 
 def add_prepare_parser(sub):
     p = sub.add_parser("prepare", allow_abbrev=False, help="encode a corpus of any size to disk, streaming")
-    p.add_argument("corpus", nargs="+", help="text files, directories of them, or globs")
+    p.add_argument("corpus", nargs="+", type=nonempty, help="text files, directories of them, or globs")
     add_selection_flags(p)
     p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars", help="default chars")
-    p.add_argument("-o", "--output", type=Path, default=None,
-                   help="output prefix: writes PREFIX.bin and PREFIX.json (default: beside the corpus)")
+    p.add_argument("-o", "--output", type=path, default=None,
+                   help="output prefix: writes PREFIX.bin and PREFIX.json (PREFIX.json given names the same; "
+                        "a directory: inside it; default: beside the corpus)")
     p.set_defaults(run=run_prepare)
 
 
 def add_plot_parser(sub):
     p = sub.add_parser("plot", allow_abbrev=False, help="draw train and validation loss from DIR/metrics.jsonl")
-    p.add_argument("run_dir", type=Path, help="a run directory (holding metrics.jsonl)")
-    p.add_argument("-o", "--output", type=Path, default=None, help="PNG file (default DIR/loss.png)")
+    p.add_argument("run_dir", type=path, help="a run directory (holding metrics.jsonl)")
+    p.add_argument("-o", "--output", type=path, default=None,
+                   help="image file, its format from the name: .png, .pdf, .svg, ... (default DIR/loss.png)")
     p.set_defaults(run=run_plot)
 
 
@@ -305,18 +318,29 @@ def run_bench(args) -> int:
     return 0
 
 
+def prepared_prefix(output: Path | None, sources: list[str], vocab: str) -> Path:
+    """Where `prepare` writes PREFIX.bin and PREFIX.json: -o PREFIX (PREFIX.json
+    or PREFIX.bin naming the same), inside -o DIR, or beside a single source."""
+    source = Path(sources[0])
+    single = len(sources) == 1 and source.exists()
+    if output is None or output.is_dir():
+        if not single:
+            raise UsageError("pass -o PREFIX: with several sources or a glob there is no single name to derive")
+        return (output or source.parent) / f"{source.name}.{vocab}"
+    if output.suffix in (".json", ".bin"):
+        output = output.with_suffix("")
+    if not output.parent.is_dir():
+        raise UsageError(f"-o {output}: no directory {output.parent}")
+    return output
+
+
 def run_prepare(args) -> int:
     from .prepare import load_prepared, prepare
 
     for spec in args.corpus:
         if not Path(spec).exists() and not glob.has_magic(spec):
             raise UsageError(f"corpus not found: {spec}")
-    source = Path(args.corpus[0])
-    if args.output is None and (len(args.corpus) > 1 or not source.exists()):
-        raise UsageError("pass -o PREFIX: with several sources or a glob there is no single place beside the corpus")
-    if args.output is not None and not args.output.parent.is_dir():
-        raise UsageError(f"-o {args.output}: no directory {args.output.parent}")
-    output = args.output or source.with_name(f"{source.name}.{args.vocab}")
+    output = prepared_prefix(args.output, args.corpus, args.vocab)
     try:
         meta = prepare(args.corpus, args.vocab, output, args.include, args.exclude)
     except EnvironmentFailure as exc:
@@ -332,6 +356,8 @@ def run_plot(args) -> int:
     from .plot import plot_metrics
 
     output = args.output or args.run_dir / "loss.png"
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a directory; name the image file, e.g. {output / 'loss.png'}")
     if not output.parent.is_dir():
         raise UsageError(f"-o {output}: no directory {output.parent}")
     plot_metrics(args.run_dir / "metrics.jsonl", output)

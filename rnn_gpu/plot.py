@@ -9,15 +9,25 @@ from .fileio import atomic_write
 from .metrics import read_metrics
 
 
+def image_format(output: Path, supported) -> str:
+    """The format named by the file's extension (png without one)."""
+    fmt = output.suffix.lower().lstrip(".") or "png"
+    if fmt not in supported:
+        raise UsageError(f"-o {output}: cannot write .{fmt} images; use one of {', '.join(sorted(supported))}")
+    return fmt
+
+
 def plot_metrics(metrics_path: Path, output: Path) -> None:
-    records = read_metrics(metrics_path)
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError:
         raise UsageError("plotting needs matplotlib: pip install 'rnn_gpu[plot]'") from None
+    fmt = image_format(output, FigureCanvasAgg.get_supported_filetypes())
+    records = read_metrics(metrics_path)
     has_lr = any("lr" in r for r in records)
     fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(15 if has_lr else 11, 4))
     for ax, x_key, label in ((axes[0], "step", "step"), (axes[1], "chars", "characters seen")):
@@ -39,5 +49,5 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
         axes[2].grid(alpha=0.3)
     fig.suptitle(str(metrics_path.parent), fontsize=9)
     fig.tight_layout()
-    atomic_write(output, lambda f: fig.savefig(f, format="png", dpi=110))
+    atomic_write(output, lambda f: fig.savefig(f, format=fmt, dpi=110))
     plt.close(fig)

@@ -98,6 +98,8 @@ def expand_sources(spec, include=(), exclude=()) -> list[Path]:
             if not found:
                 matching = " matching --include/--exclude" if include or exclude else ""
                 raise CorpusError(f"no files in {one}{matching}")
+        elif p.exists():
+            raise CorpusError(f"corpus {one} is not a regular file (a device, FIFO or socket cannot be read twice)")
         else:
             found = sorted(Path(f) for f in glob.glob(one, recursive=True) if Path(f).is_file())
             if not found:

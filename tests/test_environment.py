@@ -116,6 +116,40 @@ def test_plot_into_a_missing_directory(capsys, trained_small_run):
     assert "/nonexistent/dir" in line
 
 
+def test_plot_format_follows_the_file_name(capsys, trained_small_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(trained_small_run), "-o", str(tmp_path / "loss.pdf")]) == 0
+    assert (tmp_path / "loss.pdf").read_bytes()[:5] == b"%PDF-"
+    assert main(["plot", str(trained_small_run), "-o", str(tmp_path / "loss")]) == 0  # no extension: PNG
+    assert (tmp_path / "loss").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert "cannot write .xyz" in one_error(capsys, ["plot", str(trained_small_run), "-o", str(tmp_path / "a.xyz")], 2)
+    assert "is a directory" in one_error(capsys, ["plot", str(trained_small_run), "-o", str(tmp_path)], 2)
+    assert not (tmp_path / "a.xyz").exists()
+
+
+@pytest.mark.parametrize("argv", [["train", "", "--out", "OUT"], ["train", "CORPUS", "--out", ""],
+                                  ["sample", ""], ["plot", ""], ["prepare", ""], ["prepare", "CORPUS", "-o", ""]])
+def test_an_empty_path_is_not_the_current_directory(capsys, corpus_file, tmp_path, monkeypatch, argv):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    argv = [{"OUT": str(tmp_path / "o"), "CORPUS": str(corpus_file)}.get(a, a) for a in argv]
+    assert "must not be empty" in one_error(capsys, argv, 2)
+    assert list(cwd.iterdir()) == [] and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "prepare"])
+def test_a_corpus_that_is_not_a_regular_file(capsys, tmp_path, command):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for corpus in (str(fifo), "/dev/zero"):
+        output = ["--out", str(tmp_path / "o")] if command == "train" else ["-o", str(tmp_path / "p")]
+        argv = [command, corpus, *output]
+        assert "not a regular file" in one_error(capsys, argv, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
 @pytest.fixture
 def trained_small_run(corpus_file, tmp_path):
     out = tmp_path / "run"

@@ -73,6 +73,18 @@ def test_prepare_command_then_train(corpus_file, tmp_path, capsys):
     assert "prepared with --vocab chars" in capsys.readouterr().err
 
 
+def test_prepare_output_names(corpus_file, tmp_path, capsys):
+    """-o PREFIX.json names the same files as -o PREFIX; -o DIR writes inside it."""
+    assert main(["prepare", str(corpus_file), "-o", str(tmp_path / "p.json")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("p.*")) == ["p.bin", "p.json"]
+    (tmp_path / "d").mkdir()
+    assert main(["prepare", str(corpus_file), "-o", str(tmp_path / "d")]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [f"{corpus_file.name}.chars.bin",
+                                                                  f"{corpus_file.name}.chars.json"]
+    assert main(["prepare", str(corpus_file), str(corpus_file), "-o", str(tmp_path / "d")]) == 2
+    assert "pass -o PREFIX" in capsys.readouterr().err
+
+
 def test_prepared_corpus_with_damaged_data_file(corpus_file, tmp_path, capsys):
     meta = prep.prepare(str(corpus_file), "chars", tmp_path / "p")
     (tmp_path / "p.bin").write_bytes(b"12")

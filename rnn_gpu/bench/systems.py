@@ -26,7 +26,6 @@ VOCAB = 65  # tiny-shakespeare's
 
 
 @dataclass
-@dataclass
 class System:
     name: str
     step: object  # one training step
