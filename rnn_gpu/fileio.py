@@ -1,14 +1,15 @@
 """Writing files so that an interruption or a full disk never leaves one
 half-written, with the modes the user's umask gives. A failure of the
 machine (no space, no permission) becomes an `EnvironmentFailure` that names
-the file. Imports nothing of the package but its errors."""
+the file; a file where a directory should be, a `UsageError`. Imports
+nothing of the package but its errors."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 
-from .errors import EnvironmentFailure
+from .errors import EnvironmentFailure, UsageError
 
 
 def umask() -> int:
@@ -48,11 +49,15 @@ def atomic_write(path: Path, write) -> None:
 
 
 def make_directory(path: Path) -> bool:
-    """mkdir -p; True if this made it. No permission or no space: an EnvironmentFailure."""
+    """mkdir -p; True if this made it. A file in the way is a UsageError; no
+    permission or no space an EnvironmentFailure."""
     path = Path(path)
     existed = path.is_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise UsageError(f"cannot make directory {path}: {blocking} is a file") from None
     except OSError as exc:
         raise EnvironmentFailure(describe_os_error(exc, "creating", path)) from None
     return not existed

@@ -6,16 +6,22 @@ import json
 from pathlib import Path
 
 from .errors import EnvironmentFailure, UsageError
-from .fileio import describe_os_error, open_for_append
+from .fileio import atomic_write, describe_os_error, open_for_append
 
 
 class MetricsLog:
     """Appends one JSON object per logged step, flushed as it goes. The file
     is made at the first record, so a run that fails before its first step
-    leaves no empty log behind."""
+    leaves no empty log behind.
 
-    def __init__(self, path: Path, append: bool):
-        self.path, self.append, self.file = path, append, None
+    `resume_step`: continue the log of a run resumed at that step. Records
+    past it (steps an interruption undid: they are run again) and a line torn
+    by a kill are dropped first, so every step appears once, in order."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path, self.append, self.file = path, resume_step is not None, None
+        if self.append and path.is_file():
+            rewind(path, resume_step)
 
     def write(self, **record) -> None:
         if self.file is None:
@@ -29,6 +35,28 @@ class MetricsLog:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+
+
+def step_of(line: str):
+    """The step of a metrics line, or None for a line that is not a record."""
+    try:
+        record = json.loads(line)
+        return int(record["step"]) if isinstance(record, dict) else None
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return None
+
+
+def rewind(path: Path, step: int) -> None:
+    """Keeps the records of `path` up to `step` (rewritten atomically, only if
+    anything goes)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise EnvironmentFailure(describe_os_error(exc, "reading", path)) from None
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if line.endswith("\n") and (s := step_of(line)) is not None and s <= step]
+    if len(kept) != len(lines):
+        atomic_write(path, lambda f: f.write("".join(kept).encode()))
 
 
 def read_metrics(path: Path) -> list[dict]:

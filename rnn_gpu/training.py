@@ -343,14 +343,16 @@ def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, gi
     return Trainer(cfg, corpus, backend, saved, corpus_path, comm)
 
 
-def open_metrics(out: Path, append: bool, comm) -> MetricsLog | None:
+def open_metrics(out: Path, resume_step: int | None, comm) -> MetricsLog | None:
     """Rank 0's run directory and metrics log, once every rank is ready: the
-    directory is made and tried for writing now, the log at its first record."""
+    directory is made and tried for writing now, the log at its first record
+    (a resumed run's log rewound to the checkpoint's step)."""
     if not comm.master_process:
         return None
-    log = MetricsLog(out / "metrics.jsonl", append=append)
-    log.made_directory = make_directory(out)
+    made_directory = make_directory(out)
     check_writable(out)
+    log = MetricsLog(out / "metrics.jsonl", resume_step)
+    log.made_directory = made_directory
     return log
 
 
@@ -397,7 +399,8 @@ def set_up(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given) 
 
     phase(comm.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
     phase(not comm.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
-    phase(comm.master_process, open_metrics, out, resume, comm)
+    resume_step = made["prepare_run"].step if resume and "prepare_run" in made else None
+    phase(comm.master_process, open_metrics, out, resume_step, comm)
     return made["prepare_run"], made.get("open_metrics")
 
 

@@ -139,6 +139,15 @@ def test_an_empty_path_is_not_the_current_directory(capsys, corpus_file, tmp_pat
     assert list(cwd.iterdir()) == [] and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_a_directory_through_a_file_is_bad_input(capsys, corpus_file, tmp_path, command):
+    out = str(corpus_file / "run")
+    argv = {"train": ["train", str(corpus_file), "--out", out, *SMALL],
+            "bench": ["bench", "--compare", "--seconds", "0.1", "--out", out]}[command]
+    line = one_error(capsys, argv, 2)
+    assert f"{corpus_file} is a file" in line
+
+
 @pytest.mark.parametrize("command", ["train", "prepare"])
 def test_a_corpus_that_is_not_a_regular_file(capsys, tmp_path, command):
     fifo = tmp_path / "fifo"

@@ -37,6 +37,23 @@ def test_resume_is_bit_identical(corpus_file, tmp_path, optimizer):
     assert steps == sorted(steps) and steps[-1] == 40  # appended, not restarted
 
 
+def test_resume_rewinds_the_metrics_to_the_checkpoint(corpus_file, tmp_path):
+    """Steps past the checkpoint (undone by an interruption, run again) and a
+    line torn by a kill are dropped: every step is logged once, in order."""
+    out = tmp_path / "run"
+    common = [str(corpus_file), *SMALL, "--backend", "numpy", "--out", str(out), "--log-every", "5"]
+    assert main(["train", *common, "--steps", "20"]) == 0
+    log = out / "metrics.jsonl"
+    before = log.read_text()
+    with log.open("a") as f:
+        f.write(json.dumps({"step": 25, "train_loss": 9.0}) + "\n" + '{"step": 30, "train_lo')
+    assert main(["train", *common, "--steps", "30", "--resume"]) == 0
+    after = log.read_text()
+    assert after.startswith(before)
+    steps = [json.loads(line)["step"] for line in after.splitlines()]
+    assert steps == [5, 10, 15, 20, 25, 30] and json.loads(after.splitlines()[4])["train_loss"] != 9.0
+
+
 def test_stacked_dropout_cosine_run_resumes_bit_identically(corpus_file, tmp_path):
     common = [str(corpus_file), *SMALL, "--backend", "numpy", "--layers", "2", "--dropout", "0.2",
               "--lr-schedule", "cosine", "--warmup", "20"]

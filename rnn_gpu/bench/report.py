@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write
 from .systems import SYSTEMS
 
 
@@ -86,6 +87,6 @@ def plot_compare(result: dict, path: Path) -> bool:
                  fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
     return True

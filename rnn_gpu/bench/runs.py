@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..backends import BackendUnavailable
+from ..fileio import atomic_write, check_writable, make_directory
 from .baselines import time_torch_recurrence
 from .memory import isolated_peak_memory, peak_memory_bytes
 from .report import format_table, machine, markdown_report, plot_compare
@@ -52,7 +53,8 @@ def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, 
 
 def compare(out: Path, seconds: float, systems=SYSTEMS, configs=COMPARE_CONFIGS, log=print) -> dict:
     """The whole grid of (H, B, T[, layers]): writes out/bench.json, out/bench.md and out/bench.png."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_directory(out)
+    check_writable(out)  # now, not after the whole grid has run
     result = {"machine": machine(), "seconds_per_system": seconds, "configs": [], "skipped": {}}
     for config in configs:
         H, B, T, L = (*config, 1)[:4]
@@ -68,7 +70,7 @@ def compare(out: Path, seconds: float, systems=SYSTEMS, configs=COMPARE_CONFIGS,
             row["peak_mem_bytes"] = isolated_peak_memory(row["backend"], H, B, T, L)
         result["configs"].append({"hidden": H, "batch": B, "seq": T, "layers": L, "rows": rows})
         log(format_table(rows))
-    (out / "bench.json").write_text(json.dumps(result, indent=1))
-    (out / "bench.md").write_text(markdown_report(result))
+    atomic_write(out / "bench.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+    atomic_write(out / "bench.md", lambda f: f.write(markdown_report(result).encode()))
     plot_compare(result, out / "bench.png")
     return result
