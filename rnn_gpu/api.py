@@ -31,6 +31,8 @@ def train(corpus=None, out="runs/rnn_gpu", *, resume: bool = False, progress: bo
     unknown = sorted(set(config) - fields)
     if unknown:
         raise UsageError(f"unknown training setting {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    if not isinstance(out, (str, Path)) or not str(out).strip():
+        raise UsageError(f"out must be a run directory's path, got {out!r}")
     cfg = TrainConfig(**config)
     cfg.validate()
     return _train(cfg, corpus, Path(out), progress=progress, resume=resume, comm=comm)
@@ -53,6 +55,4 @@ def sample(model, vocab=None, length: int = 500, temperature: float = 1.0, top_k
     vocab = vocab or getattr(model, "vocab", None)
     if vocab is None:
         raise UsageError("sample needs the vocabulary: pass vocab=, or a model from rnn_gpu.load")
-    if length < 1 or num_samples < 1 or temperature < 0:
-        raise UsageError("length and num_samples must be at least 1, temperature at least 0")
     return _sample(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p)

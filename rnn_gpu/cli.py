@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .backends import BACKEND_NAMES
 from .checkpoint import FILENAME
+from .checks import MAX_SEED
 from .data import VOCAB_KINDS
 from .errors import EnvironmentFailure, QuietExit, RnnGpuError, UsageError
 from .optim import OPTIMIZERS
@@ -25,7 +26,6 @@ from .training import Diverged, Interrupted
 
 EXIT_USAGE = 2
 MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch; more is a typo, not a plan
-MAX_SEED = 2**32 - 1
 
 
 class Parser(argparse.ArgumentParser):

@@ -6,8 +6,25 @@ import codecs
 
 import numpy as np
 
+from .checks import MAX_SEED, real_in, whole
 from .data import CorpusError, Vocab
+from .errors import UsageError
 from .layout import layer_names
+
+
+def check_options(length, temperature, top_k, prime, seed, num_samples, top_p) -> None:
+    """The sampling options the CLI's flags check, for callers in Python: a
+    UsageError naming the first bad one."""
+    checks = [(whole(length, 1), "length must be a whole number of at least 1"),
+              (real_in(temperature, 0, 100), "temperature must be a number in [0, 100]"),
+              (top_k is None or whole(top_k, 1), "top_k must be None or a whole number of at least 1"),
+              (top_p is None or real_in(top_p, 0, 1, low_inclusive=False), "top_p must be None or in (0, 1]"),
+              (isinstance(prime, str), "prime must be a string"),
+              (whole(seed, 0, MAX_SEED), f"seed must be a whole number in [0, {MAX_SEED}]"),
+              (whole(num_samples, 1), "num_samples must be a whole number of at least 1")]
+    for ok, what in checks:
+        if not ok:
+            raise UsageError(what)
 
 
 def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None = None,
@@ -101,6 +118,7 @@ def sample(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: in
            prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
     """`prime` followed by `length` generated symbols, decoded: one string,
     or a list of `num_samples` strings when more than one is asked for."""
+    check_options(length, temperature, top_k, prime, seed, num_samples, top_p)
     texts = collect(generate(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p), num_samples)
     return texts[0] if num_samples == 1 else texts
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt_io
-from .backends import get_backend
+from .backends import BACKEND_NAMES, get_backend
+from .checks import MAX_SEED, real_in, whole
 from .corpus import Corpus, load_corpus
 from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
 from .errors import UsageError
@@ -86,24 +87,29 @@ class TrainConfig:
     def _check(self) -> None:
         for name in ("hidden", "layers", "batch", "seq", "eval_every", "checkpoint_every", "log_every"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not whole(value, 1):
                 raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.optimizer not in DEFAULT_LR:
             raise UsageError(f"optimizer must be one of {', '.join(DEFAULT_LR)}, got {self.optimizer!r}")
+        optional_real = [(self.time, "time must be a number > 0", lambda v: real_in(v, 0, math.inf, False)),
+                         (self.lr, "lr must be in (0, 10]", lambda v: real_in(v, 0, 10, False)),
+                         (self.clip_norm, "clip_norm must be a number > 0", lambda v: real_in(v, 0, math.inf, False))]
         checks = [(self.steps is not None or self.time is not None, "give steps or time (or both)"),
-                  (self.steps is None or (isinstance(self.steps, int) and self.steps >= 1), "steps must be >= 1"),
-                  (self.time is None or self.time > 0, "time must be > 0"),
-                  (self.lr is None or 0 < self.lr <= 10, "lr must be in (0, 10]"),
-                  (self.min_lr is None or 0 <= self.min_lr <= self.learning_rate,
+                  (self.steps is None or whole(self.steps, 1), "steps must be a whole number of at least 1"),
+                  *((value is None or ok(value), what) for value, what, ok in optional_real),
+                  (self.min_lr is None or real_in(self.min_lr, 0, self.learning_rate),
                    f"min_lr must be between 0 and the learning rate {self.learning_rate}"),
-                  (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-                  (0 <= self.val_fraction <= 0.9, "val_fraction must be in [0, 0.9]"),
-                  (isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
-                  (self.clip > 0, "clip must be > 0"), (self.val_chars >= 0, "val_chars must be >= 0"),
-                  (self.warmup >= 0, "warmup must be >= 0"),
+                  (real_in(self.dropout, 0, 1) and self.dropout < 1, "dropout must be in [0, 1)"),
+                  (real_in(self.val_fraction, 0, 0.9), "val_fraction must be in [0, 0.9]"),
+                  (whole(self.seed, 0, MAX_SEED), f"seed must be a whole number in [0, {MAX_SEED}]"),
+                  (real_in(self.clip, 0, math.inf, False), "clip must be a number > 0"),
+                  (whole(self.val_chars, 0), "val_chars must be a whole number >= 0"),
+                  (whole(self.warmup, 0), "warmup must be a whole number >= 0"),
                   (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
-                  (all(isinstance(g, str) for g in (*self.include, *self.exclude)),
-                   "include and exclude are glob patterns (strings)")]
+                  (self.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}"),
+                  (all(isinstance(p, (list, tuple)) and all(isinstance(g, str) for g in p)
+                       for p in (self.include, self.exclude)),
+                   "include and exclude are lists of glob patterns (strings)")]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)

@@ -3,6 +3,7 @@ elsewhere. The NumPy reference is `base.NumpyBackend`; each faster backend
 lives in its own module and is imported only when asked for."""
 from __future__ import annotations
 
+from ..errors import UsageError
 from .base import BackendUnavailable, KernelBackend, NumpyBackend
 
 BACKEND_NAMES = ("auto", "numpy", "cupy", "opencl")
@@ -44,8 +45,8 @@ def get_backend(name: str = "auto"):
     """
     try:
         make = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}") from None
+    except (KeyError, TypeError):
+        raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}") from None
     return make()
 
 
