@@ -298,3 +298,44 @@ def test_launcher_detection_reads_only_the_environment():
     assert launcher_rank_and_size({"PMIX_RANK": "2"}) == (2, 0)
     assert launcher_rank_and_size({"SLURM_PROCID": "0"}) is None  # a batch script's shell, not a task
     assert env_rank({"PMI_RANK": "7", "PMI_SIZE": "8"}) == 7 and env_rank({}) == 0
+
+
+STAGED_ALLREDUCE = textwrap.dedent("""
+    import numpy as np
+    from rnn_gpu.parallel.mpi import MpiCommunicator
+    from rnn_gpu.parallel.nccl import HostStagedReducer, nccl_unavailable_reason
+
+    class DeviceLikeBuffer:
+        '''What the device path uses of a CuPy array: get(), set() and in-place division.'''
+        def __init__(self, values):
+            self.values, self.gets, self.sets = values.copy(), 0, 0
+        def get(self):
+            self.gets += 1
+            return self.values.copy()
+        def set(self, host):
+            self.sets += 1
+            self.values[...] = host
+        def __itruediv__(self, k):
+            self.values /= k
+            return self
+
+    comm = MpiCommunicator.from_world()
+    rng = np.random.default_rng(comm.rank)
+    mine = rng.standard_normal(1000)
+    every = [np.random.default_rng(r).standard_normal(1000) for r in range(comm.size)]
+    buffer = DeviceLikeBuffer(mine)
+    comm.allreduce_mean_(buffer)
+    assert nccl_unavailable_reason() is not None  # no CuPy here: the host-staged reducer
+    assert isinstance(comm._device_reducer, HostStagedReducer)
+    assert buffer.gets == buffer.sets == 1
+    assert np.allclose(buffer.values, np.mean(every, axis=0), rtol=1e-12, atol=0)
+    print("ok", comm.rank)
+""")
+
+
+def test_device_buffers_without_nccl_go_through_the_host(mpiexec):
+    """The CuPy-without-NCCL path (copy out, MPI all-reduce in place, copy back)
+    executed on two ranks with a stand-in for the device array."""
+    job = run_job(mpiexec, 2, [], wrapper=STAGED_ALLREDUCE)
+    assert job.returncode == 0, job.stderr
+    assert sorted(line for line in job.stdout.splitlines() if line) == ["ok 0", "ok 1"], job.stdout
