@@ -107,7 +107,7 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
     config = json.loads(arrays["config"].item())
     vocab = Vocab(str(arrays["vocab_kind"].item()), tuple(int(s) for s in arrays["vocab_symbols"]))
-    if not isinstance(config, dict) or vocab.kind not in ("chars", "bytes") or not vocab.symbols:
+    if not isinstance(config, dict) or not vocab.valid:
         raise CheckpointError(f"{p}: damaged configuration or vocabulary")
     names = param_shapes(len(vocab), 1, layers_in(arrays)).keys()
     params = {k: arrays[k] for k in names}

@@ -39,6 +39,15 @@ class Vocab:
         return len(self.symbols)
 
     @property
+    def valid(self) -> bool:
+        """A kind we know and symbols strictly increasing within its range
+        (what a vocabulary read back from a file must be)."""
+        top = {"chars": 0x10FFFF, "bytes": 255}.get(self.kind)
+        s = self.symbols
+        return (top is not None and len(s) > 0 and all(isinstance(c, int) for c in s) and s[0] >= 0
+                and s[-1] <= top and all(a < b for a, b in zip(s, s[1:], strict=False)))
+
+    @property
     def dtype(self):
         n = len(self.symbols)
         return np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32

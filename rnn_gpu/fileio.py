@@ -5,6 +5,7 @@ the file; a file where a directory should be, a `UsageError`. Imports
 nothing of the package but its errors."""
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -79,3 +80,23 @@ def check_writable(directory: Path) -> None:
             pass
     except OSError as exc:
         raise EnvironmentFailure(describe_os_error(exc, "writing in", directory)) from None
+
+
+def lock_directory(directory: Path) -> int | None:
+    """An exclusive lock on `directory` itself (no lock file), held while
+    the returned descriptor is open: a second run into the same directory is
+    a UsageError instead of two runs writing one checkpoint. A file system
+    without locks (some network mounts) runs unlocked: None."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise EnvironmentFailure(describe_os_error(exc, "opening", directory)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"{directory} is in use by another run; wait for it or choose another --out") from None
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

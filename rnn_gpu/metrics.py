@@ -3,6 +3,7 @@ and read by `rnn-gpu plot`."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .errors import EnvironmentFailure, UsageError
@@ -18,8 +19,9 @@ class MetricsLog:
     past it (steps an interruption undid: they are run again) and a line torn
     by a kill are dropped first, so every step appears once, in order."""
 
-    def __init__(self, path: Path, resume_step: int | None = None):
-        self.path, self.append, self.file = path, resume_step is not None, None
+    def __init__(self, path: Path, resume_step: int | None = None, lock: int | None = None):
+        """`lock`: the run directory's lock (fileio.lock_directory), released by close()."""
+        self.path, self.append, self.file, self.lock = path, resume_step is not None, None, lock
         if self.append and path.is_file():
             rewind(path, resume_step)
 
@@ -35,6 +37,9 @@ class MetricsLog:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
 
 def step_of(line: str):

@@ -233,13 +233,23 @@ def load_prepared(meta_path) -> Prepared:
         vocab = Vocab(str(meta["vocab_kind"]), tuple(int(s) for s in meta["symbols"]))
         dtype, length = np.dtype(meta["dtype"]), int(meta["length"])
         data = meta_path.with_name(str(meta["data"]))
-        if vocab.kind not in ("chars", "bytes") or not vocab.symbols or dtype != np.dtype(vocab.dtype) or length < 1:
+        if not vocab.valid or dtype != np.dtype(vocab.dtype) or length < 1:
             raise ValueError("inconsistent vocabulary, dtype or length")
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{meta_path}: not a prepared rnn_gpu corpus ({exc})") from None
     if not data.is_file() or data.stat().st_size != length * dtype.itemsize:
         raise CorpusError(f"{meta_path}: its data file {data} is missing or has the wrong size")
-    return Prepared(vocab, np.memmap(data, dtype=dtype, mode="r", shape=(length,)), meta)
+    ids = np.memmap(data, dtype=dtype, mode="r", shape=(length,))
+    top = largest_id(ids)
+    if top >= len(vocab):
+        raise CorpusError(f"{meta_path}: its data holds symbol id {top}, beyond its vocabulary of {len(vocab)}")
+    return Prepared(vocab, ids, meta)
+
+
+def largest_id(ids: np.ndarray) -> int:
+    """The largest id, read in chunks (a memory map is never loaded whole)."""
+    step = CHUNK_BYTES // ids.itemsize
+    return max(int(ids[i:i + step].max()) for i in range(0, len(ids), step))
 
 
 def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=()) -> Prepared:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ from .checks import MAX_SEED, real_in, whole
 from .corpus import Corpus, load_corpus
 from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
 from .errors import UsageError
-from .fileio import check_writable, make_directory
+from .fileio import check_writable, lock_directory, make_directory
 from .layout import layers_in, state_shape
 from .metrics import MetricsLog
 from .model import CharRNN, dropout_masks
@@ -357,7 +358,13 @@ def open_metrics(out: Path, resume_step: int | None, comm) -> MetricsLog | None:
         return None
     made_directory = make_directory(out)
     check_writable(out)
-    log = MetricsLog(out / "metrics.jsonl", resume_step)
+    lock = lock_directory(out)
+    try:
+        log = MetricsLog(out / "metrics.jsonl", resume_step, lock)
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
     log.made_directory = made_directory
     return log
 
@@ -435,11 +442,25 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
     comm = comm or SingleCommunicator()
     comm.set_cpu_threads()
     trainer, metrics = set_up(cfg, corpus_path, out, resume, comm, given)
+    try:
+        return run_steps(trainer, metrics, out, progress and comm.master_process, resume, comm)
+    except BaseException:
+        if metrics and metrics.made_directory and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty run directory behind
+        raise
+    finally:
+        if metrics:
+            metrics.close()  # and the run directory's lock
+
+
+def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress: bool, resumed: bool, comm) -> dict:
+    """The training loop of `train`: steps, logging, evaluation and
+    checkpoints until the run's steps or time are done or a signal comes."""
     cfg, corpus = trainer.cfg, trainer.corpus
     val_streams = evaluation_streams(len(corpus.val), cfg.batch, cfg.seq, cfg.val_chars)[0]
-    if progress and comm.master_process:
-        describe_run(cfg, trainer, corpus, resumed=resume)
-    bar = progress_display(cfg.steps, trainer.step, progress and comm.master_process)
+    if progress:
+        describe_run(cfg, trainer, corpus, resumed=resumed)
+    bar = progress_display(cfg.steps, trainer.step, progress)
     start = time.perf_counter() - trainer.elapsed_before  # elapsed time counts on across a resume
     interval, skipped, val_loss, record = Interval(), 0, None, {}
     try:
@@ -486,12 +507,6 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
                     raise Interrupted(result.signal, step)
                 if last:
                     break
-    except BaseException:
-        if metrics and metrics.made_directory and not any(out.iterdir()):
-            out.rmdir()  # nothing was written: leave no empty run directory behind
-        raise
     finally:
         bar.close()
-        if metrics:
-            metrics.close()
     return record

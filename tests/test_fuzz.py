@@ -98,6 +98,32 @@ def test_damaged_checkpoint(tmp_path_factory, capsys, key, value, cut, truncate)
     assert (d / "checkpoint.npz").read_bytes() == data
 
 
+@pytest.mark.parametrize("symbols", [[98, 97], [97, 97], [-1, 97], [97, 0x110000], []])
+def test_checkpoint_vocabulary_must_be_sorted_distinct_code_points(tmp_path, capsys, symbols):
+    (tmp_path / "checkpoint.npz").write_bytes(npz_bytes({**VALID_ARRAYS, "vocab_symbols": np.array(symbols)}))
+    code, err = run_cli(capsys, ["sample", str(tmp_path), "--length", "3", "--seed", "0"])
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def prepared_files(d, symbols, ids):
+    meta = {"format": "rnn_gpu.corpus/1", "vocab_kind": "chars", "symbols": symbols, "dtype": "uint8",
+            "length": len(ids), "data": "p.bin"}
+    (d / "p.json").write_text(json.dumps(meta))
+    (d / "p.bin").write_bytes(bytes(ids))
+    return d / "p.json"
+
+
+@pytest.mark.parametrize("symbols,ids,message", [([97, 98], [0, 1, 2, 1] * 20, "symbol id 2, beyond its vocabulary"),
+                                                  ([98, 97], [0, 1] * 40, "not a prepared rnn_gpu corpus"),
+                                                  ([97, 97], [0, 1] * 40, "not a prepared rnn_gpu corpus")])
+def test_prepared_corpus_ids_and_symbols_are_checked(tmp_path, capsys, symbols, ids, message):
+    meta = prepared_files(tmp_path, symbols, ids)
+    code, err = run_cli(capsys, ["train", str(meta), "--out", str(tmp_path / "run"), "--steps", "1", "--hidden", "4",
+                                 "--batch", "1", "--seq", "2", "--quiet"])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_random_bytes_as_checkpoint(tmp_path_factory, capsys, data):

@@ -1,6 +1,7 @@
 """Exact resume, interrupt-safe checkpoints, signals and the non-finite guard."""
 import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -52,6 +53,29 @@ def test_resume_rewinds_the_metrics_to_the_checkpoint(corpus_file, tmp_path):
     assert after.startswith(before)
     steps = [json.loads(line)["step"] for line in after.splitlines()]
     assert steps == [5, 10, 15, 20, 25, 30] and json.loads(after.splitlines()[4])["train_loss"] != 9.0
+
+
+def test_a_second_run_into_a_busy_directory_is_refused(corpus_file, tmp_path, capsys):
+    """The run directory is locked while a run uses it (here: a lock held as a
+    running rnn-gpu holds it); the lock goes with the run."""
+    import fcntl
+
+    out = tmp_path / "run"
+    assert main(["train", str(corpus_file), *SMALL, "--backend", "numpy", "--out", str(out), "--steps", "10"]) == 0
+    common = [str(corpus_file), "--quiet", "--out", str(out)]  # the model's flags come from the checkpoint
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        capsys.readouterr()
+        assert main(["train", *common, "--steps", "20", "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "in use by another run" in err and len(err.splitlines()) == 1
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    finally:
+        os.close(fd)
+    assert main(["train", *common, "--steps", "20", "--resume"]) == 0  # released: it runs
+    assert main(["train", *common, "--steps", "30", "--resume"]) == 0  # and the finished run let go too
 
 
 def test_stacked_dropout_cosine_run_resumes_bit_identically(corpus_file, tmp_path):
