@@ -3,6 +3,7 @@ each gives one `error:` line and exit code 2, never a traceback, and never
 changes the file it was given."""
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 
 from rnn_gpu.cli import main
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# RNN_GPU_FUZZ_EXAMPLES=N fuzzes deeper than CI's 40 examples per test.
+FUZZ = settings(max_examples=int(os.environ.get("RNN_GPU_FUZZ_EXAMPLES", 40)), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def run_cli(capsys, argv):
