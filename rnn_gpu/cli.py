@@ -6,6 +6,7 @@ before any file is touched.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import itertools
 import math
@@ -18,7 +19,7 @@ from .backends import BACKEND_NAMES
 from .checkpoint import FILENAME
 from .checks import MAX_SEED
 from .data import VOCAB_KINDS
-from .errors import EnvironmentFailure, QuietExit, RnnGpuError, UsageError
+from .errors import EnvironmentFailure, QuietExit, RnnGpuError, Terminated, UsageError
 from .optim import OPTIMIZERS
 from .parallel import DISTRIBUTED_MODES, env_rank, make_communicator
 from .schedule import SCHEDULES
@@ -399,7 +400,31 @@ def report(exc: BaseException) -> int:
     return exit_code(exc)
 
 
+@contextlib.contextmanager
+def terminations_raise():
+    """SIGTERM and SIGHUP raise `Terminated` where the process is (their
+    default would kill it mid-write); the training loop replaces this with its
+    own finish-the-step handling while it runs."""
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            previous[s] = signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 def main(argv=None) -> int:
+    with terminations_raise():
+        return run_command(argv)
+
+
+def run_command(argv) -> int:
     for stream in (sys.stdout, sys.stderr):  # text a terminal cannot show is escaped, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -1,6 +1,8 @@
 """The exceptions the package raises on purpose. The CLI turns each into one
 `error: ...` line: `UsageError` (bad input) exits 2, `EnvironmentFailure`
-(disk full, no permission, out of memory) exits 1. Imports nothing."""
+(disk full, no permission, out of memory) exits 1. Imports nothing of the
+package."""
+import signal
 
 
 class RnnGpuError(Exception):
@@ -28,3 +30,13 @@ class QuietExit(RnnGpuError):
     def __init__(self, exit_code: int):
         super().__init__("")
         self.exit_code = exit_code
+
+
+class Terminated(RnnGpuError):
+    """SIGTERM or SIGHUP outside the training loop (which finishes its step
+    and checkpoints instead): raised where the process was, so a file being
+    written is removed rather than left half-made."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum

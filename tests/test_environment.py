@@ -6,9 +6,11 @@ import errno
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -349,8 +351,6 @@ def test_a_directory_names_the_file_that_is_not_text(tmp_path, capsys):
 
 
 def test_bench_seconds_bounds_the_wall_time():
-    import time
-
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "rnn_gpu", "bench", "--backend", "numpy", "--hidden", "64",
                            "--batch", "8", "--seq", "16", "--seconds", "1", "--json"], capture_output=True, text=True,
@@ -410,3 +410,35 @@ def test_python_api_refuses_bad_sampling_options(trained_small_run, option):
         rnn_gpu.sample(model, vocab, **{"length": 5, **option})
     with pytest.raises(rnn_gpu.UsageError, match="backend"):
         rnn_gpu.load(trained_small_run, backend="nope")
+
+
+SLOW_PREPARE = """
+import sys, time
+import rnn_gpu.prepare as prep
+from rnn_gpu.cli import main
+encode = prep.encoded_chunks
+def slowly(paths, vocab):
+    for ids in encode(paths, vocab):
+        time.sleep(0.05)
+        yield ids
+prep.CHUNK_BYTES, prep.encoded_chunks = 64, slowly
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_prepare_leaves_nothing_half_written(corpus_file, tmp_path, signum):
+    """Prepare's writes are slowed down here so the signal lands mid-write."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, "prepare", str(corpus_file), "-o", str(out / "p")],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".p.bin.*.tmp")):
+        assert time.monotonic() < deadline and proc.poll() is None, "prepare never started writing"
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert err.strip() == f"error: terminated by {signal.Signals(signum).name}", err
+    assert list(out.iterdir()) == []
