@@ -33,7 +33,9 @@ MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_sched
                 "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "include", "exclude", "dtype", "seed")
 DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialisation uses the seed alone
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
-EXCHANGED = ("loss", "sigint", "sigterm", "time_up")
+# Signals that end a run after the step in progress, its checkpoint written; the first listed wins if several came.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+EXCHANGED = ("loss", *(s.name.lower() for s in STOP_SIGNALS), "time_up")
 MAX_PARAMETER_BYTES = 64 << 30  # more is a typo, not a plan
 
 
@@ -124,7 +126,7 @@ class TrainConfig:
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; the step finished and a checkpoint was written."""
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) arrived; the step finished and a checkpoint was written."""
 
     def __init__(self, signum: int, step: int):
         super().__init__(f"interrupted by {signal.Signals(signum).name} after step {step}; checkpoint written")
@@ -136,11 +138,11 @@ class Diverged(FloatingPointError):
 
 
 class StopSignals:
-    """While active, SIGINT and SIGTERM only record that they came."""
+    """While active, the stop signals only record that they came."""
 
     def __enter__(self):
         self.received = None
-        self.previous = {s: signal.signal(s, self._record) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {s: signal.signal(s, self._record) for s in STOP_SIGNALS}
         return self
 
     def _record(self, signum, frame):
@@ -226,7 +228,7 @@ class StepResult:
     loss: float  # the mean over all ranks
     lr: float
     applied: bool
-    signal: int | None  # SIGINT or SIGTERM arrived on some rank
+    signal: int | None  # a stop signal arrived on some rank
     time_up: bool  # some rank's clock passed --time
     allreduce_s: float
 
@@ -277,13 +279,13 @@ class Trainer:
                               be, model.dtype, self.streams)
         loss, _, h = model.loss_and_grads(window[:-1], window[1:], self.h, masks)
         time_up = cfg.time is not None and elapsed >= cfg.time
-        model.grad_extra[...] = be.asarray([loss, signal_received == signal.SIGINT,
-                                            signal_received == signal.SIGTERM, time_up], dtype=model.dtype)
+        model.grad_extra[...] = be.asarray([loss, *(signal_received == s for s in STOP_SIGNALS), time_up],
+                                           dtype=model.dtype)
         start = time.perf_counter()
         self.comm.allreduce_mean_(model.grad_buffer)
         allreduce_s = time.perf_counter() - start
-        loss, sigint, sigterm, time_up = (float(v) for v in be.to_host(model.grad_extra))
-        stop = signal.SIGTERM if sigterm > 0 else signal.SIGINT if sigint > 0 else None
+        loss, *came, time_up = (float(v) for v in be.to_host(model.grad_extra))
+        stop = next((s for s, flag in zip(STOP_SIGNALS, came, strict=True) if flag > 0), None)
         result = StepResult(loss, lr, True, stop, time_up > 0, allreduce_s)
         if not (math.isfinite(loss) and all_finite(model.grad_buffer, xp)):
             what = "loss" if not math.isfinite(loss) else "gradient"

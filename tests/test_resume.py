@@ -155,7 +155,7 @@ def test_kill_9_leaves_a_loadable_checkpoint(corpus_file, tmp_path, rng):
     assert load_checkpoint(out).step >= 1
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_finishes_the_step_and_checkpoints(corpus_file, tmp_path, signum, code):
     out = tmp_path / "run"
     proc = start_training(corpus_file, out, "--checkpoint-every", "1000000", "--log-every", "1")
