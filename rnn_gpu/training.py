@@ -94,8 +94,9 @@ class TrainConfig:
                 raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.optimizer not in DEFAULT_LR:
             raise UsageError(f"optimizer must be one of {', '.join(DEFAULT_LR)}, got {self.optimizer!r}")
+        if self.lr is not None and not real_in(self.lr, 0, 10, False):  # before min_lr, which compares with it
+            raise UsageError("lr must be in (0, 10]")
         optional_real = [(self.time, "time must be a number > 0", lambda v: real_in(v, 0, math.inf, False)),
-                         (self.lr, "lr must be in (0, 10]", lambda v: real_in(v, 0, 10, False)),
                          (self.clip_norm, "clip_norm must be a number > 0", lambda v: real_in(v, 0, math.inf, False))]
         checks = [(self.steps is not None or self.time is not None, "give steps or time (or both)"),
                   (self.steps is None or whole(self.steps, 1), "steps must be a whole number of at least 1"),
