@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import glob
 import itertools
 import math
@@ -369,6 +370,8 @@ def run_plot(args) -> int:
 def exit_code(exc: BaseException) -> int:
     if isinstance(exc, RnnGpuError):
         return exc.exit_code
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return EXIT_USAGE  # a path no file system holds is bad input, not a failing machine
     if isinstance(exc, Interrupted):
         return 128 + exc.signum
     return 130 if isinstance(exc, KeyboardInterrupt) else 1  # divergence, no memory, no disk, a bug

@@ -1,10 +1,11 @@
 """Writing files so that an interruption or a full disk never leaves one
 half-written, with the modes the user's umask gives. A failure of the
 machine (no space, no permission) becomes an `EnvironmentFailure` that names
-the file; a file where a directory should be, a `UsageError`. Imports
-nothing of the package but its errors."""
+the file; a file where a directory should be, or a name too long for any
+file system, a `UsageError`. Imports nothing of the package but its errors."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -25,15 +26,22 @@ def describe_os_error(exc: OSError, doing: str, path) -> str:
     return f"{doing} {path} failed: {exc.strerror or exc}"
 
 
+def os_failure(exc: OSError, doing: str, path) -> EnvironmentFailure | UsageError:
+    """The error to raise for `exc`: the machine's failure, except for a
+    name too long for any file system, which is the user's."""
+    kind = UsageError if exc.errno == errno.ENAMETOOLONG else EnvironmentFailure
+    return kind(describe_os_error(exc, doing, path))
+
+
 def atomic_write(path: Path, write) -> None:
     """Calls write(file) on a temporary file beside `path`, then renames it
     over `path`: an interruption or a full disk leaves the old file whole.
     The new file gets the mode a plain `open` would (0666 less the umask)."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise EnvironmentFailure(describe_os_error(exc, "writing", path)) from None
+        raise os_failure(exc, "writing", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -43,7 +51,7 @@ def atomic_write(path: Path, write) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise EnvironmentFailure(describe_os_error(exc, "writing", path)) from None
+        raise os_failure(exc, "writing", path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -60,7 +68,7 @@ def make_directory(path: Path) -> bool:
         blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
         raise UsageError(f"cannot make directory {path}: {blocking} is a file") from None
     except OSError as exc:
-        raise EnvironmentFailure(describe_os_error(exc, "creating", path)) from None
+        raise os_failure(exc, "creating", path) from None
     return not existed
 
 
@@ -69,7 +77,7 @@ def open_for_append(path: Path, append: bool):
     try:
         return open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (the caller keeps it open)
     except OSError as exc:
-        raise EnvironmentFailure(describe_os_error(exc, "writing", path)) from None
+        raise os_failure(exc, "writing", path) from None
 
 
 def check_writable(directory: Path) -> None:
@@ -79,7 +87,7 @@ def check_writable(directory: Path) -> None:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:
-        raise EnvironmentFailure(describe_os_error(exc, "writing in", directory)) from None
+        raise os_failure(exc, "writing in", directory) from None
 
 
 def lock_directory(directory: Path) -> int | None:
@@ -90,7 +98,7 @@ def lock_directory(directory: Path) -> int | None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise EnvironmentFailure(describe_os_error(exc, "opening", directory)) from None
+        raise os_failure(exc, "opening", directory) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

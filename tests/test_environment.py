@@ -150,6 +150,23 @@ def test_a_directory_through_a_file_is_bad_input(capsys, corpus_file, tmp_path, 
     assert f"{corpus_file} is a file" in line
 
 
+def test_long_names(capsys, corpus_file, trained_small_run, tmp_path):
+    """A name of 250 characters is a file name like any (the temporary one
+    beside it must fit too); one longer than the file system allows is bad input."""
+    pytest.importorskip("matplotlib")
+    image = tmp_path / ("p" * 250 + ".png")
+    assert main(["plot", str(trained_small_run), "-o", str(image)]) == 0 and image.is_file()
+    capsys.readouterr()
+    before = sorted(tmp_path.rglob("*"))
+    too_long = "x" * 300
+    for argv in (["train", str(corpus_file), "--out", str(tmp_path / too_long), *SMALL],
+                 ["train", str(tmp_path / too_long), "--out", str(tmp_path / "o"), *SMALL],
+                 ["sample", str(tmp_path / too_long)],
+                 ["prepare", str(corpus_file), "-o", str(tmp_path / ("q" * 252))]):  # q...q.json: 257 characters
+        assert "too long" in one_error(capsys, argv, 2)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing made, nothing left half-written
+
+
 @pytest.mark.parametrize("command", ["train", "prepare"])
 def test_a_corpus_that_is_not_a_regular_file(capsys, tmp_path, command):
     fifo = tmp_path / "fifo"
