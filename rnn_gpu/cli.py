@@ -422,12 +422,27 @@ def terminations_raise():
             signal.signal(s, old)
 
 
+@contextlib.contextmanager
+def open_standard_streams():
+    """A closed stdout or stderr (`2>&-`) is Python's None: stand os.devnull in
+    for it while a command runs. Yields the names of those that were closed."""
+    closed = [name for name in ("stdout", "stderr") if getattr(sys, name) is None]
+    for name in closed:
+        setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (closed below)
+    try:
+        yield closed
+    finally:
+        for name in closed:
+            getattr(sys, name).close()
+            setattr(sys, name, None)
+
+
 def main(argv=None) -> int:
-    with terminations_raise():
-        return run_command(argv)
+    with open_standard_streams() as closed, terminations_raise():
+        return run_command(argv, stdout_closed="stdout" in closed)
 
 
-def run_command(argv) -> int:
+def run_command(argv, stdout_closed: bool = False) -> int:
     for stream in (sys.stdout, sys.stderr):  # text a terminal cannot show is escaped, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -435,6 +450,8 @@ def run_command(argv) -> int:
     try:
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        if stdout_closed and args.command == "sample":
+            raise EnvironmentFailure("standard output is closed: nowhere to write the sample")
         if args.command is None:  # bare `rnn-gpu`: the usage and the commands
             parser.print_help(sys.stderr)
             return EXIT_USAGE

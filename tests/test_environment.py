@@ -459,3 +459,17 @@ def test_a_signal_during_prepare_leaves_nothing_half_written(corpus_file, tmp_pa
     assert proc.returncode == 128 + signum, err
     assert err.strip() == f"error: terminated by {signal.Signals(signum).name}", err
     assert list(out.iterdir()) == []
+
+
+def test_closed_standard_streams(trained_small_run, corpus_file, tmp_path):
+    """`2>&-` or `>&-`: Python sees None; training runs without its report,
+    sampling refuses (there is nowhere to write), neither with a traceback."""
+    python = f"{sys.executable} -m rnn_gpu"
+    sample = subprocess.run(["bash", "-c", f"{python} sample {trained_small_run} --length 5 --seed 1 >&-"],
+                            capture_output=True, text=True, timeout=120)
+    assert sample.returncode == 1 and sample.stderr == "error: standard output is closed: nowhere to write the sample\n"
+    out = tmp_path / "closed"
+    train = subprocess.run(["bash", "-c", f"{python} train {corpus_file} --out {out} {' '.join(SMALL)} --steps 3 2>&-"],
+                           capture_output=True, text=True, timeout=120)
+    assert train.returncode == 0 and train.stdout.startswith("step 3:"), train.stdout
+    assert load_checkpoint(out).step == 3
