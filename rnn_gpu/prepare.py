@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import CorpusError, Vocab
-from .errors import EnvironmentFailure
+from .errors import EnvironmentFailure, UsageError
 from .fileio import atomic_write, check_writable, make_directory
 
 CHUNK_BYTES = 8 << 20
@@ -59,7 +59,7 @@ def writable_dir(path: Path) -> bool:
     try:
         make_directory(path)
         check_writable(path)
-    except EnvironmentFailure:
+    except (EnvironmentFailure, UsageError):  # no permission, no space, a file in the way
         return False
     return True
 

@@ -97,6 +97,15 @@ def test_no_writable_home_falls_back_and_says_where(read_only, corpus_file, tmp_
     assert again.returncode == 0 and "reused the cache" in again.stderr, again.stderr
 
 
+def test_a_cache_path_that_is_a_file_falls_back_to_memory(corpus_file, monkeypatch):
+    from rnn_gpu.prepare import prepared_for
+
+    monkeypatch.setenv("RNN_GPU_CACHE", str(corpus_file))  # a file where the cache directory should be
+    prepared = prepared_for(str(corpus_file), "chars")
+    assert prepared.origin.startswith("prepared in memory")
+    assert prepared.vocab.decode(prepared.ids) == corpus_file.read_text()
+
+
 def test_nothing_writable_prepares_a_small_corpus_in_memory(corpus_file, monkeypatch):
     from rnn_gpu.prepare import prepared_for
 
