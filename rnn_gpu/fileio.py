@@ -72,6 +72,14 @@ def make_directory(path: Path) -> bool:
     return not existed
 
 
+def remove_file(path: Path) -> None:
+    """rm -f; a failure of the machine as an EnvironmentFailure."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise os_failure(exc, "removing", path) from None
+
+
 def open_for_append(path: Path, append: bool):
     """A text file for a log, opened now; failures as EnvironmentFailure."""
     try:

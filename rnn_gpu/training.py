@@ -18,7 +18,7 @@ from .checks import MAX_SEED, real_in, whole
 from .corpus import Corpus, load_corpus
 from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
 from .errors import UsageError
-from .fileio import check_writable, lock_directory, make_directory
+from .fileio import check_writable, lock_directory, make_directory, remove_file
 from .layout import layers_in, state_shape
 from .metrics import MetricsLog
 from .model import CharRNN, dropout_masks
@@ -363,6 +363,8 @@ def open_metrics(out: Path, resume_step: int | None, comm) -> MetricsLog | None:
     check_writable(out)
     lock = lock_directory(out)
     try:
+        if resume_step is None:  # a new run: an earlier run's best would pass for this one's
+            remove_file(out / ckpt_io.BEST_FILENAME)
         log = MetricsLog(out / "metrics.jsonl", resume_step, lock)
     except BaseException:
         if lock is not None:

@@ -55,6 +55,14 @@ def test_resume_rewinds_the_metrics_to_the_checkpoint(corpus_file, tmp_path):
     assert steps == [5, 10, 15, 20, 25, 30] and json.loads(after.splitlines()[4])["train_loss"] != 9.0
 
 
+def test_starting_over_drops_the_earlier_runs_best(corpus_file, tmp_path):
+    out = tmp_path / "run"
+    common = [str(corpus_file), *SMALL, "--backend", "numpy", "--out", str(out)]
+    assert main(["train", *common, "--steps", "10"]) == 0 and (out / ckpt_io.BEST_FILENAME).exists()
+    assert main(["train", *common, "--steps", "5", "--force", "--val-fraction", "0"]) == 0  # no evaluation: no best
+    assert not (out / ckpt_io.BEST_FILENAME).exists() and load_checkpoint(out).step == 5
+
+
 def test_a_second_run_into_a_busy_directory_is_refused(corpus_file, tmp_path, capsys):
     """The run directory is locked while a run uses it (here: a lock held as a
     running rnn-gpu holds it); the lock goes with the run."""
