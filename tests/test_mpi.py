@@ -192,8 +192,11 @@ def wait_for_step(metrics: Path, step: int, proc, timeout=TIMEOUT):
     while time.monotonic() < deadline:
         if metrics.exists():
             lines = metrics.read_text().splitlines()
-            if lines and json.loads(lines[-1])["step"] >= step:
-                return
+            try:
+                if lines and json.loads(lines[-1])["step"] >= step:
+                    return
+            except ValueError:
+                pass  # read while rank 0 was writing the line
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.2)
     raise AssertionError(f"no step {step} in {metrics}")
