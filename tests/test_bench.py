@@ -14,7 +14,7 @@ KEYS = {"chars_per_s", "step_ms", "recurrence_fwd_us_per_step", "recurrence_bwd_
 
 def test_single_run_json(capsys):
     assert main(["bench", "--backend", "numpy", "--hidden", "16", "--batch", "4", "--seq", "8", "--seconds",
-                 "0.2", "--json"]) == 0
+                 "1", "--json"]) == 0  # a quarter of it left: the recurrence timing fits on a busy machine too
     row = json.loads(capsys.readouterr().out)
     assert set(row) >= KEYS and row["backend"] == "numpy"
     assert row["chars_per_s"] > 0 and row["recurrence_fwd_us_per_step"] > 0 and row["peak_mem_bytes"] > 0
