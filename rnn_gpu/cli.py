@@ -10,7 +10,6 @@ import contextlib
 import errno
 import glob
 import itertools
-import math
 import os
 import signal
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from .backends import BACKEND_NAMES
 from .checkpoint import FILENAME
-from .checks import MAX_SEED
+from .checks import MAX_SEED, real_in, whole
 from .data import VOCAB_KINDS
 from .errors import EnvironmentFailure, QuietExit, RnnGpuError, Terminated, UsageError
 from .optim import OPTIMIZERS
@@ -41,7 +40,7 @@ def int_in(low, limit):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= limit:
+        if not whole(value, low, limit):
             raise argparse.ArgumentTypeError(f"must be between {low} and {limit}, got {value}")
         return value
     return parse
@@ -61,8 +60,7 @@ def real(low, high, low_inclusive=False):
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        above = value >= low if low_inclusive else value > low
-        if not (math.isfinite(value) and above and value <= high):
+        if not real_in(value, low, high, low_inclusive):
             bound = "[" if low_inclusive else "("
             raise argparse.ArgumentTypeError(f"must be in {bound}{low}, {high}], got {text}")
         return value

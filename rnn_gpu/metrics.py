@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from .errors import EnvironmentFailure, UsageError
-from .fileio import atomic_write, describe_os_error, open_for_append
+from .errors import UsageError
+from .fileio import atomic_write, open_for_append, os_failure
 
 
 class MetricsLog:
@@ -32,7 +32,7 @@ class MetricsLog:
             self.file.write(json.dumps(record) + "\n")
             self.file.flush()
         except OSError as exc:
-            raise EnvironmentFailure(describe_os_error(exc, "writing", self.path)) from None
+            raise os_failure(exc, "writing", self.path) from None
 
     def close(self) -> None:
         if self.file is not None:
@@ -57,7 +57,7 @@ def rewind(path: Path, step: int) -> None:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise EnvironmentFailure(describe_os_error(exc, "reading", path)) from None
+        raise os_failure(exc, "reading", path) from None
     lines = text.splitlines(keepends=True)
     kept = [line for line in lines if line.endswith("\n") and (s := step_of(line)) is not None and s <= step]
     if len(kept) != len(lines):
