@@ -417,7 +417,7 @@ def set_up(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given) 
 
     phase(comm.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
     phase(not comm.master_process, prepare_run, cfg, corpus_path, out, resume, comm, given)
-    resume_step = made["prepare_run"].step if resume and "prepare_run" in made else None
+    resume_step = made["prepare_run"].step if resume else None  # every rank has its trainer by now
     phase(comm.master_process, open_metrics, out, resume_step, comm)
     return made["prepare_run"], made.get("open_metrics")
 
