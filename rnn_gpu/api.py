@@ -17,9 +17,11 @@ from .backends import get_backend
 from .checkpoint import load_for_sampling
 from .errors import UsageError
 from .model import CharRNN
-from .sample import sample as _sample
+from .sample import sample
 from .training import TrainConfig
 from .training import train as _train
+
+__all__ = ["load", "sample", "train"]
 
 
 def train(corpus=None, out="runs/rnn_gpu", *, resume: bool = False, progress: bool = False, comm=None,
@@ -47,12 +49,3 @@ def load(path, backend: str = "numpy"):
     model = CharRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params)
     model.vocab = ckpt.vocab
     return model, ckpt.vocab
-
-
-def sample(model, vocab=None, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
-           prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
-    """Generated text (a list of strings when num_samples > 1); see rnn_gpu.sample.generate."""
-    vocab = vocab or getattr(model, "vocab", None)
-    if vocab is None:
-        raise UsageError("sample needs the vocabulary: pass vocab=, or a model from rnn_gpu.load")
-    return _sample(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p)

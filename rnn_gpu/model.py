@@ -206,7 +206,4 @@ class CharRNN:
         them); `vocab` defaults to the one `rnn_gpu.load` attached."""
         from .sample import sample
 
-        vocab = vocab or getattr(self, "vocab", None)
-        if vocab is None:
-            raise ValueError("sample needs the vocabulary: pass vocab=, or load the model with rnn_gpu.load")
         return sample(self, vocab, length, **options)

@@ -114,10 +114,14 @@ def generate(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: 
         yield i, decoders[i]([], final=True)
 
 
-def sample(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: int | None = None,
+def sample(model, vocab: Vocab | None = None, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
            prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
     """`prime` followed by `length` generated symbols, decoded: one string,
-    or a list of `num_samples` strings when more than one is asked for."""
+    or a list of `num_samples` strings when more than one is asked for.
+    `vocab` defaults to the one `rnn_gpu.load` attached to the model."""
+    vocab = vocab or getattr(model, "vocab", None)
+    if vocab is None:
+        raise UsageError("sample needs the vocabulary: pass vocab=, or a model from rnn_gpu.load")
     check_options(length, temperature, top_k, prime, seed, num_samples, top_p)
     texts = collect(generate(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p), num_samples)
     return texts[0] if num_samples == 1 else texts
