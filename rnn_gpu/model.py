@@ -115,7 +115,7 @@ class CharRNN:
             X = None
         else:
             X = below if masks is None else below * masks[k - 2]
-            P = (X.reshape(-1, H) @ U.T).reshape(X.shape)
+            P = self.backend.matmul(X.reshape(-1, H), U.T).reshape(X.shape)
         P += b
         return P, X
 
@@ -130,7 +130,7 @@ class CharRNN:
         return layers, top
 
     def _logits(self, top):
-        O = top.reshape(-1, self.hidden_size) @ self.params["V"].T
+        O = self.backend.matmul(top.reshape(-1, self.hidden_size), self.params["V"].T)
         O += self.params["c"]
         return O
 
@@ -153,8 +153,9 @@ class CharRNN:
     def loss(self, inputs, targets, h0, masks=None):
         """Mean NLL (nats) and the last hidden state, without gradients."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        layers, top = self._forward(inputs, h0, masks)
-        loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
+        with self.backend.parallel((*inputs.shape, self.hidden_size), self.dtype):
+            layers, top = self._forward(inputs, h0, masks)
+            loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
         return float(loss), self._last_state(layers)
 
     def loss_and_grads(self, inputs, targets, h0, masks=None):
@@ -171,15 +172,19 @@ class CharRNN:
     def loss_and_grads_with_h0(self, inputs, targets, h0, masks=None):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
+        with self.backend.parallel((*inputs.shape, self.hidden_size), self.dtype):
+            return self._loss_and_grads(inputs, targets, h0, masks)
+
+    def _loss_and_grads(self, inputs, targets, h0, masks):
         be, xp, H, g = self.backend, self.backend.xp, self.hidden_size, self.grads
         layers, top = self._forward(inputs, h0, masks)
         B = top.shape[1]
         dO = self._logits(top)
         loss = be.softmax_cross_entropy_(dO, targets)  # dO: the gradient for the logits
 
-        xp.matmul(dO.T, top.reshape(-1, H), out=g["V"])
+        be.matmul(dO.T, top.reshape(-1, H), out=g["V"])
         xp.sum(dO, axis=0, out=g["c"])
-        G = (dO @ self.params["V"]).reshape(top.shape)  # the gradient for the top layer's states
+        G = be.matmul(dO, self.params["V"]).reshape(top.shape)  # the gradient for the top layer's states
         if masks is not None:
             G *= masks[-1]
         dh0 = xp.empty_like(h0)
@@ -188,14 +193,14 @@ class CharRNN:
             nU, nW, nb = layer_names(k)
             dA, dh0[k - 1] = be.recurrence_backward(G, Hs, h0[k - 1], self.params[nW])
             dAf, Hf = dA.reshape(-1, H), Hs.reshape(-1, H)
-            xp.matmul(dAf[B:].T, Hf[:-B], out=g[nW])  # step t pairs dA[t] with Hs[t-1] ...
-            g[nW] += dA[0].T @ h0[k - 1]  # ... and step 0 with h0
+            be.matmul(dAf[B:].T, Hf[:-B], out=g[nW])  # step t pairs dA[t] with Hs[t-1] ...
+            g[nW] += be.matmul(dA[0].T, h0[k - 1])  # ... and step 0 with h0
             xp.sum(dAf, axis=0, out=g[nb])
             if k == 1:
                 be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size, out=self.layout.stored(g, "U"))
             else:
-                xp.matmul(dAf.T, X.reshape(-1, H), out=g[nU])
-                G = (dAf @ self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
+                be.matmul(dAf.T, X.reshape(-1, H), out=g[nU])
+                G = be.matmul(dAf, self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
                 if masks is not None:
                     G *= masks[k - 2]
         dh0 = dh0[0] if self.layers == 1 else dh0

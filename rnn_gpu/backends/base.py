@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
+from .cpu_threads import CpuThreads, rows_worth_a_thread
 
 ONE_HOT_MAX_ROWS = 256  # above this, scatter-adds sort instead of multiplying by a one-hot matrix
+PROBE_STEPS = 64  # at most this many time steps in the recurrence `parallel` times each way
 
 
 class BackendUnavailable(UsageError, RuntimeError):
@@ -23,6 +25,11 @@ class BackendUnavailable(UsageError, RuntimeError):
 class NumpyBackend:
     name = "numpy"
     xp = np
+    threads = None  # CPU threads at most; None: as many as BLAS uses (cpu_threads.py)
+    _cpu = None
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
 
     # -- moving data -----------------------------------------------------
     def asarray(self, a, dtype=None):
@@ -36,6 +43,45 @@ class NumpyBackend:
 
     def device_name(self) -> str:
         return f"NumPy {np.__version__}, CPU"
+
+    # -- GEMMs and the threads that run them ------------------------------
+    def parallel(self, shape: tuple, dtype="float32"):
+        """A context for one forward or backward pass of T steps over B
+        streams of a width-H model, `shape` = (T, B, H): on the CPU, threads of
+        ours, one per core, or OpenBLAS's, whichever measured faster for this
+        size (cpu_threads.py)."""
+        cpu = self._cpu_threads()
+        T, B, H = shape
+        dtype = np.dtype(dtype)
+        threads = cpu.choose((T, B, H, dtype.str, cpu.available()), 2 * (B // cpu.available()) * H * H,
+                             lambda: self._recurrence_probe(min(T, PROBE_STEPS), B, H, dtype))
+        return cpu.region(threads)
+
+    def _recurrence_probe(self, steps: int, batch: int, hidden: int, dtype):
+        """The forward recurrence at this size, for `parallel`'s choice."""
+        rng = np.random.default_rng(0)
+        P = rng.uniform(-1, 1, (steps, batch, hidden)).astype(dtype)
+        W = (rng.uniform(-1, 1, (hidden, hidden)) / np.sqrt(hidden)).astype(dtype)
+        h0 = np.zeros((batch, hidden), dtype)
+        return lambda: self.recurrence_forward(P, W, h0)
+
+    def matmul(self, a, b, out=None):
+        """a @ b for 2-D arrays, into `out` when given. Every GEMM of the model
+        comes here, so that inside `parallel` each runs on our threads."""
+        if out is None:
+            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
+        return self._cpu_threads().matmul(a, b, out)
+
+    def _over_streams(self, shape: tuple, work) -> None:
+        """work(s) for slices s of the B streams of a (T, B, H) recurrence,
+        which never mixes them: inside `parallel`, one group per thread."""
+        _, B, H = shape
+        self._cpu_threads().run(work, B, rows_worth_a_thread(H, H))
+
+    def _cpu_threads(self) -> CpuThreads:
+        if self._cpu is None:
+            self._cpu = CpuThreads(self.threads)
+        return self._cpu
 
     # -- the sequential part ---------------------------------------------
     def tanh_(self, x):
@@ -57,23 +103,31 @@ class NumpyBackend:
         """Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0.  P: (T, B, H)."""
         xp = self.xp
         Hs = xp.empty_like(P)
-        h = h0
         WT = xp.ascontiguousarray(W.T)  # a row-major operand is the faster GEMM
+        self._over_streams(P.shape, lambda s: self._forward_loop(P[:, s], WT, h0[s], Hs[:, s]))
+        return Hs
+
+    def _forward_loop(self, P, WT, h, Hs):
+        xp = self.xp
         for t in range(P.shape[0]):
             out = Hs[t]
             xp.matmul(h, WT, out=out)
             out += P[t]
             self.tanh_(out)
             h = out
-        return Hs
 
     def recurrence_backward(self, G, Hs, h0, W):
         """dA[t] = (1 - Hs[t]**2) * (G[t] + dA[t+1] @ W), dA[T] = 0.
 
         Returns (dA, dh0) with dh0 = dA[0] @ W.
         """
+        dA = self.xp.empty_like(Hs)
+        self._over_streams(G.shape, lambda s: self._backward_loop(G[:, s], Hs[:, s], W, dA[:, s]))
+        return dA, self.matmul(dA[0], W)
+
+    def _backward_loop(self, G, Hs, W, dA):
         xp = self.xp
-        dA = xp.multiply(Hs, Hs)  # becomes 1 - Hs**2 for all steps at once, then dA in place
+        xp.multiply(Hs, Hs, out=dA)  # becomes 1 - Hs**2 for all steps at once, then dA in place
         xp.subtract(1, dA, out=dA)
         T = G.shape[0]
         step = xp.empty_like(G[0])
@@ -84,7 +138,6 @@ class NumpyBackend:
                 xp.matmul(dA[t + 1], W, out=step)
                 step += G[t]
             dA[t] *= step
-        return dA, dA[0] @ W
 
     # -- the output layer ---------------------------------------------------
     def softmax_cross_entropy_(self, O, targets):
@@ -143,7 +196,7 @@ class NumpyBackend:
         if num_rows <= ONE_HOT_MAX_ROWS:
             onehot = xp.zeros((num_rows, index.size), dtype=values.dtype)
             onehot[index, xp.arange(index.size)] = 1
-            return xp.matmul(onehot, values, out=out)
+            return self.matmul(onehot, values, out=out)
         order = xp.argsort(index, kind="stable")
         sorted_index = index[order]
         starts = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), sorted_index[1:] != sorted_index[:-1]]))
@@ -180,5 +233,5 @@ class KernelBackend(NumpyBackend):
     def recurrence_backward(self, G, Hs, h0, W):
         if self._kernels_fit(G):
             dA = self.kernels.backward(G, Hs, W, self.variant)
-            return dA, dA[0] @ W
+            return dA, self.matmul(dA[0], W)
         return super().recurrence_backward(G, Hs, h0, W)

@@ -7,6 +7,7 @@ base class otherwise.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -82,6 +83,15 @@ class CupyBackend(KernelBackend):
 
     def device_name(self) -> str:
         return cuda_device_name(self.xp)
+
+    def parallel(self, shape: tuple, dtype="float32"):
+        return contextlib.nullcontext()  # the GPU runs each operation in parallel
+
+    def matmul(self, a, b, out=None):
+        return self.xp.matmul(a, b, out=out)
+
+    def _over_streams(self, shape: tuple, work) -> None:
+        work(slice(None))  # one loop over all streams: each step is one launch anyway
 
     def tanh_(self, x):
         return self.xp.tanh(x, out=x)  # one fused kernel on the GPU

@@ -1,0 +1,153 @@
+"""The NumPy backend's own use of the CPU's cores for large steps: threads
+of its own, one per core, each calling a single-threaded BLAS on its share.
+
+Why not let OpenBLAS thread each call, as the backend does for small steps:
+- The recurrence's per-step (B, H) x (H, H) GEMM threads badly: on a 2-core
+  AMD EPYC (2026-12-02) OpenBLAS ran it at (128 x 1024) x (1024 x 1024) at
+  about 108 GFLOP/s on both cores and about 67 on one. The B streams never
+  mix inside a recurrence, so each core can run the whole time loop on its
+  own group of streams, with no synchronisation until the end, and the
+  loop's element-wise work (the tanh, the additions), which NumPy runs on
+  one core, is spread the same way.
+- After a threaded call, OpenBLAS's workers spin on their cores for about
+  2^28 cycles waiting for the next one, so one threaded BLAS call among ours
+  slows the threads of ours that follow it. Inside a region every GEMM
+  therefore runs here: large ones split by rows (measured as fast as
+  OpenBLAS's own threads), small ones on the calling thread.
+- Handing work to a thread costs about 0.2 ms on that machine, more than
+  OpenBLAS's spinning workers take, so a step whose GEMMs are small keeps
+  OpenBLAS's threads.
+
+Which of the two a step size gets is measured (`choose`), once per size in a
+process, like the GPU's kernel variants: at the sizes where ours are tried,
+the recurrence runs a few steps both ways, and ours must be MIN_GAIN faster.
+On that machine they were at (1024, 128), 10 to 15% a training step, and
+within noise at (1024, 96), (1024, 160), (1024, 256), (768, 256), (1536, 64).
+
+Threads: as many as the BLAS library uses when the region starts, so an MPI
+rank limited to one BLAS thread stays on one.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import statistics
+import time
+
+import numpy as np
+
+MIN_PART_FLOPS = 1 << 26  # the least work worth a thread, at about 0.2 ms a hand-over
+MIN_STEP_FLOPS = 1 << 27  # each thread's per-step recurrence GEMM at least this, or ours are not tried
+MIN_GAIN = 1.08  # ours are chosen only when the probe runs at least this much faster on them
+PROBE_ROUNDS = 3
+SPIN_SETTLE_S = 0.12  # OpenBLAS's idle workers spin about 2^28 cycles before they sleep
+
+
+def rows_worth_a_thread(inner: int, columns: int) -> int:
+    """The fewest rows of a GEMM by an (inner, columns) matrix that make a
+    thread's part at least MIN_PART_FLOPS."""
+    return -(-MIN_PART_FLOPS // max(1, 2 * inner * columns))
+
+
+class CpuThreads:
+    def __init__(self, threads: int | None = None):
+        """`threads`: at most this many; None for the BLAS library's count."""
+        self.threads = threads
+        self._count = 1  # threads of the region in progress; 1 outside one
+        self._pool = None
+        self._workers = 0
+        self._chosen: dict = {}
+
+    @functools.cached_property
+    def _blas(self):
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController().select(user_api="blas").lib_controllers
+
+    def available(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return max((lib.num_threads for lib in self._blas), default=1)
+
+    @contextlib.contextmanager
+    def region(self, threads: int):
+        """Inside, `run` and `matmul` use up to `threads` threads of ours and
+        BLAS one; outside (and for threads=1) BLAS threads as it likes. Nested
+        regions keep the outer one."""
+        if threads <= 1 or self._count > 1:
+            yield
+            return
+        libs = [lib for lib in self._blas if lib.num_threads != 1]
+        before = [lib.num_threads for lib in libs]
+        for lib in libs:
+            lib.set_num_threads(1)
+        self._count = threads
+        try:
+            yield
+        finally:
+            self._count = 1
+            for lib, n in zip(libs, before, strict=True):
+                lib.set_num_threads(n)
+
+    def choose(self, key, step_flops: int, make_probe) -> int:
+        """The threads for a step size (`key`): 1 (OpenBLAS's) unless each of
+        ours would get a per-step recurrence GEMM of `step_flops` >=
+        MIN_STEP_FLOPS and the probe (a callable that `make_probe()` returns)
+        runs MIN_GAIN faster in a region of ours than with OpenBLAS's threads.
+        Measured once per key."""
+        if key not in self._chosen:
+            n = self.available()
+            worth_trying = n > 1 and step_flops >= MIN_STEP_FLOPS
+            self._chosen[key] = n if worth_trying and self._faster(make_probe(), n) else 1
+        return self._chosen[key]
+
+    def _faster(self, probe, n: int) -> bool:
+        ours, theirs = [], []
+        for _ in range(PROBE_ROUNDS):
+            time.sleep(SPIN_SETTLE_S)  # so that OpenBLAS's last workers are not timed with ours
+            ours.append(self._timed(probe, n))
+            theirs.append(self._timed(probe, 1))
+        return statistics.median(theirs) >= MIN_GAIN * statistics.median(ours)
+
+    def _timed(self, probe, n: int) -> float:
+        with self.region(n):
+            start = time.perf_counter()
+            probe()
+            return time.perf_counter() - start
+
+    def parts(self, rows: int, min_rows: int = 1) -> list[slice]:
+        """Contiguous, nearly equal slices of range(rows), one per thread of the
+        region, none shorter than `min_rows` (one part when rows are too few)."""
+        n = max(1, min(self._count, rows // max(1, min_rows)))
+        bounds = [rows * i // n for i in range(n + 1)]
+        return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def run(self, work, rows: int, min_rows: int = 1) -> None:
+        """work(part) for each part of range(rows), in parallel; returns when
+        all are done, re-raising a part's exception."""
+        parts = self.parts(rows, min_rows)
+        if len(parts) == 1:
+            work(parts[0])
+            return
+        futures = [self._executor(len(parts) - 1).submit(work, part) for part in parts[1:]]
+        try:
+            work(parts[0])
+        finally:
+            concurrent.futures.wait(futures)  # nothing may still write into the arrays after this returns
+        for future in futures:
+            future.result()
+
+    def matmul(self, a, b, out):
+        """out = a @ b for 2-D arrays, split by the rows of `a` and `out`."""
+        self.run(lambda rows: np.matmul(a[rows], b, out=out[rows]), a.shape[0],
+                 rows_worth_a_thread(a.shape[1], b.shape[1]))
+        return out
+
+    def _executor(self, workers: int):
+        if self._workers < workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="rnn_gpu-cpu")
+            self._workers = workers
+        return self._pool
