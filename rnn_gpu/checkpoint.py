@@ -3,7 +3,7 @@
 Keys: the parameters (`U`, `W`, `V`, `b`, `c`, and `U2`, `W2`, `b2`, ... for
 deeper layers); `vocab_kind` and `vocab_symbols`; `config` (JSON text);
 `format`; and the training state (`step`, `position`, `h`, `opt.*`,
-`elapsed_s`, `rng_state`) for resuming. `h` is (B, H) for one layer and
+`elapsed_s`, `rng_state`, `cpu_threads`) for resuming. `h` is (B, H) for one layer and
 (L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
 anywhere NumPy does.
 """
@@ -42,6 +42,7 @@ class Checkpoint:
     best_val_loss: float | None = None
     elapsed_s: float = 0.0  # training time of the run so far
     rng_state: dict | None = None  # the run's random generator (dropout masks)
+    cpu_threads: list | None = None  # the backend's measured thread choices (backend.threads_chosen)
 
 
 def save_checkpoint(path, ckpt: Checkpoint) -> None:
@@ -57,6 +58,8 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     )
     if ckpt.rng_state is not None:
         arrays["rng_state"] = np.array(json.dumps(ckpt.rng_state))
+    if ckpt.cpu_threads:
+        arrays["cpu_threads"] = np.array(json.dumps(ckpt.cpu_threads))
     if ckpt.h is not None:
         arrays["h"] = np.asarray(ckpt.h)
     if ckpt.best_val_loss is not None:
@@ -113,6 +116,7 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
     params = {k: arrays[k] for k in names}
     _check_shapes(params, len(vocab), p)
     rng_state = json.loads(arrays["rng_state"].item()) if "rng_state" in arrays else None
+    cpu_threads = json.loads(arrays["cpu_threads"].item()) if "cpu_threads" in arrays else None
     return Checkpoint(
         params=params,
         vocab=vocab,
@@ -124,6 +128,7 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         best_val_loss=float(arrays["best_val_loss"]) if "best_val_loss" in arrays else None,
         elapsed_s=float(arrays.get("elapsed_s", 0.0)),
         rng_state=rng_state if isinstance(rng_state, dict) else None,
+        cpu_threads=cpu_threads if isinstance(cpu_threads, list) else None,
     )
 
 

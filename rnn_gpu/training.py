@@ -262,6 +262,7 @@ class Trainer:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
                 if saved.rng_state is not None:
                     self.rng.bit_generator.state = saved.rng_state
+                backend.keep_threads_chosen(saved.cpu_threads)
             except (ValueError, TypeError, KeyError) as exc:
                 raise ckpt_io.CheckpointError(f"cannot resume: {exc}") from None
             self.h = backend.asarray(saved.h[..., self.streams, :], dtype=cfg.dtype)
@@ -324,6 +325,7 @@ class Trainer:
             best_val_loss=self.best_val_loss,
             elapsed_s=elapsed,
             rng_state=self.rng.bit_generator.state,
+            cpu_threads=be.threads_chosen(),
         ))
 
 

@@ -183,3 +183,43 @@ def test_small_steps_and_single_thread_blas_are_never_probed():
         cpu = CpuThreads()
         assert cpu.available() == 1
         assert cpu.choose("rank", cpu_threads.MIN_STEP_FLOPS * 8, never) == 1
+
+
+def test_kept_choices_are_used_without_measuring():
+    def never():
+        raise AssertionError("probed")
+
+    cpu = CpuThreads(threads=2)
+    cpu.keep([[50, 128, 1024, "<f4", 2, 2], "junk", [1], [7, "x"], [3, 0]])
+    assert cpu.choose((50, 128, 1024, "<f4", 2), cpu_threads.MIN_STEP_FLOPS, never) == 2
+    assert cpu.chosen() == [[50, 128, 1024, "<f4", 2, 2]]
+
+
+def test_a_checkpoint_keeps_the_choices(tmp_path):
+    from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from rnn_gpu.data import Vocab
+    from rnn_gpu.model import init_params
+
+    chosen = [[50, 128, 1024, "<f4", 2, 2], [25, 64, 512, "<f4", 2, 1]]
+    save_checkpoint(tmp_path / "c.npz", Checkpoint(init_params(3, 4, seed=0), Vocab("bytes", (97, 98, 99)), {},
+                                                   cpu_threads=chosen))
+    assert load_checkpoint(tmp_path / "c.npz").cpu_threads == chosen
+    save_checkpoint(tmp_path / "old.npz", Checkpoint(init_params(3, 4, seed=0), Vocab("bytes", (97, 98, 99)), {}))
+    assert load_checkpoint(tmp_path / "old.npz").cpu_threads is None
+
+
+def test_a_resumed_run_keeps_the_choice_its_checkpoint_made(corpus_file, tmp_path, monkeypatch):
+    import rnn_gpu
+    from rnn_gpu.checkpoint import load_checkpoint
+
+    monkeypatch.setattr(cpu_threads, "MIN_STEP_FLOPS", 0)  # every size is measured
+    monkeypatch.setattr(cpu_threads.CpuThreads, "available", lambda self: 2)
+    monkeypatch.setattr(cpu_threads.CpuThreads, "_faster", lambda self, probe, n: True)
+    settings = dict(hidden=8, batch=4, seq=6, backend="numpy", eval_every=1000)
+    rnn_gpu.train(corpus_file, tmp_path / "run", steps=4, **settings)
+    first = load_checkpoint(tmp_path / "run").cpu_threads
+    assert first and all(entry[-1] == 2 for entry in first)
+    monkeypatch.setattr(cpu_threads.CpuThreads, "_faster", lambda self, probe, n: False)  # a new measurement says 1
+    rnn_gpu.train(corpus_file, tmp_path / "run", resume=True, steps=8, **settings)
+    after = {tuple(e[:-1]): e[-1] for e in load_checkpoint(tmp_path / "run").cpu_threads}
+    assert all(after[tuple(e[:-1])] == 2 for e in first)

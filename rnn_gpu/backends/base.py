@@ -57,6 +57,15 @@ class NumpyBackend:
                              lambda: self._recurrence_probe(min(T, PROBE_STEPS), B, H, dtype))
         return cpu.region(threads)
 
+    def threads_chosen(self) -> list:
+        """`parallel`'s measured choices, to keep with a checkpoint."""
+        return self._cpu_threads().chosen()
+
+    def keep_threads_chosen(self, chosen) -> None:
+        """Adopts a checkpoint's choices instead of measuring again, so a
+        resumed run rounds as the run it continues did."""
+        self._cpu_threads().keep(chosen)
+
     def _recurrence_probe(self, steps: int, batch: int, hidden: int, dtype):
         """The forward recurrence at this size, for `parallel`'s choice."""
         rng = np.random.default_rng(0)

@@ -39,8 +39,8 @@ import numpy as np
 
 MIN_PART_FLOPS = 1 << 26  # the least work worth a thread, at about 0.2 ms a hand-over
 MIN_STEP_FLOPS = 1 << 27  # each thread's per-step recurrence GEMM at least this, or ours are not tried
-MIN_GAIN = 1.08  # ours are chosen only when the probe runs at least this much faster on them
-PROBE_ROUNDS = 3
+MIN_GAIN = 1.05  # ours are chosen only when the probe runs at least this much faster on them
+PROBE_ROUNDS = 5
 SPIN_SETTLE_S = 0.12  # OpenBLAS's idle workers spin about 2^28 cycles before they sleep
 
 
@@ -101,6 +101,17 @@ class CpuThreads:
             worth_trying = n > 1 and step_flops >= MIN_STEP_FLOPS
             self._chosen[key] = n if worth_trying and self._faster(make_probe(), n) else 1
         return self._chosen[key]
+
+    def chosen(self) -> list:
+        """The choices measured so far, as JSON-ready [key..., threads] lists."""
+        return [[*key, threads] for key, threads in self._chosen.items()]
+
+    def keep(self, chosen) -> None:
+        """Takes earlier choices (from `chosen`) as measured: a resumed run
+        computes as the run it continues did. Malformed entries are ignored."""
+        for entry in chosen or ():
+            if isinstance(entry, list) and len(entry) > 1 and isinstance(entry[-1], int) and entry[-1] >= 1:
+                self._chosen[tuple(entry[:-1])] = entry[-1]
 
     def _faster(self, probe, n: int) -> bool:
         ours, theirs = [], []
