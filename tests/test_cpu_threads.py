@@ -166,8 +166,8 @@ def test_our_threads_are_chosen_only_where_measured_faster(monkeypatch, ours, th
     monkeypatch.setattr(cpu_threads, "SPIN_SETTLE_S", 0)
     cpu = CpuThreads(threads=2)
     probe = FakeProbe(cpu, ours, theirs)
-    assert cpu.choose("size", cpu_threads.MIN_STEP_FLOPS, probe.make) == chosen
-    assert cpu.choose("size", cpu_threads.MIN_STEP_FLOPS, probe.make) == chosen
+    assert cpu.choose("size", 2, cpu_threads.MIN_STEP_FLOPS, probe.make) == chosen
+    assert cpu.choose("size", 2, cpu_threads.MIN_STEP_FLOPS, probe.make) == chosen
     assert probe.made == 1  # measured once per size
 
 
@@ -175,14 +175,14 @@ def test_small_steps_and_single_thread_blas_are_never_probed():
     def never():
         raise AssertionError("probed")
 
-    assert CpuThreads(threads=2).choose("small", cpu_threads.MIN_STEP_FLOPS - 1, never) == 1
-    assert CpuThreads(threads=1).choose("one thread", cpu_threads.MIN_STEP_FLOPS * 8, never) == 1
+    assert CpuThreads(threads=2).choose("small", 2, cpu_threads.MIN_STEP_FLOPS - 1, never) == 1
+    assert CpuThreads(threads=1).choose("one thread", 1, cpu_threads.MIN_STEP_FLOPS * 8, never) == 1
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # as an MPI rank sets it
         cpu = CpuThreads()
         assert cpu.available() == 1
-        assert cpu.choose("rank", cpu_threads.MIN_STEP_FLOPS * 8, never) == 1
+        assert cpu.choose("rank", cpu.available(), cpu_threads.MIN_STEP_FLOPS * 8, never) == 1
 
 
 def test_kept_choices_are_used_without_measuring():
@@ -191,7 +191,7 @@ def test_kept_choices_are_used_without_measuring():
 
     cpu = CpuThreads(threads=2)
     cpu.keep([[50, 128, 1024, "<f4", 2, 2], "junk", [1], [7, "x"], [3, 0]])
-    assert cpu.choose((50, 128, 1024, "<f4", 2), cpu_threads.MIN_STEP_FLOPS, never) == 2
+    assert cpu.choose((50, 128, 1024, "<f4", 2), 2, cpu_threads.MIN_STEP_FLOPS, never) == 2
     assert cpu.chosen() == [[50, 128, 1024, "<f4", 2, 2]]
 
 

@@ -52,8 +52,8 @@ class NumpyBackend:
         size (cpu_threads.py)."""
         cpu = self._cpu_threads()
         T, B, H = shape
-        dtype = np.dtype(dtype)
-        threads = cpu.choose((T, B, H, dtype.str, cpu.available()), 2 * (B // cpu.available()) * H * H,
+        dtype, n = np.dtype(dtype), cpu.available()
+        threads = cpu.choose((T, B, H, dtype.str, n), n, 2 * (B // n) * H * H,
                              lambda: self._recurrence_probe(min(T, PROBE_STEPS), B, H, dtype))
         return cpu.region(threads)
 

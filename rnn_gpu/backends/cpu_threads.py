@@ -90,16 +90,15 @@ class CpuThreads:
             for lib, n in zip(libs, before, strict=True):
                 lib.set_num_threads(n)
 
-    def choose(self, key, step_flops: int, make_probe) -> int:
+    def choose(self, key, threads: int, step_flops: int, make_probe) -> int:
         """The threads for a step size (`key`): 1 (OpenBLAS's) unless each of
-        ours would get a per-step recurrence GEMM of `step_flops` >=
-        MIN_STEP_FLOPS and the probe (a callable that `make_probe()` returns)
-        runs MIN_GAIN faster in a region of ours than with OpenBLAS's threads.
-        Measured once per key."""
+        `threads` of ours would get a per-step recurrence GEMM of `step_flops`
+        >= MIN_STEP_FLOPS and the probe (a callable that `make_probe()`
+        returns) runs MIN_GAIN faster in a region of ours than with OpenBLAS's
+        threads. Measured once per key."""
         if key not in self._chosen:
-            n = self.available()
-            worth_trying = n > 1 and step_flops >= MIN_STEP_FLOPS
-            self._chosen[key] = n if worth_trying and self._faster(make_probe(), n) else 1
+            worth_trying = threads > 1 and step_flops >= MIN_STEP_FLOPS
+            self._chosen[key] = threads if worth_trying and self._faster(make_probe(), threads) else 1
         return self._chosen[key]
 
     def chosen(self) -> list:
@@ -141,7 +140,8 @@ class CpuThreads:
         if len(parts) == 1:
             work(parts[0])
             return
-        futures = [self._executor(len(parts) - 1).submit(work, part) for part in parts[1:]]
+        pool = self._executor(len(parts) - 1)
+        futures = [pool.submit(work, part) for part in parts[1:]]
         try:
             work(parts[0])
         finally:

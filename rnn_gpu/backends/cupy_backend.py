@@ -90,9 +90,6 @@ class CupyBackend(KernelBackend):
     def matmul(self, a, b, out=None):
         return self.xp.matmul(a, b, out=out)
 
-    def _over_streams(self, shape: tuple, work) -> None:
-        work(slice(None))  # one loop over all streams: each step is one launch anyway
-
     def tanh_(self, x):
         return self.xp.tanh(x, out=x)  # one fused kernel on the GPU
 
