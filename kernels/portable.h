@@ -16,6 +16,8 @@
  * DYNAMIC_SHARED_ARG last in their parameters and open with
  * DYNAMIC_SHARED_DECL. The buffer starts 16-byte aligned.
  *
+ * MUL_HI(a, b): the high 32 bits of the 64-bit product of two unsigned ints.
+ *
  * LOAD4(p) reads four consecutive reals from shared memory as a real4 (one
  * 128-bit load in float); p must be 16-byte aligned. COMPONENT(v, j) is
  * v.x, v.y, v.z or v.w for a constant j.
@@ -75,6 +77,7 @@ typedef long idx_t;
 #define ATOMIC_EXCHANGE(p, v) atomic_xchg((volatile __global unsigned int *)(p), (v))
 #define LOAD_FROM_OTHER_BLOCKS(p) (*(p))
 #define TANH(x) tanh(x)
+#define MUL_HI(a, b) mul_hi((uint)(a), (uint)(b))
 #define DYNAMIC_SHARED_ARG , __local real *dynamic_shared
 #define DYNAMIC_SHARED_DECL
 #define LAUNCH_BOUNDS(threads)
@@ -123,6 +126,7 @@ typedef long long idx_t;
 #define ATOMIC_EXCHANGE(p, v) atomicExch((unsigned int *)(p), (v))
 /* Written by another block during this launch: read through L2, not L1. */
 #define LOAD_FROM_OTHER_BLOCKS(p) __ldcg(p)
+#define MUL_HI(a, b) __umulhi((unsigned int)(a), (unsigned int)(b))
 #define DYNAMIC_SHARED_ARG
 #define DYNAMIC_SHARED_DECL                                                  \
     extern __shared__ __align__(16) unsigned char dynamic_shared_bytes[];    \

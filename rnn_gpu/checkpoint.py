@@ -3,9 +3,11 @@
 Keys: the parameters (`U`, `W`, `V`, `b`, `c`, and `U2`, `W2`, `b2`, ... for
 deeper layers); `vocab_kind` and `vocab_symbols`; `config` (JSON text);
 `format`; and the training state (`step`, `position`, `h`, `opt.*`,
-`elapsed_s`, `rng_state`, `cpu_threads`) for resuming. `h` is (B, H) for one layer and
+`elapsed_s`, `cpu_threads`) for resuming. `h` is (B, H) for one layer and
 (L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
-anywhere NumPy does.
+anywhere NumPy does. Dropout masks follow from the seed and the step
+(rnn_gpu/dropout.py), so nothing of them is saved; the `rng_state` of
+checkpoints from versions that drew them from a generator is ignored.
 """
 from __future__ import annotations
 
@@ -41,7 +43,6 @@ class Checkpoint:
     optimizer_state: dict = field(default_factory=dict)
     best_val_loss: float | None = None
     elapsed_s: float = 0.0  # training time of the run so far
-    rng_state: dict | None = None  # the run's random generator (dropout masks)
     cpu_threads: list | None = None  # the backend's measured thread choices (backend.threads_chosen)
 
 
@@ -56,8 +57,6 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         position=np.array(ckpt.position, dtype=np.int64),
         elapsed_s=np.array(ckpt.elapsed_s, dtype=np.float64),
     )
-    if ckpt.rng_state is not None:
-        arrays["rng_state"] = np.array(json.dumps(ckpt.rng_state))
     if ckpt.cpu_threads:
         arrays["cpu_threads"] = np.array(json.dumps(ckpt.cpu_threads))
     if ckpt.h is not None:
@@ -115,7 +114,6 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
     names = param_shapes(len(vocab), 1, layers_in(arrays)).keys()
     params = {k: arrays[k] for k in names}
     _check_shapes(params, len(vocab), p)
-    rng_state = json.loads(arrays["rng_state"].item()) if "rng_state" in arrays else None
     cpu_threads = json.loads(arrays["cpu_threads"].item()) if "cpu_threads" in arrays else None
     return Checkpoint(
         params=params,
@@ -127,7 +125,6 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         optimizer_state={k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
         best_val_loss=float(arrays["best_val_loss"]) if "best_val_loss" in arrays else None,
         elapsed_s=float(arrays.get("elapsed_s", 0.0)),
-        rng_state=rng_state if isinstance(rng_state, dict) else None,
         cpu_threads=cpu_threads if isinstance(cpu_threads, list) else None,
     )
 

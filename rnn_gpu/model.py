@@ -7,7 +7,10 @@ streams of T steps.
     loss = mean over all T*B positions of -log p_t[target_t]
 
 With dropout, the inputs of layers 2..L and of the output layer are
-multiplied by masks (inverted dropout, never the recurrent connection).
+multiplied by masks (inverted dropout, never the recurrent connection): the
+mask on layer k's states is the backend's `dropout` of a key
+(`rnn_gpu.dropout.Dropout`) and k, recomputed or kept for the backward pass
+as the backend does best; the model holds no random state.
 
 Only each layer's H x H recurrence is sequential (`backend.recurrence_*`);
 every other operation is one large array operation over all T*B positions.
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dropout import Dropout
 from .layout import PARAM_NAMES, FlatLayout, layer_names, layers_in, param_shapes, state_shape
 
-__all__ = ["PARAM_NAMES", "CharRNN", "dropout_masks", "init_params"]
+__all__ = ["PARAM_NAMES", "CharRNN", "Dropout", "init_params"]
 
 
 def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -> dict[str, np.ndarray]:
@@ -46,25 +50,6 @@ def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -
         params[W] = uniform((H, H), H)
     shapes = param_shapes(vocab_size, H, layers)
     return {k: params[k] if k in params else np.zeros(shapes[k]) for k in shapes}
-
-
-def dropout_masks(rng: np.random.Generator, p: float, layers: int, shape: tuple, backend, dtype,
-                  streams: slice = slice(None)):
-    """One inverted-dropout mask per dropped input (layers 2..L, then the
-    output layer), each `shape` = (T, B, H) of 0 or 1/(1-p), or None when
-    p is 0. Drawn on the host from `rng` for all B streams, so a run is the
-    same on every backend and for any split of the streams; `streams` keeps
-    the ones this process computes."""
-    if p == 0:
-        return None
-    scale = np.dtype(dtype).type(1 / (1 - p))
-    masks = []
-    for _ in range(layers):
-        keep = rng.random(shape, dtype=np.float32)[:, streams] >= p
-        mask = backend.asarray(keep).astype(dtype)
-        mask *= scale
-        masks.append(mask)
-    return masks
 
 
 class CharRNN:
@@ -105,29 +90,31 @@ class CharRNN:
         return state_shape(self.layers, batch, self.hidden_size)
 
     # -- forward pieces shared by training and evaluation ------------------
-    def _layer_input(self, k, inputs, below, masks):
-        """P = Uk x + bk for all T*B positions at once, and x itself (None
-        for layer 1, whose one-hot inputs are a gather of U's columns)."""
+    def _layer_input(self, k, inputs, X):
+        """P = Uk X + bk for all T*B positions at once (for layer 1, whose
+        one-hot inputs are a gather of U's columns, X is None)."""
         xp, H = self.backend.xp, self.hidden_size
         U, _, b = (self.params[n] for n in layer_names(k))
         if k == 1:
             P = xp.take(self.layout.stored(self.params, "U"), inputs, axis=0)  # rows of U's transpose: no one-hot GEMM
-            X = None
         else:
-            X = below if masks is None else below * masks[k - 2]
             P = self.backend.matmul(X.reshape(-1, H), U.T).reshape(X.shape)
         P += b
-        return P, X
+        return P
 
-    def _forward(self, inputs, h0, masks):
-        """Each layer's (input, states), and the output layer's input."""
-        layers, below = [], None
+    def _forward(self, inputs, h0, dropout):
+        """Each layer's (input, states), the output layer's input, and what
+        the backend saved of each dropout mask for the backward pass."""
+        layers, X, saved = [], None, []
         for k in range(1, self.layers + 1):
-            P, X = self._layer_input(k, inputs, below, masks)
-            below = self.backend.recurrence_forward(P, self.params[layer_names(k)[1]], h0[k - 1])
-            layers.append((X, below))
-        top = below if masks is None else below * masks[-1]
-        return layers, top
+            Hs = self.backend.recurrence_forward(self._layer_input(k, inputs, X), self.params[layer_names(k)[1]],
+                                                 h0[k - 1])
+            layers.append((X, Hs))
+            X = Hs
+            if dropout is not None:  # the input of the layer above, or of the output layer
+                X, mask = self.backend.dropout(Hs, dropout, k)
+                saved.append(mask)
+        return layers, X, saved
 
     def _logits(self, top):
         O = self.backend.matmul(top.reshape(-1, self.hidden_size), self.params["V"].T)
@@ -139,6 +126,13 @@ class CharRNN:
         return h[0] if self.layers == 1 else h
 
     # -- public API ---------------------------------------------------------
+    @staticmethod
+    def _dropout(dropout):
+        """The key of the masks to apply, or None for none."""
+        if dropout is not None and not isinstance(dropout, Dropout):
+            raise TypeError(f"dropout= takes an rnn_gpu.dropout.Dropout or None, not {type(dropout).__name__}")
+        return dropout if dropout is not None and dropout.p > 0 else None
+
     def prepare(self, inputs, targets, h0):
         """Device arrays; h0 as (L, B, H) whatever the depth."""
         be = self.backend
@@ -150,34 +144,34 @@ class CharRNN:
             raise ValueError(f"h0 has shape {h0.shape}, expected {expected}")
         return inputs, targets, h0.reshape(self.layers, *h0.shape[-2:])
 
-    def loss(self, inputs, targets, h0, masks=None):
+    def loss(self, inputs, targets, h0, dropout=None):
         """Mean NLL (nats) and the last hidden state, without gradients."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
         with self.backend.parallel((*inputs.shape, self.hidden_size), self.dtype):
-            layers, top = self._forward(inputs, h0, masks)
+            layers, top, _ = self._forward(inputs, h0, self._dropout(dropout))
             loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
         return float(loss), self._last_state(layers)
 
-    def loss_and_grads(self, inputs, targets, h0, masks=None):
+    def loss_and_grads(self, inputs, targets, h0, dropout=None):
         """inputs, targets: (T, B) integers; h0: (B, H), or (L, B, H) for L > 1.
 
         Returns (loss, grads, h_last): the mean NLL in nats as a float, the
         gradients of that mean (`self.grads`: views into `self.grad_flat`,
-        overwritten by the next call) and the last hidden state. `masks`:
-        dropout masks as `dropout_masks` makes them, None for none.
+        overwritten by the next call) and the last hidden state. `dropout`:
+        an `rnn_gpu.dropout.Dropout` naming the masks, None (or p = 0) for none.
         """
-        loss, grads, _, h_last = self.loss_and_grads_with_h0(inputs, targets, h0, masks)
+        loss, grads, _, h_last = self.loss_and_grads_with_h0(inputs, targets, h0, dropout)
         return loss, grads, h_last
 
-    def loss_and_grads_with_h0(self, inputs, targets, h0, masks=None):
+    def loss_and_grads_with_h0(self, inputs, targets, h0, dropout=None):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
         with self.backend.parallel((*inputs.shape, self.hidden_size), self.dtype):
-            return self._loss_and_grads(inputs, targets, h0, masks)
+            return self._loss_and_grads(inputs, targets, h0, self._dropout(dropout))
 
-    def _loss_and_grads(self, inputs, targets, h0, masks):
+    def _loss_and_grads(self, inputs, targets, h0, dropout):
         be, xp, H, g = self.backend, self.backend.xp, self.hidden_size, self.grads
-        layers, top = self._forward(inputs, h0, masks)
+        layers, top, saved = self._forward(inputs, h0, dropout)
         B = top.shape[1]
         dO = self._logits(top)
         loss = be.softmax_cross_entropy_(dO, targets)  # dO: the gradient for the logits
@@ -185,8 +179,8 @@ class CharRNN:
         be.matmul(dO.T, top.reshape(-1, H), out=g["V"])
         xp.sum(dO, axis=0, out=g["c"])
         G = be.matmul(dO, self.params["V"]).reshape(top.shape)  # the gradient for the top layer's states
-        if masks is not None:
-            G *= masks[-1]
+        if dropout is not None:
+            be.dropout_grad_(G, dropout, self.layers, saved[-1])
         dh0 = xp.empty_like(h0)
         for k in range(self.layers, 0, -1):
             X, Hs = layers[k - 1]
@@ -201,8 +195,8 @@ class CharRNN:
             else:
                 be.matmul(dAf.T, X.reshape(-1, H), out=g[nU])
                 G = be.matmul(dAf, self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
-                if masks is not None:
-                    G *= masks[k - 2]
+                if dropout is not None:
+                    be.dropout_grad_(G, dropout, k - 1, saved[k - 2])
         dh0 = dh0[0] if self.layers == 1 else dh0
         return float(loss), g, dh0, self._last_state(layers)
 

@@ -17,11 +17,12 @@ from .backends import BACKEND_NAMES, get_backend
 from .checks import MAX_SEED, real_in, whole
 from .corpus import Corpus, load_corpus
 from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
+from .dropout import Dropout
 from .errors import UsageError
 from .fileio import check_writable, lock_directory, make_directory, remove_file
 from .layout import layers_in, state_shape
 from .metrics import MetricsLog
-from .model import CharRNN, dropout_masks
+from .model import CharRNN
 from .optim import DEFAULT_LR, all_finite, clip_elementwise, clip_global_norm, make_optimizer
 from .parallel import SingleCommunicator
 from .prepare import as_specs
@@ -31,7 +32,6 @@ from .schedule import LRSchedule
 # What a resumed run takes from its checkpoint rather than from the command line.
 MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup", "min_lr", "clip",
                 "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "include", "exclude", "dtype", "seed")
-DROPOUT_STREAM = 1  # the run's generator is seeded with (seed, this); initialisation uses the seed alone
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
 # Signals that end a run after the step in progress, its checkpoint written; the first listed wins if several came.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -250,7 +250,6 @@ class Trainer:
                              layers=cfg.layers, reserve=len(EXCHANGED))
         self.optimizer = make_optimizer(cfg.optimizer, self.model, cfg.learning_rate)
         self.schedule = cfg.schedule()
-        self.rng = np.random.default_rng([cfg.seed, DROPOUT_STREAM])  # dropout masks, the same on every rank
         ids, xp = device_ids(backend, corpus.train)
         self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp,
                                   streams=self.streams)
@@ -260,8 +259,6 @@ class Trainer:
         if saved:
             try:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
-                if saved.rng_state is not None:
-                    self.rng.bit_generator.state = saved.rng_state
                 backend.keep_threads_chosen(saved.cpu_threads)
             except (ValueError, TypeError, KeyError) as exc:
                 raise ckpt_io.CheckpointError(f"cannot resume: {exc}") from None
@@ -277,9 +274,7 @@ class Trainer:
         window, reset = self.stream.next()
         if reset:
             self.h = model.zero_state(self.local_batch)
-        masks = dropout_masks(self.rng, cfg.dropout, model.layers, (cfg.seq, cfg.batch, model.hidden_size),
-                              be, model.dtype, self.streams)
-        loss, _, h = model.loss_and_grads(window[:-1], window[1:], self.h, masks)
+        loss, _, h = model.loss_and_grads(window[:-1], window[1:], self.h, self.dropout(self.step + 1))
         time_up = cfg.time is not None and elapsed >= cfg.time
         model.grad_extra[...] = be.asarray([loss, *(signal_received == s for s in STOP_SIGNALS), time_up],
                                            dtype=model.dtype)
@@ -305,6 +300,12 @@ class Trainer:
         self.h = h
         return result
 
+    def dropout(self, step: int) -> Dropout | None:
+        """The masks of training step `step` (counting from 1) for this
+        rank's streams: a function of the seed and the step alone, so a
+        resumed run needs nothing more and every rank split draws the same."""
+        return Dropout(self.cfg.dropout, self.cfg.seed, step, self.streams.start) if self.cfg.dropout else None
+
     def checkpoint(self, path: Path, elapsed: float) -> None:
         """Collective: the hidden states are gathered in rank order into the
         (layers, B, H) array one process would hold; rank 0 writes."""
@@ -324,7 +325,6 @@ class Trainer:
             optimizer_state={k: be.to_host(v) for k, v in self.optimizer.state_dict().items()},
             best_val_loss=self.best_val_loss,
             elapsed_s=elapsed,
-            rng_state=self.rng.bit_generator.state,
             cpu_threads=be.threads_chosen(),
         ))
 

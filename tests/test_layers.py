@@ -7,13 +7,18 @@ from conftest import numerical_gradient
 
 from rnn_gpu import CharRNN
 from rnn_gpu.backends import NumpyBackend
+from rnn_gpu.dropout import Dropout, mask
 from rnn_gpu.layout import FlatLayout, layer_names, layers_in, param_shapes
-from rnn_gpu.model import dropout_masks
 
 
-def random_masks(rng, p, layers, shape):
-    """Fixed inverted-dropout masks, drawn here rather than by the model."""
-    return [(rng.random(shape) >= p) / (1 - p) for _ in range(layers)]
+def random_dropout(rng, p):
+    """A fresh dropout key: masks the model never saw before."""
+    return Dropout(p, int(rng.integers(1 << 32)), int(rng.integers(1, 1 << 40)), int(rng.integers(1000)))
+
+
+def masks_of(drop, layers, shape):
+    """The masks a dropout key names, made here by the NumPy reference, for the plain loop."""
+    return [mask(drop, k, shape, np.float64) for k in range(1, layers + 1)]
 
 
 def random_model(backend, rng, V, H, layers, dtype="float64"):
@@ -29,17 +34,17 @@ def test_stacked_gradients_match_finite_differences(backend, rng, layers, dropou
     model = random_model(backend, rng, V, H, layers)
     inputs, targets = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
     h0 = rng.uniform(-0.5, 0.5, size=(layers, B, H))
-    masks = None if dropout == 0 else [backend.asarray(m) for m in random_masks(rng, dropout, layers, (T, B, H))]
-    loss, grads, dh0, _ = model.loss_and_grads_with_h0(inputs, targets, h0, masks)
+    drop = None if dropout == 0 else random_dropout(rng, dropout)
+    loss, grads, dh0, _ = model.loss_and_grads_with_h0(inputs, targets, h0, drop)
     analytic = {k: backend.to_host(g).copy() for k, g in grads.items()}
     dh0 = backend.to_host(dh0).copy()
-    assert loss == pytest.approx(model.loss(inputs, targets, h0, masks)[0], rel=1e-12)
+    assert loss == pytest.approx(model.loss(inputs, targets, h0, drop)[0], rel=1e-12)
     host = {k: backend.to_host(v).copy() for k, v in model.params.items()}
 
     def loss_now():
         for k, view in model.params.items():
             view[...] = backend.asarray(host[k])
-        return model.loss(inputs, targets, h0, masks)[0]
+        return model.loss(inputs, targets, h0, drop)[0]
 
     assert set(analytic) == set(param_shapes(V, H, layers))
     for k in analytic:
@@ -79,14 +84,13 @@ def test_two_layers_match_a_plain_loop(backend, rng, dropout):
     model = random_model(backend, rng, V, H, L)
     inputs, targets = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
     h0 = rng.uniform(-0.5, 0.5, size=(L, B, H))
-    masks = None if dropout == 0 else random_masks(rng, dropout, L, (T, B, H))
-    device_masks = masks and [backend.asarray(m) for m in masks]
-    loss, h_last = model.loss(inputs, targets, h0, device_masks)
+    drop = None if dropout == 0 else random_dropout(rng, dropout)
+    loss, h_last = model.loss(inputs, targets, h0, drop)
     host = {k: backend.to_host(v) for k, v in model.params.items()}
-    ref_loss, ref_h = reference_stacked_loop(host, L, inputs, targets, h0, masks)
+    ref_loss, ref_h = reference_stacked_loop(host, L, inputs, targets, h0, drop and masks_of(drop, L, (T, B, H)))
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     np.testing.assert_allclose(backend.to_host(h_last), ref_h, rtol=1e-12, atol=1e-14)
-    loss2, _, h2 = model.loss_and_grads(inputs, targets, h0, device_masks)
+    loss2, _, h2 = model.loss_and_grads(inputs, targets, h0, drop)
     assert loss2 == pytest.approx(ref_loss, rel=1e-12)
     np.testing.assert_allclose(backend.to_host(h2), ref_h, rtol=1e-12, atol=1e-14)
 
@@ -174,20 +178,6 @@ def test_a_deeper_model_keeps_the_first_layer_and_head_of_a_shallower_one():
         assert np.array_equal(one.params[k], three.params[k]), k
     assert not np.array_equal(three.params["W2"], three.params["W3"])
     assert layers_in(three.params) == 3 and layers_in(one.params) == 1
-
-
-def test_dropout_masks_are_reproducible_scaled_and_split_by_stream(rng):
-    be, p, shape = NumpyBackend(), 0.3, (6, 8, 50)
-    seed = int(rng.integers(1 << 30))
-    full = dropout_masks(np.random.default_rng(seed), p, 2, shape, be, np.float32)
-    again = dropout_masks(np.random.default_rng(seed), p, 2, shape, be, np.float32)
-    assert len(full) == 2 and all(np.array_equal(a, b) for a, b in zip(full, again, strict=True))
-    assert set(np.unique(full[0])) == {np.float32(0), np.float32(1 / (1 - p))}
-    assert abs((full[0] == 0).mean() - p) < 0.05
-    assert not np.array_equal(full[0], full[1])
-    half = dropout_masks(np.random.default_rng(seed), p, 2, shape, be, np.float32, streams=slice(4, 8))
-    assert all(np.array_equal(h, f[:, 4:8]) for h, f in zip(half, full, strict=True))
-    assert dropout_masks(np.random.default_rng(seed), 0.0, 2, shape, be, np.float32) is None
 
 
 def test_flat_layout_round_trips_any_shapes(rng):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dropout
 from ..errors import UsageError
 from .cpu_threads import CpuThreads, rows_worth_a_thread
 
@@ -166,6 +167,25 @@ class NumpyBackend:
         O /= N
         return loss
 
+    # -- dropout (rnn_gpu/dropout.py) --------------------------------------
+    # The backward pass applies the forward pass's mask again: kept from the
+    # forward pass (here: on the CPU, keeping costs a multiply where
+    # recomputing costs the hash again) or recomputed from its key.
+    keep_dropout_masks = True
+
+    def dropout(self, x, drop, layer: int):
+        """(y, saved): y = x (T, B, H) times layer `layer`'s mask of `drop`,
+        a new array; `saved` is what `dropout_grad_` takes to apply it again."""
+        mask = self._dropout_mask(drop, layer, x.shape, x.dtype)
+        return x * mask, mask if self.keep_dropout_masks else None
+
+    def dropout_grad_(self, G, drop, layer: int, saved) -> None:
+        """G *= the mask `dropout` applied, in place."""
+        G *= saved if saved is not None else self._dropout_mask(drop, layer, G.shape, G.dtype)
+
+    def _dropout_mask(self, drop, layer: int, shape: tuple, dtype):
+        return self.asarray(dropout.mask(drop, layer, shape, dtype))
+
     # -- optimiser updates, in place, over the whole flat buffer at once -------
     def adagrad_update(self, p, g, mem, lr, eps, clip=None):
         xp = self.xp
@@ -244,3 +264,19 @@ class KernelBackend(NumpyBackend):
             dA = self.kernels.backward(G, Hs, W, self.variant)
             return dA, self.matmul(dA[0], W)
         return super().recurrence_backward(G, Hs, h0, W)
+
+    @property
+    def keep_dropout_masks(self) -> bool:
+        """The kernels recompute the mask in the backward pass: on a GPU that
+        costs arithmetic only, where keeping it costs its memory and traffic."""
+        return not self.use_kernels
+
+    def dropout(self, x, drop, layer: int):
+        if not self.use_kernels:
+            return super().dropout(x, drop, layer)
+        return self.kernels.dropout(x, drop, layer), None
+
+    def dropout_grad_(self, G, drop, layer: int, saved) -> None:
+        if saved is not None or not self.use_kernels:
+            return super().dropout_grad_(G, drop, layer, saved)
+        self.kernels.dropout(G, drop, layer, out=G)

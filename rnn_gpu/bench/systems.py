@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends import BackendUnavailable, get_backend
-from ..model import CharRNN, dropout_masks
+from ..dropout import Dropout
+from ..model import CharRNN
 from ..optim import Adagrad
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
 
@@ -54,11 +55,12 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
         optimizer = Adagrad(model.layout, 0.1, backend, model.dtype)
         rng = np.random.default_rng(seed)
         data = backend.asarray(rng.integers(0, vocab, size=(T + 1, B)))
-        state = {"h": model.zero_state(B)}
+        state = {"h": model.zero_state(B), "step": 0}
 
         def step():
-            masks = dropout_masks(rng, dropout, layers, (T, B, H), backend, model.dtype)
-            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"], masks)
+            state["step"] += 1
+            drop = Dropout(dropout, seed, state["step"])
+            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"], drop)
             optimizer.step(model.flat, model.grad_flat, clip=5.0)
 
         return System(name, step, backend.synchronize, B * T, backend, backend.device_name())

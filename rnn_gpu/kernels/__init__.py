@@ -24,7 +24,7 @@ SOURCE_FILE = "recurrence.cu"
 KERNEL_NAMES = ("recurrence_small", "recurrence_tiled", "recurrence_units")
 # Every kernel source and the kernels it defines.
 SOURCES = {SOURCE_FILE: KERNEL_NAMES, "softmax_cross_entropy.cu": ("softmax_cross_entropy",),
-           "selftest.cu": ("group_sum_test",)}
+           "selftest.cu": ("group_sum_test",), "dropout.cu": ("dropout_apply", "dropout_hashes")}
 TILE_ROWS = 4  # batch rows per thread
 TILE_UNITS = 4  # hidden units per thread: a multiple of 4
 SMALL_K = 32  # weights per thread held in registers by recurrence_small

@@ -9,6 +9,9 @@ import numpy as np
 
 from .plan import DEFAULT_TILE, DeviceLimits, Plan, candidates
 
+DROPOUT_SOURCE = "dropout.cu"
+DROPOUT_LANES = 32  # threads per (t, stream) row: kernels/dropout.cu's DROPOUT_LANES
+
 
 def per_instance_cache(method):
     """Memoizes a method in a dict on its instance, so the cache lives and
@@ -93,6 +96,34 @@ class KernelRunner:
                           [dO, self._input(targets, np.int64), d_row_loss, np.int32(N), np.int32(V)])
         self._result(dO, O, O)
         return self._result(d_row_loss, row_loss, None).sum() / N
+
+    def dropout(self, x, drop, layer: int, out=None):
+        """kernels/dropout.cu: x (T, B, H) times layer `layer`'s dropout mask
+        of `drop` (rnn_gpu.dropout), into `out` (x itself: in place)."""
+        if out is not None and (out.shape != x.shape or not out.flags.c_contiguous):
+            raise ValueError("dropout writes a contiguous array of the input's shape")
+        T, B, H = x.shape
+        dY = self._output(x, out)
+        dX = dY if out is x else self._input(x, x.dtype)
+        args = [dX, dY, *int32s((T * B, B, H)), *self._dropout_key(drop, layer), np.uint32(drop.threshold),
+                drop.scale(x.dtype)]
+        self._launch_rows("dropout_apply", DROPOUT_SOURCE, x.dtype, T * B * DROPOUT_LANES, args)
+        return self._result(dY, x, out)
+
+    def dropout_hashes(self, drop, layer: int, shape: tuple):
+        """The mask's 32-bit hashes, (T, B, ceil(H/2)) uint32, as
+        rnn_gpu.dropout.pair_hashes computes them (for the tests)."""
+        T, B, H = shape
+        like = self.xp.empty((T, B, (H + 1) // 2), dtype=np.uint32)
+        dOut = self._output(like, None)
+        self._launch_rows("dropout_hashes", DROPOUT_SOURCE, np.float32, T * B * DROPOUT_LANES,
+                          [dOut, *int32s((T * B, B, H)), *self._dropout_key(drop, layer)])
+        return self._result(dOut, like, None)
+
+    @staticmethod
+    def _dropout_key(drop, layer: int) -> tuple:
+        """first_stream, seed, layer, step_lo, step_hi: the kernels' unsigned arguments."""
+        return tuple(np.uint32(v) for v in (drop.first_stream, drop.seed, layer, *drop.counter_words()))
 
     def forward(self, P, W, h0, variant=None, plan=None, out=None):
         """Hs with Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0."""
