@@ -272,11 +272,11 @@ class KernelBackend(NumpyBackend):
         return not self.use_kernels
 
     def dropout(self, x, drop, layer: int):
-        if not self.use_kernels:
+        if self.keep_dropout_masks:
             return super().dropout(x, drop, layer)
         return self.kernels.dropout(x, drop, layer), None
 
     def dropout_grad_(self, G, drop, layer: int, saved) -> None:
-        if saved is not None or not self.use_kernels:
+        if saved is not None:
             return super().dropout_grad_(G, drop, layer, saved)
         self.kernels.dropout(G, drop, layer, out=G)
