@@ -6,8 +6,9 @@ that a busy machine slows them alike.
   (NumPy's Generator, float32 uniforms against p, all B streams), applied
   in the forward pass (a masked copy of each layer's states) and again in
   the backward pass (G *= mask);
-- `counter, kept`: the NumPy backend's `dropout` and `dropout_grad_` (the
-  counter-based masks, the forward pass's mask kept for the backward pass);
+- `counter, kept`: the backend's `dropout` and `dropout_grad_` (the
+  counter-based masks, the forward pass's mask kept for the backward pass;
+  `--backend opencl`: on the kernels, which make the masks);
 - `counter, recomputed`: the same with the mask recomputed for the backward pass;
 - and the masks alone, for the choice of hash: the host generator, the
   chosen hash, and Philox4x32-10 for every unit at 16 and at 32 bits a decision.
@@ -26,8 +27,7 @@ import time
 
 import numpy as np
 
-from rnn_gpu import dropout
-from rnn_gpu.backends import NumpyBackend
+from rnn_gpu import dropout, get_backend
 from rnn_gpu.dropout import Dropout
 
 
@@ -54,12 +54,12 @@ def philox_per_unit(drop: Dropout, layer: int, shape: tuple, bits: int) -> np.nd
     return values >= (drop.threshold if bits == 16 else np.uint32(round(drop.p * 2**32)))
 
 
-def make_variants(shape: tuple, layers: int, p: float, dtype):
+def make_variants(shape: tuple, layers: int, p: float, dtype, backend: str = "numpy"):
     rng = np.random.default_rng(0)
     states = [rng.uniform(-1, 1, shape).astype(dtype) for _ in range(layers)]
     grads = [rng.normal(size=shape).astype(dtype) for _ in range(layers)]
     generator = np.random.default_rng(1)
-    be = NumpyBackend()
+    be = get_backend(backend)
     step = [0]
 
     def key():
@@ -121,17 +121,20 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--backend", choices=("numpy", "opencl"), default="numpy",
+                        help="the backend whose dropout ops the counter rows time")
     args = parser.parse_args(argv)
     shape = (args.seq, args.batch, args.hidden)
-    results = measure(make_variants(shape, args.layers, args.dropout, np.float32), args.rounds)
+    results = measure(make_variants(shape, args.layers, args.dropout, np.float32, args.backend), args.rounds)
     base = {"": results["host generator"], "masks only: ": results["masks only: host generator"]}
     for name, r in results.items():
         reference = base["masks only: " if name.startswith("masks only: ") else ""]
         r.update(min_ratio=r["min_ms"] / reference["min_ms"], median_ratio=r["median_ms"] / reference["median_ms"])
-    print(json.dumps({"T_B_H": shape, "layers": args.layers, "dropout": args.dropout, "dtype": "float32",
-                      "rounds": args.rounds, "machine": f"{platform.processor() or platform.machine()}, "
-                      f"{os.cpu_count()} CPUs", "load_average": os.getloadavg(), "numpy": np.__version__,
-                      "ms_per_step": results}, indent=1))
+    report = {"T_B_H": shape, "layers": args.layers, "backend": args.backend, "dropout": args.dropout,
+              "dtype": "float32", "rounds": args.rounds, "numpy": np.__version__,
+              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+              "load_average": os.getloadavg(), "ms_per_step": results}
+    print(json.dumps(report, indent=1))
     return 0
 
 

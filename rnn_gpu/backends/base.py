@@ -177,11 +177,14 @@ class NumpyBackend:
         """(y, saved): y = x (T, B, H) times layer `layer`'s mask of `drop`,
         a new array; `saved` is what `dropout_grad_` takes to apply it again."""
         mask = self._dropout_mask(drop, layer, x.shape, x.dtype)
-        return x * mask, mask if self.keep_dropout_masks else None
+        return x * mask, mask if self._keeps_dropout_masks() else None
 
     def dropout_grad_(self, G, drop, layer: int, saved) -> None:
         """G *= the mask `dropout` applied, in place."""
         G *= saved if saved is not None else self._dropout_mask(drop, layer, G.shape, G.dtype)
+
+    def _keeps_dropout_masks(self) -> bool:
+        return self.keep_dropout_masks
 
     def _dropout_mask(self, drop, layer: int, shape: tuple, dtype):
         return self.asarray(dropout.mask(drop, layer, shape, dtype))
@@ -265,14 +268,15 @@ class KernelBackend(NumpyBackend):
             return dA, self.matmul(dA[0], W)
         return super().recurrence_backward(G, Hs, h0, W)
 
-    @property
-    def keep_dropout_masks(self) -> bool:
-        """The kernels recompute the mask in the backward pass: on a GPU that
-        costs arithmetic only, where keeping it costs its memory and traffic."""
-        return not self.use_kernels
+    # The kernels recompute the mask in the backward pass: on a GPU that costs
+    # arithmetic only, where keeping it costs its memory and its traffic.
+    keep_dropout_masks = False
+
+    def _keeps_dropout_masks(self) -> bool:
+        return self.keep_dropout_masks or not self.use_kernels  # without kernels the host's mask is kept
 
     def dropout(self, x, drop, layer: int):
-        if self.keep_dropout_masks:
+        if self._keeps_dropout_masks():
             return super().dropout(x, drop, layer)
         return self.kernels.dropout(x, drop, layer), None
 
