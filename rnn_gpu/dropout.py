@@ -23,19 +23,21 @@ the probability p' actually used, so the mask's expectation is exactly 1.
 Why this hash. Philox4x32-10 (Salmon et al. 2011; cuRAND, PyTorch and JAX
 use it) gives each (t, stream) row 128 independent bits; a cheap bijective
 mix of the unit index under the row's key spreads them over the units. On
-the 2-core development machine (2026-12-04, 2 layers at T=64, B=32, H=384,
-`python -m bench.dropout_masks`), Philox for every unit (even at 16 bits a
-decision) cost about 1.2x the host generator it replaces, with 32-bit
-decisions about 2.3x; this construction costs under half of it, because
-only T x B Philox calls run and each unit pair costs nine vectorised 32-bit
-operations. It passes the statistical checks of tests/test_dropout.py
-(keep rate, and no correlation between neighbouring units, time steps,
-streams, layers, steps or seeds over 10^7 draws). Only 32-bit unsigned
-arithmetic: the kernel is the same in OpenCL C and CUDA.
+the 2-core development machine (AMD EPYC, 2026-12-04, load average about 7
+from other jobs; 2 layers at T=64, B=32, H=384, `python -m bench.dropout_masks`,
+three runs), Philox for every unit cost 1.3-1.4x the host generator this
+replaced at 16 bits a decision and 2.4-2.7x at 32 bits, in vectorised NumPy;
+this construction costs 0.48-0.50x, because only T x B Philox calls run and
+a unit pair costs nine 32-bit array operations. It passes the statistical
+checks of tests/test_dropout.py (keep rate, and no correlation between
+neighbouring units, time steps, streams, layers, steps or seeds over 10^7
+draws). Only 32-bit unsigned arithmetic: the kernel is the same in OpenCL C
+and CUDA.
 
-Backward passes apply the same mask again: a backend keeps the forward
-pass's mask where that is cheaper (the NumPy backend) or recomputes it from
-the key (the kernel backends, where recomputing costs no memory traffic).
+Backward passes apply the same mask again: the NumPy backend keeps the
+forward pass's mask (recomputing it measured 1.5x the cost of keeping it,
+same runs); the kernel backends recompute it from the key, which on a GPU
+costs arithmetic where keeping it costs memory and its traffic.
 """
 from __future__ import annotations
 

@@ -168,9 +168,9 @@ class NumpyBackend:
         return loss
 
     # -- dropout (rnn_gpu/dropout.py) --------------------------------------
-    # The backward pass applies the forward pass's mask again: kept from the
-    # forward pass (here: on the CPU, keeping costs a multiply where
-    # recomputing costs the hash again) or recomputed from its key.
+    # The backward pass applies the forward pass's mask again, kept from the
+    # forward pass or recomputed from its key. Here kept: recomputing measured
+    # 1.5x the cost (bench/dropout_masks.py, rnn_gpu/dropout.py has the figures).
     keep_dropout_masks = True
 
     def dropout(self, x, drop, layer: int):
@@ -269,7 +269,9 @@ class KernelBackend(NumpyBackend):
         return super().recurrence_backward(G, Hs, h0, W)
 
     # The kernels recompute the mask in the backward pass: on a GPU that costs
-    # arithmetic only, where keeping it costs its memory and its traffic.
+    # arithmetic only, where keeping it costs its memory and its traffic. On
+    # PoCL, which runs the GPU's path on a CPU for the tests, keeping measured
+    # cheaper (its kernels copy their arrays), but it runs that path as is.
     keep_dropout_masks = False
 
     def _keeps_dropout_masks(self) -> bool:
