@@ -46,12 +46,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import MAX_SEED, real_in, whole
+from .errors import UsageError
+
 PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # Philox4x32's multipliers
 PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # and its key schedule's increments
 PHILOX_ROUNDS = 10
 MIX_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)  # lowbias32 (C. Wellons, hash prospector)
 DECISION_BITS = 16  # each 32-bit hash decides two units
 _LO = np.uint64(0xFFFFFFFF)
+
+
+class DropoutError(UsageError, ValueError):
+    """A dropout key that names no masks; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,11 @@ class Dropout:
     first_stream: int = 0
 
     def __post_init__(self):
-        if not 0 <= self.p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {self.p!r}")
-        for name in ("seed", "step", "first_stream"):
-            value = getattr(self, name)
-            if int(value) != value or not 0 <= value < (1 << 64 if name == "step" else 1 << 32):
-                raise ValueError(f"dropout {name} must be a whole number in range, got {value!r}")
+        if not (real_in(self.p, 0, 1) and self.p < 1):
+            raise DropoutError(f"dropout p must be in [0, 1), got {self.p!r}")
+        for name, high in (("seed", MAX_SEED), ("step", 2**64 - 1), ("first_stream", 2**32 - 1)):
+            if not whole(getattr(self, name), 0, high):
+                raise DropoutError(f"dropout {name} must be a whole number in [0, {high}], got {getattr(self, name)!r}")
 
     @property
     def threshold(self) -> int:

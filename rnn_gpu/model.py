@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dropout import Dropout
+from .dropout import Dropout, DropoutError
 from .layout import PARAM_NAMES, FlatLayout, layer_names, layers_in, param_shapes, state_shape
 
 __all__ = ["PARAM_NAMES", "CharRNN", "Dropout", "init_params"]
@@ -130,7 +130,7 @@ class CharRNN:
     def _dropout(dropout):
         """The key of the masks to apply, or None for none."""
         if dropout is not None and not isinstance(dropout, Dropout):
-            raise TypeError(f"dropout= takes an rnn_gpu.dropout.Dropout or None, not {type(dropout).__name__}")
+            raise DropoutError(f"dropout= takes an rnn_gpu.Dropout or None, not {type(dropout).__name__}")
         return dropout if dropout is not None and dropout.p > 0 else None
 
     def prepare(self, inputs, targets, h0):

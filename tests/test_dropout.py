@@ -11,6 +11,7 @@ from rnn_gpu import CharRNN, dropout
 from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.cli import main
 from rnn_gpu.dropout import Dropout
+from rnn_gpu.errors import UsageError
 
 ODD_SHAPES = [(1, 1, 1), (3, 5, 7), (2, 3, 33), (5, 2, 64), (4, 7, 65), (9, 1, 130)]
 M32 = 0xFFFFFFFF
@@ -75,8 +76,9 @@ def test_numpy_masks_are_the_plain_loop(rng, shape):
 
 
 def test_the_key_is_checked():
-    for bad in (dict(p=1.0), dict(p=-0.1), dict(seed=1 << 32), dict(step=-1), dict(first_stream=0.5)):
-        with pytest.raises(ValueError):
+    for bad in (dict(p=1.0), dict(p=-0.1), dict(p=float("nan")), dict(seed=1 << 32), dict(step=-1),
+                dict(first_stream=0.5), dict(seed=True)):
+        with pytest.raises(UsageError, match=next(iter(bad))):
             Dropout(**{"p": 0.5, "seed": 1, "step": 1, **bad})
     assert Dropout(0.3, 0, 1).threshold == round(0.3 * 65536)
     assert Dropout(0.3, 0, 1).scale(np.float64) == 65536 / (65536 - round(0.3 * 65536))
@@ -133,7 +135,7 @@ def test_a_model_applies_the_same_masks_on_every_backend(backend, numpy_backend,
     assert losses["here"] == pytest.approx(losses["numpy"], rel=1e-12)
     other = CharRNN(V, H, numpy_backend, dtype="float64", params=params)
     assert other.loss(inputs, targets, h0, random_key(rng, p=0.4))[0] != pytest.approx(losses["numpy"], rel=1e-6)
-    with pytest.raises(TypeError, match="dropout"):
+    with pytest.raises(UsageError, match="dropout"):
         other.loss(inputs, targets, h0, [np.ones((T, B, H))])
 
 
