@@ -194,15 +194,15 @@ def test_masks_keep_1_minus_p_with_no_correlation_between_neighbours(rng):
 
 
 # -- training: resumed runs need no generator --------------------------------------
-RUN = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet", "--eval-every", "10", "--backend", "numpy",
-       "--layers", "2", "--lr-schedule", "constant"]
+RUN = ["--hidden", "16", "--batch", "4", "--seq", "8", "--quiet", "--eval-every", "10", "--layers", "2",
+       "--lr-schedule", "constant"]
 
 
 def test_a_checkpoint_with_an_old_generator_state_resumes_as_one_without(corpus_file, tmp_path):
     """Checkpoints of versions that drew masks from a generator hold its
     state; it is ignored, and the run continues with the counter's masks,
     as a checkpoint of this version does, bit for bit."""
-    common = [str(corpus_file), *RUN, "--dropout", "0.3"]
+    common = [str(corpus_file), *RUN, "--backend", "numpy", "--dropout", "0.3"]
     for name in ("new", "old"):
         assert main(["train", *common, "--out", str(tmp_path / name), "--steps", "10"]) == 0
     path = tmp_path / "old" / "checkpoint.npz"
@@ -221,10 +221,23 @@ def test_a_checkpoint_with_an_old_generator_state_resumes_as_one_without(corpus_
 
 
 def test_a_dropout_run_is_reproducible_and_differs_from_one_without(corpus_file, tmp_path):
-    common = [str(corpus_file), *RUN, "--steps", "5", "--seed", "1"]
+    common = [str(corpus_file), *RUN, "--backend", "numpy", "--steps", "5", "--seed", "1"]
     runs = {"none": [], "a": ["--dropout", "0.3"], "b": ["--dropout", "0.3"]}
     params = {}
     for name, extra in runs.items():
         assert main(["train", *common, *extra, "--out", str(tmp_path / name)]) == 0
         params[name] = load_checkpoint(tmp_path / name).params["W2"]
     assert np.array_equal(params["a"], params["b"]) and not np.array_equal(params["a"], params["none"])
+
+
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS, indirect=True)
+def test_a_dropout_run_on_the_kernels_is_the_numpy_run(backend, corpus_file, tmp_path):
+    """The same masks on every backend: 20 float64 steps agree to rounding
+    (different masks would differ by far more than 1e-9)."""
+    common = [str(corpus_file), *RUN, "--steps", "20", "--dropout", "0.3", "--dtype", "float64"]
+    runs = {}
+    for name in ("numpy", backend.name):
+        assert main(["train", *common, "--backend", name, "--out", str(tmp_path / name)]) == 0
+        runs[name] = load_checkpoint(tmp_path / name).params
+    for k, v in runs["numpy"].items():
+        np.testing.assert_allclose(runs[backend.name][k], v, rtol=0, atol=1e-9, err_msg=k)
