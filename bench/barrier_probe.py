@@ -1,12 +1,9 @@
 """Measures grid-wide barrier designs on a GPU: N barriers in one
 cooperative launch, nothing else, one block per multiprocessor."""
-import sys
-from pathlib import Path
 
 import cupy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rnn_gpu.kernels import kernel_source  # noqa: E402
+from rnn_gpu.kernels import kernel_source
 
 PROBES = r'''
 #include <cooperative_groups.h>

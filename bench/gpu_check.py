@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.recurrence_long import long_sequence_rows
+from rnn_gpu.bench.timing import median_seconds, recurrence_inputs, time_recurrence
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from recurrence_long import long_sequence_rows  # noqa: E402  (bench/ is on sys.path as the script's folder)
-
-from rnn_gpu.bench.timing import median_seconds, recurrence_inputs, time_recurrence  # noqa: E402
 
 CONFIGS = [(128, 64), (128, 32), (512, 64), (512, 128), (1024, 64), (1024, 128), (2048, 64)]
 T = 64
@@ -82,7 +80,7 @@ def measured_fp32_flops(cupy, backend) -> float:
 def persistent_step_latency_us(runner, backend, multiprocessors: int) -> float:
     """The fixed cost of one persistent step: the kernel with one unit per
     block and almost no arithmetic (staging, finishing, the grid barrier).
-    bench/barrier_probe.py measures the barrier alone."""
+    `python -m bench.barrier_probe` measures the barrier alone."""
     from rnn_gpu.kernels.plan import Plan, units_shared_bytes
 
     H, B, steps = multiprocessors, 1, 256

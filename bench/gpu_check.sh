@@ -7,5 +7,5 @@
 # Exit status 0 only if everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-python3 bench/gpu_check.py "$@"
+export PYTHONUNBUFFERED=1
+python3 -m bench.gpu_check "$@"

@@ -1,7 +1,7 @@
 """Preparing a large corpus: peak memory, throughput on one core, and how
 soon training starts on the result. Not a test: a measurement.
 
-    python bench/prepare_large.py [--gigabytes 1] [--dir /tmp]
+    python -m bench.prepare_large [--gigabytes 1] [--dir /tmp]
 
 Builds a text file of the given size by repeating a source text (default:
 ../shared/data/tinyshakespeare.txt, else the standard library's sources),
@@ -26,7 +26,6 @@ def build_corpus(path: Path, size: int, source: Path | None) -> None:
     if source and source.is_file():
         text = source.read_bytes()
     else:
-        sys.path.insert(0, str(ROOT))
         from rnn_gpu.corpus import default_corpus
 
         text = default_corpus()[0].encode()

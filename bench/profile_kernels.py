@@ -1,18 +1,15 @@
 """Profiles one forward launch per configuration under Nsight Compute:
 
     ncu --profile-from-start off --section SpeedOfLight --section WarpStateStats \
-        --section Occupancy python3 bench/profile_kernels.py
+        --section Occupancy python -m bench.profile_kernels
 
 The launch shape is tuned first (outside the profiled range)."""
-import sys
-from pathlib import Path
 
 import cupy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rnn_gpu.backends.cupy_backend import CupyBackend  # noqa: E402
-from rnn_gpu.bench.timing import recurrence_inputs  # noqa: E402
-from rnn_gpu.kernels.cuda_runner import CudaKernels  # noqa: E402
+from rnn_gpu.backends.cupy_backend import CupyBackend
+from rnn_gpu.bench.timing import recurrence_inputs
+from rnn_gpu.kernels.cuda_runner import CudaKernels
 
 CONFIGS = [(128, 64, "tiled"), (1024, 128, "persistent"), (512, 64, "persistent")]
 T = 16

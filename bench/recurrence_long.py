@@ -2,17 +2,15 @@
 shapes at T=64 and at a long T, where Python, the launch and loading W once
 are spread over many steps. Writes one JSON object to stdout.
 
-    PYTHONPATH=. python3 bench/recurrence_long.py [--hidden 128] [--batch 64]
+    python -m bench.recurrence_long [--hidden 128] [--batch 64]
 """
 import argparse
 import dataclasses
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rnn_gpu.bench.timing import recurrence_inputs, time_recurrence  # noqa: E402
+from rnn_gpu.bench.timing import recurrence_inputs, time_recurrence
 
 VARIANTS = ("small", "tiled", "persistent")
 

@@ -2,7 +2,7 @@
 the all-reduce's share of the step at 1 and N ranks, the same global batch.
 Not a test: a measurement.
 
-    python bench/scaling.py [--ranks 1,2] [--steps 60] [--configs 256x32x64,512x64x64]
+    python -m bench.scaling [--ranks 1,2] [--steps 60] [--configs 256x32x64,512x64x64]
 
 Each point is one `mpiexec -n N rnn-gpu train` on a random 65-symbol corpus
 (NumPy backend, float32, no validation), with BLAS threads per rank = cores /
@@ -20,9 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rnn_gpu.bench import machine  # noqa: E402
+from rnn_gpu.bench import machine
 
 
 def run_point(ranks: int, H: int, B: int, T: int, steps: int, corpus: Path, out: Path) -> dict:

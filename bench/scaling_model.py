@@ -1,6 +1,6 @@
 """Predicted weak-scaling efficiency of data-parallel training, on paper.
 
-    python bench/scaling_model.py
+    python -m bench.scaling_model
 
 Each step exchanges one buffer (all parameters' gradients, in float32, plus
 the loss and the stop flags) in one all-reduce after the backward pass, with
@@ -14,13 +14,8 @@ here. Prints a markdown table.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rnn_gpu.layout import FlatLayout, param_shapes  # noqa: E402
-from rnn_gpu.training import EXCHANGED  # noqa: E402
+from rnn_gpu.layout import FlatLayout, param_shapes
+from rnn_gpu.training import EXCHANGED
 
 VOCAB = 65
 # Single-GPU training step, seconds: B*T / chars per second of the fused kernels, H100, 2026-11-24

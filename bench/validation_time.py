@@ -2,7 +2,7 @@
 --val-chars cap it stays flat; without one it grows with the part. Not a
 test: a measurement.
 
-    python bench/validation_time.py [--hidden 256] [--layers 1] [--sizes 250000,1000000,4000000,16000000]
+    python -m bench.validation_time [--hidden 256] [--layers 1] [--sizes 250000,1000000,4000000,16000000]
 
 Times `train.evaluate` on random held-out parts of each size (vocabulary 65,
 the default batch and sequence), capped and uncapped (uncapped only up to
@@ -14,15 +14,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rnn_gpu import CharRNN, get_backend  # noqa: E402
-from rnn_gpu.bench import machine  # noqa: E402
-from rnn_gpu.training import TrainConfig, evaluate  # noqa: E402
+from rnn_gpu import CharRNN, get_backend
+from rnn_gpu.bench import machine
+from rnn_gpu.training import TrainConfig, evaluate
 
 
 def main() -> None:

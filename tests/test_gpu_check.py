@@ -3,24 +3,16 @@ loop as the baseline. The GPU check runs only where a GPU is lent, so every
 test run makes sure its report comes out whole: rows for every variant,
 errors against the float64 loop, plain JSON."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
+from bench import gpu_check as gpu_check_module
 from rnn_gpu.backends import NumpyBackend
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    sys.path.insert(0, str(BENCH))  # gpu_check imports its neighbour recurrence_long
-    try:
-        import gpu_check
-    finally:
-        sys.path.remove(str(BENCH))
-    return gpu_check
+    return gpu_check_module
 
 
 def test_recurrence_rows(gpu_check, opencl):
