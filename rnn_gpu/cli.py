@@ -17,13 +17,12 @@ from pathlib import Path
 
 from .backends import BACKEND_NAMES
 from .checkpoint import FILENAME
-from .checks import MAX_SEED, real_in, whole
+from .checks import MAX_SEED
 from .data import VOCAB_KINDS
 from .errors import EnvironmentFailure, QuietExit, RnnGpuError, Terminated, UsageError
-from .optim import OPTIMIZERS
 from .parallel import DISTRIBUTED_MODES, env_rank, make_communicator
-from .schedule import SCHEDULES
-from .training import Diverged, Interrupted
+from .settings import add_flags, from_flags, int_in, real
+from .training import Diverged, Interrupted, TrainConfig
 
 EXIT_USAGE = 2
 MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch; more is a typo, not a plan
@@ -34,37 +33,12 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def int_in(low, limit):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not whole(value, low, limit):
-            raise argparse.ArgumentTypeError(f"must be between {low} and {limit}, got {value}")
-        return value
-    return parse
-
-
 def positive_int(limit):
     return int_in(1, limit)
 
 
 def non_negative_int(limit):
     return int_in(0, limit)
-
-
-def real(low, high, low_inclusive=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not real_in(value, low, high, low_inclusive):
-            bound = "[" if low_inclusive else "("
-            raise argparse.ArgumentTypeError(f"must be in {bound}{low}, {high}], got {text}")
-        return value
-    return parse
 
 
 def nonempty(text: str) -> str:
@@ -83,56 +57,14 @@ def add_train_parser(sub):
     p.add_argument("corpus", nargs="*", type=nonempty,
                    help="text files, directories of them, globs, or one prepared PREFIX.json "
                         "(default: the Python standard library's source)")
-    add_selection_flags(p)
     p.add_argument("--out", required=True, type=path, help="run directory (required)")
-    p.add_argument("--hidden", type=positive_int(16384), default=256, help="units per layer (default 256)")
-    p.add_argument("--layers", type=positive_int(64), default=1, help="stacked tanh layers (default 1)")
-    p.add_argument("--batch", type=positive_int(65536), default=32,
-                   help="streams per step, over all processes of an MPI job (default 32)")
-    p.add_argument("--seq", type=positive_int(100000), default=64, help="time steps per window (default 64)")
-    p.add_argument("--steps", type=positive_int(10**9), default=None,
-                   help="total steps of the run (a resumed run counts from its start); default 2000 unless --time, "
-                        "or the checkpoint's with --resume")
-    p.add_argument("--time", type=real(0, 10**7), default=None,
-                   help="total seconds of training of the run (a resumed run counts on)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                   help="default adam (lr 0.002); adagrad (lr 0.1, the seed's) suits small models")
-    p.add_argument("--lr", type=real(0, 10), default=None, help="default: adagrad 0.1, adam 0.002")
-    p.add_argument("--lr-schedule", choices=SCHEDULES, default="cosine",
-                   help="default cosine: decays to --min-lr over the run's --steps or --time, whichever is further")
-    p.add_argument("--warmup", type=non_negative_int(10**9), default=0, help="steps of linear warm-up (default 0)")
-    p.add_argument("--min-lr", type=real(0, 10, low_inclusive=True), default=None,
-                   help="where the cosine ends (default: --lr / 10)")
-    p.add_argument("--dropout", type=real(0, 0.95, low_inclusive=True), default=0.0,
-                   help="dropout on the inputs of layers 2..L and of the output layer (default 0)")
-    p.add_argument("--clip", type=real(0, 1e6), default=5.0, help="element-wise gradient clip (default 5)")
-    p.add_argument("--clip-norm", type=real(0, 1e6), default=None, help="also clip the global norm (default: not)")
-    p.add_argument("--vocab", choices=VOCAB_KINDS, default=None,
-                   help="default chars; a prepared corpus keeps its own")
-    p.add_argument("--val-fraction", type=real(0, 0.9, low_inclusive=True), default=0.1,
-                   help="the end of the corpus held out for validation (default 0.1; 0: none)")
-    p.add_argument("--val-chars", type=non_negative_int(10**12), default=1_000_000,
-                   help="evaluate on at most this many held-out characters, the same evenly spaced windows every "
-                        "time (default 1000000; 0: all of them)")
-    p.add_argument("--eval-every", type=positive_int(10**9), default=200,
-                   help="steps between validations (default 200)")
-    p.add_argument("--checkpoint-every", type=positive_int(10**9), default=500,
-                   help="steps between checkpoints (default 500)")
-    p.add_argument("--log-every", type=positive_int(10**9), default=10,
-                   help="steps between metrics records (default 10)")
-    p.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
-                   help="default auto: CuPy where a CUDA GPU is usable, else NumPy")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
-    p.add_argument("--seed", type=non_negative_int(MAX_SEED), default=0,
-                   help="initialisation and dropout (default 0)")
+    add_flags(p, TrainConfig)
     p.add_argument("--resume", action="store_true",
                    help="continue DIR/checkpoint.npz exactly (model and data settings come from it)")
-    p.add_argument("--skip-nonfinite", action="store_true",
-                   help="skip steps with a non-finite loss or gradient instead of stopping")
     p.add_argument("--force", action="store_true", help="start over in a directory that holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no run description and no progress")
     p.add_argument("--distributed", choices=DISTRIBUTED_MODES, default="auto",
-                   help="auto (default): MPI when started by an MPI launcher (mpiexec, srun), else one process")
+                   help="auto: MPI when started by an MPI launcher (mpiexec, srun), else one process (default auto)")
     p.set_defaults(run=run_train)
 
 
@@ -161,13 +93,9 @@ def add_bench_parser(sub):
 
     p = sub.add_parser("bench", allow_abbrev=False, help="measure training throughput, recurrence speed and memory")
     p.add_argument("--backend", choices=(*SYSTEMS, "auto"), default="auto",
-                   help="our backends, or torch-cpu, torch-cuda, seed (the per-character loop)")
-    p.add_argument("--hidden", type=positive_int(16384), default=512, help="default 512")
-    p.add_argument("--layers", type=positive_int(64), default=1, help="stacked layers (default 1)")
-    p.add_argument("--dropout", type=real(0, 0.95, low_inclusive=True), default=0.0,
-                   help="dropout in the timed training step (default 0)")
-    p.add_argument("--batch", type=positive_int(65536), default=64, help="default 64")
-    p.add_argument("--seq", type=positive_int(100000), default=64, help="default 64")
+                   help="our backends, or torch-cpu, torch-cuda, seed (the per-character loop) (default auto)")
+    add_flags(p, TrainConfig, ("hidden", "layers", "dropout", "batch", "seq"),
+              defaults={"hidden": 512, "batch": 64}, helps={"dropout": "dropout in the timed training step"})
     p.add_argument("--seconds", type=real(0, 3600), default=3.0,
                    help="wall time per system and configuration, warm-up included (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -180,8 +108,8 @@ def add_bench_parser(sub):
 def add_prepare_parser(sub):
     p = sub.add_parser("prepare", allow_abbrev=False, help="encode a corpus of any size to disk, streaming")
     p.add_argument("corpus", nargs="+", type=nonempty, help="text files, directories of them, or globs")
-    add_selection_flags(p)
-    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars", help="default chars")
+    add_flags(p, TrainConfig, ("include", "exclude"))
+    p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars", help="the symbols (default chars)")
     p.add_argument("-o", "--output", type=path, default=None,
                    help="output prefix: writes PREFIX.bin and PREFIX.json (PREFIX.json given names the same; "
                         "a directory: inside it; default: beside the corpus)")
@@ -194,13 +122,6 @@ def add_plot_parser(sub):
     p.add_argument("-o", "--output", type=path, default=None,
                    help="image file, its format from the name: .png, .pdf, .svg, ... (default DIR/loss.png)")
     p.set_defaults(run=run_plot)
-
-
-def add_selection_flags(p) -> None:
-    p.add_argument("--include", action="append", default=[], metavar="GLOB",
-                   help="of a directory's files, read only those matching (repeatable; default all)")
-    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help="of a directory's files, skip those matching (repeatable); hidden files are always skipped")
 
 
 def build_parser() -> Parser:
@@ -219,23 +140,11 @@ def build_parser() -> Parser:
 
 
 def train_config(args):
-    from .training import TrainConfig
-
     state_bytes = args.seq * args.batch * args.hidden * args.layers * (8 if args.dtype == "float64" else 4) * 4
     if state_bytes > MAX_STATE_BYTES:
         raise UsageError(f"--seq {args.seq} x --batch {args.batch} x --hidden {args.hidden} x --layers {args.layers} "
                          f"needs about {state_bytes / 2**30:.0f} GiB for one batch; use smaller sizes")
-    given = args.steps is not None or args.time is not None
-    steps = args.steps if given or args.resume else TrainConfig.steps  # a resumed run keeps its own length
-    cfg = TrainConfig(
-        hidden=args.hidden, layers=args.layers, batch=args.batch, seq=args.seq, steps=steps, time=args.time,
-        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, warmup=args.warmup, min_lr=args.min_lr,
-        clip=args.clip, clip_norm=args.clip_norm, dropout=args.dropout,
-        vocab=args.vocab, val_fraction=args.val_fraction, val_chars=args.val_chars, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        backend=args.backend, dtype=args.dtype, seed=args.seed, skip_nonfinite=args.skip_nonfinite,
-        include=tuple(args.include), exclude=tuple(args.exclude),
-    )
+    cfg = from_flags(TrainConfig, args)
     if not args.resume:  # a resumed run's settings come from its checkpoint, checked there
         cfg.validate()
     return cfg

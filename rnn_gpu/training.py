@@ -14,24 +14,22 @@ import numpy as np
 
 from . import checkpoint as ckpt_io
 from .backends import BACKEND_NAMES, get_backend
-from .checks import MAX_SEED, real_in, whole
+from .checks import MAX_SEED
 from .corpus import Corpus, load_corpus
-from .data import BatchStream, CorpusError, evaluation_streams, evaluation_windows
+from .data import VOCAB_KINDS, BatchStream, CorpusError, evaluation_streams, evaluation_windows
 from .dropout import Dropout
 from .errors import UsageError
 from .fileio import check_writable, lock_directory, make_directory, remove_file
 from .layout import layers_in, state_shape
 from .metrics import MetricsLog
 from .model import CharRNN
-from .optim import DEFAULT_LR, all_finite, clip_elementwise, clip_global_norm, make_optimizer
+from .optim import DEFAULT_LR, OPTIMIZERS, all_finite, clip_elementwise, clip_global_norm, make_optimizer
 from .parallel import SingleCommunicator
 from .prepare import as_specs
 from .progress import progress as progress_display
-from .schedule import LRSchedule
+from .schedule import SCHEDULES, LRSchedule
+from .settings import NOT_GIVEN, declared, owned_by, problem, setting
 
-# What a resumed run takes from its checkpoint rather than from the command line.
-MODEL_FIELDS = ("hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup", "min_lr", "clip",
-                "clip_norm", "dropout", "vocab", "val_fraction", "val_chars", "include", "exclude", "dtype", "seed")
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
 # Signals that end a run after the step in progress, its checkpoint written; the first listed wins if several came.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -45,34 +43,59 @@ def parameter_bytes(hidden: int, layers: int, dtype: str, vocab: int = 256) -> i
     return 4 * count * (8 if dtype == "float64" else 4)
 
 
+DEFAULT_STEPS = 2000  # a run's length when neither steps nor time is given
+COUNT = 10**9  # the most steps (of a run, between evaluations, ...) a setting takes
+
+
 @dataclass
 class TrainConfig:
-    hidden: int = 256
-    layers: int = 1  # stacked tanh layers
-    batch: int = 32
-    seq: int = 64
-    steps: int | None = 2000  # the run's total step count; None: until `time` runs out
-    time: float | None = None  # the run's total seconds of training (a resumed run counts on), if set
-    optimizer: str = "adam"  # adagrad at its lr 0.1 (the seed's) saturates tanh beyond seed-sized models
-    lr: float | None = None  # None: the optimiser's default (adagrad 0.1, adam 0.002)
-    lr_schedule: str = "cosine"  # or constant; the cosine decays to min_lr over the run's steps or time
-    warmup: int = 0  # steps of linear warm-up
-    min_lr: float | None = None  # where the cosine ends; None: lr / 10
-    clip: float = 5.0  # element-wise clip, as in the seed
-    clip_norm: float | None = None  # global-norm clip, if set
-    dropout: float = 0.0  # on the inputs of layers 2..L and of the output layer
-    vocab: str | None = None  # chars or bytes; None: chars, or what a prepared corpus has
-    val_fraction: float = 0.1
-    val_chars: int = 1_000_000  # evaluate on at most this many held-out symbols; 0: all of them
-    include: tuple = ()  # glob patterns: the files of a directory corpus to read (all if none)
-    exclude: tuple = ()  # glob patterns: the files of a directory corpus to skip
-    eval_every: int = 200
-    checkpoint_every: int = 500
-    log_every: int = 10
-    backend: str = "auto"
-    dtype: str = "float32"
-    seed: int = 0
-    skip_nonfinite: bool = False  # skip steps with a non-finite loss or gradient instead of stopping
+    """Every training setting, declared once (rnn_gpu/settings.py): the
+    command line's flags, the checks and the resume rules follow from here."""
+    hidden: int = setting(256, int, "model", "units per layer", low=1, high=16384)
+    layers: int = setting(1, int, "model", "stacked tanh layers", low=1, high=64)
+    batch: int = setting(32, int, "model", "streams per step, over all processes of an MPI job", low=1, high=65536)
+    seq: int = setting(64, int, "model", "time steps per window", low=1, high=100000)
+    # steps and time: None is no bound (the other one is then needed); not given, see `run_length`
+    steps: int | None = setting(NOT_GIVEN, int, "run", "total steps of the run (a resumed run counts from its start)",
+                                low=1, high=COUNT, absent=f"{DEFAULT_STEPS} unless --time; with --resume, the "
+                                "checkpoint's")
+    time: float | None = setting(NOT_GIVEN, float, "run", "total seconds of training of the run (a resumed run "
+                                 "counts on)", low=0, high=10**7, low_inclusive=False,
+                                 absent="no limit; with --resume, the checkpoint's", metavar="SECONDS")
+    optimizer: str = setting("adam", str, "model", "adam (lr 0.002), or adagrad (lr 0.1, the seed's), which suits "
+                             "small models", choices=OPTIMIZERS)
+    lr: float | None = setting(None, float, "model", "the base learning rate", low=0, high=10, low_inclusive=False,
+                               absent="adagrad 0.1, adam 0.002")
+    lr_schedule: str = setting("cosine", str, "model", "cosine decays to --min-lr over the run's --steps or --time, "
+                               "whichever is further; constant keeps --lr", choices=SCHEDULES)
+    warmup: int = setting(0, int, "model", "steps of linear warm-up", low=0, high=COUNT)
+    min_lr: float | None = setting(None, float, "model", "where the cosine ends", low=0, high=10,
+                                   absent="--lr / 10")
+    clip: float = setting(5.0, float, "model", "element-wise gradient clip", low=0, high=10**6, low_inclusive=False)
+    clip_norm: float | None = setting(None, float, "model", "also clip the global norm", low=0, high=10**6,
+                                      low_inclusive=False, absent="not")
+    dropout: float = setting(0.0, float, "model", "dropout on the inputs of layers 2..L and of the output layer",
+                             low=0, high=0.95)
+    vocab: str | None = setting(None, str, "model", "the symbols", choices=VOCAB_KINDS,
+                                absent="chars; a prepared corpus keeps its own")
+    val_fraction: float = setting(0.1, float, "model", "the end of the corpus held out for validation (0: none)",
+                                  low=0, high=0.9)
+    val_chars: int = setting(1_000_000, int, "model", "evaluate on at most this many held-out characters, the same "
+                             "evenly spaced windows every time (0: all of them)", low=0, high=10**12)
+    include: tuple = setting((), tuple, "model", "of a directory's files, read only those matching (repeatable; "
+                             "default all)", metavar="GLOB")
+    exclude: tuple = setting((), tuple, "model", "of a directory's files, skip those matching (repeatable); hidden "
+                             "files are always skipped", metavar="GLOB")
+    eval_every: int = setting(200, int, "run", "steps between validations", low=1, high=COUNT)
+    checkpoint_every: int = setting(500, int, "run", "steps between checkpoints", low=1, high=COUNT)
+    log_every: int = setting(10, int, "run", "steps between metrics records", low=1, high=COUNT)
+    backend: str = setting("auto", str, "run", "auto: CuPy where a CUDA GPU is usable, else NumPy",
+                           choices=BACKEND_NAMES)
+    dtype: str = setting("float32", str, "model", "the parameters' and activations' type",
+                         choices=("float32", "float64"))
+    seed: int = setting(0, int, "model", "initialisation and dropout", low=0, high=MAX_SEED)
+    skip_nonfinite: bool = setting(False, bool, "run", "skip steps with a non-finite loss or gradient instead of "
+                                   "stopping")
 
     @property
     def learning_rate(self) -> float:
@@ -88,42 +111,41 @@ class TrainConfig:
             raise UsageError(f"bad training setting: {exc}") from None
 
     def _check(self) -> None:
-        for name in ("hidden", "layers", "batch", "seq", "eval_every", "checkpoint_every", "log_every"):
-            value = getattr(self, name)
-            if not whole(value, 1):
-                raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if self.optimizer not in DEFAULT_LR:
-            raise UsageError(f"optimizer must be one of {', '.join(DEFAULT_LR)}, got {self.optimizer!r}")
-        if self.lr is not None and not real_in(self.lr, 0, 10, False):  # before min_lr, which compares with it
-            raise UsageError("lr must be in (0, 10]")
-        optional_real = [(self.time, "time must be a number > 0", lambda v: real_in(v, 0, math.inf, False)),
-                         (self.clip_norm, "clip_norm must be a number > 0", lambda v: real_in(v, 0, math.inf, False))]
-        checks = [(self.steps is not None or self.time is not None, "give steps or time (or both)"),
-                  (self.steps is None or whole(self.steps, 1), "steps must be a whole number of at least 1"),
-                  *((value is None or ok(value), what) for value, what, ok in optional_real),
-                  (self.min_lr is None or real_in(self.min_lr, 0, self.learning_rate),
-                   f"min_lr must be between 0 and the learning rate {self.learning_rate}"),
-                  (real_in(self.dropout, 0, 1) and self.dropout < 1, "dropout must be in [0, 1)"),
-                  (real_in(self.val_fraction, 0, 0.9), "val_fraction must be in [0, 0.9]"),
-                  (whole(self.seed, 0, MAX_SEED), f"seed must be a whole number in [0, {MAX_SEED}]"),
-                  (real_in(self.clip, 0, math.inf, False), "clip must be a number > 0"),
-                  (whole(self.val_chars, 0), "val_chars must be a whole number >= 0"),
-                  (whole(self.warmup, 0), "warmup must be a whole number >= 0"),
-                  (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
-                  (self.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}"),
-                  (all(isinstance(p, (list, tuple)) and all(isinstance(g, str) for g in p)
-                       for p in (self.include, self.exclude)),
-                   "include and exclude are lists of glob patterns (strings)")]
-        for ok, message in checks:
-            if not ok:
+        for name, field in declared(self).items():
+            message = problem(field, getattr(self, name))
+            if message:
                 raise UsageError(message)
+        length = self.run_length()
+        if length.steps is None and length.time is None:
+            raise UsageError("give steps or time (or both)")
+        if self.min_lr is not None and self.min_lr > self.learning_rate:
+            raise UsageError(f"min_lr must be between 0 and the learning rate {self.learning_rate}")
         need = parameter_bytes(self.hidden, self.layers, self.dtype)
         if need > MAX_PARAMETER_BYTES:
             raise UsageError(f"hidden {self.hidden} x layers {self.layers} needs about {need / 2**30:.0f} GiB for "
                              "the parameters, gradients and optimiser state; use smaller sizes")
 
     def schedule(self) -> LRSchedule:
-        return LRSchedule(self.learning_rate, self.lr_schedule, self.warmup, self.min_lr, self.steps, self.time)
+        length = self.run_length()
+        return LRSchedule(self.learning_rate, self.lr_schedule, self.warmup, self.min_lr, length.steps, length.time)
+
+    def run_length(self, saved: dict | None = None) -> TrainConfig:
+        """This configuration with its steps and time settled: as given (the
+        other one, not given, unbounded); where neither was given, a resumed
+        run's own (`saved`, its checkpoint's configuration) or DEFAULT_STEPS."""
+        steps, seconds = self.steps, self.time
+        if steps is NOT_GIVEN and seconds is NOT_GIVEN and saved is not None:
+            steps, seconds = saved.get("steps"), saved.get("time")
+            if steps is None and seconds is None:
+                steps = NOT_GIVEN
+        seconds = None if seconds is NOT_GIVEN else seconds
+        if steps is NOT_GIVEN:
+            steps = DEFAULT_STEPS if seconds is None else None
+        return dataclasses.replace(self, steps=steps, time=seconds)
+
+
+# What a resumed run takes from its checkpoint rather than from the command line.
+MODEL_FIELDS = owned_by(TrainConfig, "model")
 
 
 class Interrupted(Exception):
@@ -188,14 +210,10 @@ def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
     """The checkpoint's model and data settings with this run's length and cadence."""
     try:
         settings = {k: saved.config[k] for k in MODEL_FIELDS if k in saved.config}
-        if cfg.steps is None and cfg.time is None:  # the run's own length unless given again
-            settings.update(steps=saved.config.get("steps"), time=saved.config.get("time"))
-            if settings["steps"] is None and settings["time"] is None:
-                settings["steps"] = TrainConfig.steps
         settings.update(hidden=saved.params["W"].shape[0], layers=layers_in(saved.params),
                         include=tuple(settings.get("include", cfg.include)),
                         exclude=tuple(settings.get("exclude", cfg.exclude)))
-        resumed = dataclasses.replace(cfg, **settings)
+        resumed = dataclasses.replace(cfg.run_length(saved.config), **settings)  # the run's own length unless given
         resumed.validate()
     except (TypeError, KeyError, ValueError, UsageError) as exc:
         raise ckpt_io.CheckpointError(f"cannot resume: damaged configuration in the checkpoint ({exc})") from None
@@ -344,6 +362,8 @@ def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, gi
         if cfg.time is not None and saved.elapsed_s >= cfg.time:
             raise ckpt_io.CheckpointError(f"{out} has already trained {saved.elapsed_s:.0f} s; pass a larger --time "
                                           "to continue")
+    else:
+        cfg = cfg.run_length()
     rank_streams(cfg.batch, comm)
     backend = get_backend(cfg.backend)
     comm.use_local_device(backend)
