@@ -147,9 +147,8 @@ class CharRNN:
     def loss(self, inputs, targets, h0, dropout=None):
         """Mean NLL (nats) and the last hidden state, without gradients."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        with self.backend.parallel((*inputs.shape, self.hidden_size), self.dtype):
-            layers, top, _ = self._forward(inputs, h0, self._dropout(dropout))
-            loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
+        layers, top, _ = self._forward(inputs, h0, self._dropout(dropout))
+        loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
         return float(loss), self._last_state(layers)
 
     def loss_and_grads(self, inputs, targets, h0, dropout=None):
@@ -166,8 +165,7 @@ class CharRNN:
     def loss_and_grads_with_h0(self, inputs, targets, h0, dropout=None):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        with self.backend.parallel((*inputs.shape, self.hidden_size), self.dtype):
-            return self._loss_and_grads(inputs, targets, h0, self._dropout(dropout))
+        return self._loss_and_grads(inputs, targets, h0, self._dropout(dropout))
 
     def _loss_and_grads(self, inputs, targets, h0, dropout):
         be, xp, H, g = self.backend, self.backend.xp, self.hidden_size, self.grads

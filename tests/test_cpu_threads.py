@@ -1,6 +1,6 @@
 """The NumPy backend's own CPU threads (rnn_gpu/backends/cpu_threads.py):
-every split computation against a plain float64 reference, and the region's
-effect on BLAS's thread count."""
+every split computation against a plain float64 reference and the plain
+NumPy backend, and the region's effect on BLAS's thread count."""
 import threading
 import time
 
@@ -10,7 +10,7 @@ from threadpoolctl import ThreadpoolController
 
 from rnn_gpu.backends import cpu_threads
 from rnn_gpu.backends.base import NumpyBackend
-from rnn_gpu.backends.cpu_threads import CpuThreads
+from rnn_gpu.backends.cpu_threads import CpuBackend, CpuThreads
 from rnn_gpu.model import CharRNN
 
 
@@ -24,10 +24,10 @@ def tiny_parts(monkeypatch):
     monkeypatch.setattr(cpu_threads, "MIN_PART_FLOPS", 1)
 
 
-def forced(threads: int) -> NumpyBackend:
-    """A NumPy backend whose every pass runs on `threads` threads of ours."""
-    be = NumpyBackend(threads=threads)
-    be.parallel = lambda shape, dtype="float32": be._cpu_threads().region(threads)
+def forced(threads: int) -> CpuBackend:
+    """A CPU backend whose every pass runs on `threads` threads of ours."""
+    be = CpuBackend(threads=threads)
+    be.choose_threads = lambda shape, dtype: threads
     return be
 
 
@@ -115,9 +115,8 @@ def test_recurrences_split_over_streams_match_the_plain_loop(rng, tiny_parts):
     P, G = rng.uniform(-1, 1, (T, B, H)), rng.uniform(-1, 1, (T, B, H))
     W, h0 = rng.uniform(-0.5, 0.5, (H, H)), rng.uniform(-0.5, 0.5, (B, H))
     be = forced(3)
-    with be.parallel((T, B, H), "float64"):
-        Hs = be.recurrence_forward(P, W, h0)
-        dA, dh0 = be.recurrence_backward(G, Hs, h0, W)
+    Hs = be.recurrence_forward(P, W, h0)
+    dA, dh0 = be.recurrence_backward(G, Hs, h0, W)
     h, ref_H = h0, []
     for t in range(T):
         h = np.tanh(P[t] + h @ W.T)
@@ -137,7 +136,7 @@ def test_a_threaded_step_equals_one_on_openblas_threads(rng, tiny_parts, layers)
     seed = int(rng.integers(1 << 30))
     inputs, targets = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
     results = []
-    for be in (NumpyBackend(threads=1), forced(3)):
+    for be in (NumpyBackend(), forced(3)):
         model = CharRNN(V, H, be, dtype="float64", seed=seed, layers=layers)
         h0 = rng.uniform(-0.5, 0.5, model.state_shape(B)) if not results else results[0][3]
         loss, grads, dh0, h_last = model.loss_and_grads_with_h0(inputs, targets, h0)
@@ -223,3 +222,54 @@ def test_a_resumed_run_keeps_the_choice_its_checkpoint_made(corpus_file, tmp_pat
     rnn_gpu.train(corpus_file, tmp_path / "run", resume=True, steps=8, **settings)
     after = {tuple(e[:-1]): e[-1] for e in load_checkpoint(tmp_path / "run").cpu_threads}
     assert all(after[tuple(e[:-1])] == 2 for e in first)
+
+
+def test_the_reference_is_the_plain_loop(rng):
+    """base.NumpyBackend: one GEMM per step and np.tanh, bit for bit, on the calling thread."""
+    T, B, H = 5, 6, 7
+    P = rng.uniform(-1, 1, (T, B, H)).astype(np.float32)
+    W = rng.uniform(-0.5, 0.5, (H, H)).astype(np.float32)
+    h = rng.uniform(-0.5, 0.5, (B, H)).astype(np.float32)
+    threads_before = threading.active_count()
+    Hs = NumpyBackend().recurrence_forward(P, W, h)
+    assert threading.active_count() == threads_before
+    WT = np.ascontiguousarray(W.T)
+    for t in range(T):
+        h = np.tanh(h @ WT + P[t])
+        np.testing.assert_array_equal(Hs[t], h)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_fast_path_matches_the_reference_in_float32(rng, tiny_parts, threads):
+    T, B, H = 6, 7, 9
+    P, G = rng.uniform(-1, 1, (T, B, H)).astype(np.float32), rng.uniform(-1, 1, (T, B, H)).astype(np.float32)
+    W = rng.uniform(-0.5, 0.5, (H, H)).astype(np.float32)
+    h0 = rng.uniform(-0.5, 0.5, (B, H)).astype(np.float32)
+    ref, fast = NumpyBackend(), forced(threads)
+    np.testing.assert_allclose(fast.recurrence_forward(P, W, h0), ref.recurrence_forward(P, W, h0), atol=2e-6)
+    Hs = ref.recurrence_forward(P, W, h0)
+    for got, want in zip(fast.recurrence_backward(G, Hs, h0, W), ref.recurrence_backward(G, Hs, h0, W), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_gemm_of_a_pass_runs_as_its_recurrences_chose(rng, tiny_parts, monkeypatch, threads):
+    """No region in the model: the backend runs each GEMM after a recurrence
+    on the threads that recurrence chose, with BLAS at one thread under ours."""
+    seen = []
+    split = CpuThreads.matmul
+
+    def recording(self, a, b, out):
+        seen.append((self._count, set(blas_threads())))
+        return split(self, a, b, out)
+
+    monkeypatch.setattr(CpuThreads, "matmul", recording)
+    be = forced(threads)
+    model = CharRNN(9, 6, be, dtype="float32", seed=int(rng.integers(1 << 30)), layers=2)
+    inputs, targets = rng.integers(0, 9, (5, 7)), rng.integers(0, 9, (5, 7))
+    model.loss_and_grads(inputs, targets, model.zero_state(7))
+    model.loss(inputs, targets, model.zero_state(7))
+    assert len(seen) > 8
+    assert all(count == threads for count, _ in seen)
+    if threads > 1:
+        assert all(blas == {1} for _, blas in seen)

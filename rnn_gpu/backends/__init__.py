@@ -1,10 +1,13 @@
 """The backend registry: a backend is found by name, never by an if-chain
-elsewhere. The NumPy reference is `base.NumpyBackend`; each faster backend
-lives in its own module and is imported only when asked for."""
+elsewhere. The plain NumPy reference is `base.NumpyBackend`; each faster
+backend lives in its own module: "numpy" is `cpu_threads.CpuBackend`, the
+reference with its measured CPU fast path, and the GPU ones are imported only
+when asked for."""
 from __future__ import annotations
 
 from ..errors import UsageError
 from .base import BackendUnavailable, KernelBackend, NumpyBackend
+from .cpu_threads import CpuBackend
 
 BACKEND_NAMES = ("auto", "numpy", "cupy", "opencl")
 
@@ -32,10 +35,10 @@ def _opencl():
 
 
 def _auto():
-    return _cupy() if cupy_unavailable_reason() is None else NumpyBackend()
+    return _cupy() if cupy_unavailable_reason() is None else CpuBackend()
 
 
-_REGISTRY = {"numpy": NumpyBackend, "cupy": _cupy, "opencl": _opencl, "auto": _auto}
+_REGISTRY = {"numpy": CpuBackend, "cupy": _cupy, "opencl": _opencl, "auto": _auto}
 
 
 def get_backend(name: str = "auto"):
@@ -50,5 +53,5 @@ def get_backend(name: str = "auto"):
     return make()
 
 
-__all__ = ["BACKEND_NAMES", "BackendUnavailable", "KernelBackend", "NumpyBackend", "cupy_unavailable_reason",
-           "get_backend"]
+__all__ = ["BACKEND_NAMES", "BackendUnavailable", "CpuBackend", "KernelBackend", "NumpyBackend",
+           "cupy_unavailable_reason", "get_backend"]

@@ -1,11 +1,13 @@
 """Array backends: one object carries the array module (`xp`) and the few
 operations that a faster backend may replace.
 
-The model is written once against `backend.xp`. The base class is the NumPy
-backend and its recurrence is the plain reference loop; `CupyBackend`
-(cupy_backend.py) and `OpenCLBackend` (opencl_backend.py) subclass it and
-override only what they do faster. The registry (`get_backend`) is the
-package's `__init__`; nothing here imports it.
+The model is written once against `backend.xp`. The base class is the plain
+NumPy reference: one GEMM per time step, `tanh` itself, no threads of its
+own, which the tests and the kernel check (rnn_gpu/kernels/check.py) compare
+against. Faster backends subclass it and override only what they do faster:
+`CpuBackend` (cpu_threads.py, the registry's "numpy"), `CupyBackend`
+(cupy_backend.py) and `OpenCLBackend` (opencl_backend.py). The registry
+(`get_backend`) is the package's `__init__`; nothing here imports it.
 """
 from __future__ import annotations
 
@@ -13,10 +15,8 @@ import numpy as np
 
 from .. import dropout
 from ..errors import UsageError
-from .cpu_threads import CpuThreads, rows_worth_a_thread
 
 ONE_HOT_MAX_ROWS = 256  # above this, scatter-adds sort instead of multiplying by a one-hot matrix
-PROBE_STEPS = 64  # at most this many time steps in the recurrence `parallel` times each way
 
 
 class BackendUnavailable(UsageError, RuntimeError):
@@ -26,11 +26,6 @@ class BackendUnavailable(UsageError, RuntimeError):
 class NumpyBackend:
     name = "numpy"
     xp = np
-    threads = None  # CPU threads at most; None: as many as BLAS uses (cpu_threads.py)
-    _cpu = None
-
-    def __init__(self, threads: int | None = None):
-        self.threads = threads
 
     # -- moving data -----------------------------------------------------
     def asarray(self, a, dtype=None):
@@ -45,76 +40,26 @@ class NumpyBackend:
     def device_name(self) -> str:
         return f"NumPy {np.__version__}, CPU"
 
-    # -- GEMMs and the threads that run them ------------------------------
-    def parallel(self, shape: tuple, dtype="float32"):
-        """A context for one forward or backward pass of T steps over B
-        streams of a width-H model, `shape` = (T, B, H): on the CPU, threads of
-        ours, one per core, or OpenBLAS's, whichever measured faster for this
-        size (cpu_threads.py)."""
-        cpu = self._cpu_threads()
-        T, B, H = shape
-        dtype, n = np.dtype(dtype), cpu.available()
-        threads = cpu.choose((T, B, H, dtype.str, n), n, 2 * (B // n) * H * H,
-                             lambda: self._recurrence_probe(min(T, PROBE_STEPS), B, H, dtype))
-        return cpu.region(threads)
-
+    # -- measured choices, kept with a checkpoint --------------------------
     def threads_chosen(self) -> list:
-        """`parallel`'s measured choices, to keep with a checkpoint."""
-        return self._cpu_threads().chosen()
+        """The choices this backend measured (none here), to keep with a checkpoint."""
+        return []
 
     def keep_threads_chosen(self, chosen) -> None:
-        """Adopts a checkpoint's choices instead of measuring again, so a
-        resumed run rounds as the run it continues did."""
-        self._cpu_threads().keep(chosen)
+        """Adopts a checkpoint's choices instead of measuring again (none to adopt here)."""
 
-    def _recurrence_probe(self, steps: int, batch: int, hidden: int, dtype):
-        """The forward recurrence at this size, for `parallel`'s choice."""
-        rng = np.random.default_rng(0)
-        P = rng.uniform(-1, 1, (steps, batch, hidden)).astype(dtype)
-        W = (rng.uniform(-1, 1, (hidden, hidden)) / np.sqrt(hidden)).astype(dtype)
-        h0 = np.zeros((batch, hidden), dtype)
-        return lambda: self.recurrence_forward(P, W, h0)
-
+    # -- GEMMs and the sequential part -------------------------------------
     def matmul(self, a, b, out=None):
-        """a @ b for 2-D arrays, into `out` when given. Every GEMM of the model
-        comes here, so that inside `parallel` each runs on our threads."""
-        if out is None:
-            out = self.xp.empty((a.shape[0], b.shape[1]), dtype=self.xp.result_type(a, b))
-        return self._cpu_threads().matmul(a, b, out)
+        """a @ b for 2-D arrays, into `out` when given: every GEMM of the model comes here."""
+        return self.xp.matmul(a, b, out=out)
 
-    def _over_streams(self, shape: tuple, work) -> None:
-        """work(s) for slices s of the B streams of a (T, B, H) recurrence,
-        which never mixes them: inside `parallel`, one group per thread."""
-        _, B, H = shape
-        self._cpu_threads().run(work, B, rows_worth_a_thread(H, H))
-
-    def _cpu_threads(self) -> CpuThreads:
-        if self._cpu is None:
-            self._cpu = CpuThreads(self.threads)
-        return self._cpu
-
-    # -- the sequential part ---------------------------------------------
     def tanh_(self, x):
-        """tanh in place. float32 uses 2 / (1 + exp(-2x)) - 1: within 2e-7 of
-        tanh and about a third faster in NumPy, where tanh is a fifth of the
-        recurrence's time; float64 (gradient checks) uses tanh itself."""
-        xp = self.xp
-        if x.dtype != np.float32:
-            return xp.tanh(x, out=x)
-        with np.errstate(over="ignore"):  # exp overflows to inf for x << 0: the result is -1 as it should be
-            xp.multiply(x, -2, out=x)
-            xp.exp(x, out=x)
-            x += 1
-            xp.divide(2, x, out=x)
-            x -= 1
-        return x
+        return self.xp.tanh(x, out=x)
 
     def recurrence_forward(self, P, W, h0):
         """Hs[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[-1] = h0.  P: (T, B, H)."""
-        xp = self.xp
-        Hs = xp.empty_like(P)
-        WT = xp.ascontiguousarray(W.T)  # a row-major operand is the faster GEMM
-        self._over_streams(P.shape, lambda s: self._forward_loop(P[:, s], WT, h0[s], Hs[:, s]))
+        Hs = self.xp.empty_like(P)
+        self._forward_loop(P, self.xp.ascontiguousarray(W.T), h0, Hs)  # a row-major operand is the faster GEMM
         return Hs
 
     def _forward_loop(self, P, WT, h, Hs):
@@ -132,7 +77,7 @@ class NumpyBackend:
         Returns (dA, dh0) with dh0 = dA[0] @ W.
         """
         dA = self.xp.empty_like(Hs)
-        self._over_streams(G.shape, lambda s: self._backward_loop(G[:, s], Hs[:, s], W, dA[:, s]))
+        self._backward_loop(G, Hs, W, dA)
         return dA, self.matmul(dA[0], W)
 
     def _backward_loop(self, G, Hs, W, dA):
@@ -219,8 +164,8 @@ class NumpyBackend:
         """out[i] = sum of values[n] over n with index[n] == i; written into
         `out` (num_rows, H), contiguous, when given.
 
-        For a small vocabulary a one-hot GEMM: multithreaded, it beats
-        np.add.at about tenfold at 65 rows. Its cost grows with the rows
+        For a small vocabulary a one-hot GEMM, which BLAS runs on every core
+        where np.add.at runs on one. Its cost grows with the rows
         (2 * rows * N * H), so larger vocabularies sort the indices and sum
         each run instead.
         """

@@ -1,30 +1,29 @@
-"""The NumPy backend's own use of the CPU's cores for large steps: threads
-of its own, one per core, each calling a single-threaded BLAS on its share.
+"""The NumPy backend's fast path (`CpuBackend`, the registry's "numpy"):
+the plain reference's operations (base.NumpyBackend), and for large steps
+threads of its own, one per core, each calling a single-threaded BLAS on its
+share, where that measures faster than BLAS's own threads.
 
-Why not let OpenBLAS thread each call, as the backend does for small steps:
-- The recurrence's per-step (B, H) x (H, H) GEMM threads badly: on a 2-core
-  AMD EPYC (2026-12-02) OpenBLAS ran it at (128 x 1024) x (1024 x 1024) at
-  about 108 GFLOP/s on both cores and about 67 on one. The B streams never
-  mix inside a recurrence, so each core can run the whole time loop on its
-  own group of streams, with no synchronisation until the end, and the
-  loop's element-wise work (the tanh, the additions), which NumPy runs on
-  one core, is spread the same way.
-- After a threaded call, OpenBLAS's workers spin on their cores for about
-  2^28 cycles waiting for the next one, so one threaded BLAS call among ours
-  slows the threads of ours that follow it. Inside a region every GEMM
-  therefore runs here: large ones split by rows (measured as fast as
-  OpenBLAS's own threads), small ones on the calling thread.
-- Handing work to a thread costs about 0.2 ms on that machine, more than
-  OpenBLAS's spinning workers take, so a step whose GEMMs are small keeps
-  OpenBLAS's threads.
+Why threads of its own:
+- The recurrence's per-step (B, H) x (H, H) GEMM threads badly in OpenBLAS,
+  while the B streams never mix inside a recurrence: each core can run the
+  whole time loop on its own group of streams, with no synchronisation until
+  the end, and the loop's element-wise work (the tanh, the additions), which
+  NumPy runs on one core, is spread the same way.
+- After a threaded call, OpenBLAS's workers spin on their cores for a while
+  (SPIN_SETTLE_S) waiting for the next one, so one threaded BLAS call among
+  ours slows the threads of ours that follow it. Every GEMM of a pass
+  therefore runs as the pass's recurrences do: on threads of ours (large ones
+  split by rows, small ones on the calling thread), or on BLAS's.
+- Handing work to a thread costs more than OpenBLAS's spinning workers take,
+  so a step whose GEMMs are small keeps BLAS's threads.
 
-Which of the two a step size gets is measured (`choose`), once per size in a
-process, like the GPU's kernel variants: at the sizes where ours are tried,
-the recurrence runs a few steps both ways, and ours must be MIN_GAIN faster.
-On that machine they were at (1024, 128), 10 to 15% a training step, and
-within noise at (1024, 96), (1024, 160), (1024, 256), (768, 256), (1536, 64).
+Which of the two a step size gets is measured (`CpuThreads.choose`), once per
+(T, B, H, dtype, threads) in a process, like the GPU's kernel variants: at the
+sizes where ours are tried, the recurrence runs a few rounds both ways, and
+ours must be MIN_GAIN faster. The README ("CPU threads") and bench/results/
+have what this measured, on which machine and when.
 
-Threads: as many as the BLAS library uses when the region starts, so an MPI
+Threads: as many as the BLAS library uses when the pass starts, so an MPI
 rank limited to one BLAS thread stays on one.
 """
 from __future__ import annotations
@@ -37,7 +36,10 @@ import time
 
 import numpy as np
 
-MIN_PART_FLOPS = 1 << 26  # the least work worth a thread, at about 0.2 ms a hand-over
+from .base import NumpyBackend
+
+PROBE_STEPS = 64  # at most this many time steps in the recurrence the choice times each way
+MIN_PART_FLOPS = 1 << 26  # the least work worth a thread: handing work over costs a fraction of a millisecond
 MIN_STEP_FLOPS = 1 << 27  # each thread's per-step recurrence GEMM at least this, or ours are not tried
 MIN_GAIN = 1.05  # ours are chosen only when the probe runs at least this much faster on them
 PROBE_ROUNDS = 5
@@ -162,3 +164,69 @@ class CpuThreads:
             self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="rnn_gpu-cpu")
             self._workers = workers
         return self._pool
+
+
+class CpuBackend(NumpyBackend):
+    """The reference's operations, faster on a multi-core CPU: per step size
+    (T, B, H) the recurrence on threads of ours or on BLAS's, whichever
+    measured faster. A model's pass begins with
+    a recurrence (layer 1's input is a gather of U's columns), and the GEMMs
+    after it run as that recurrence chose."""
+
+    def __init__(self, threads: int | None = None):
+        """`threads`: at most this many of ours; None for the BLAS library's count."""
+        self.cpu = CpuThreads(threads)
+        self._pass_threads = 1  # the choice of the latest recurrence, which the GEMMs after it follow
+
+    def threads_chosen(self) -> list:
+        return self.cpu.chosen()
+
+    def keep_threads_chosen(self, chosen) -> None:
+        """A resumed run rounds as the run it continues did: its choices, not new measurements."""
+        self.cpu.keep(chosen)
+
+    def choose_threads(self, shape: tuple, dtype) -> int:
+        """Threads of ours for a recurrence of `shape` = (T, B, H) (1: BLAS's own), measured once per size."""
+        T, B, H = shape
+        dtype, n = np.dtype(dtype), self.cpu.available()
+        return self.cpu.choose((T, B, H, dtype.str, n), n, 2 * (B // n) * H * H,
+                               lambda: self._recurrence_probe(min(T, PROBE_STEPS), B, H, dtype))
+
+    def _recurrence_probe(self, steps: int, batch: int, hidden: int, dtype):
+        """The forward recurrence at this size, for `choose_threads` to time."""
+        rng = np.random.default_rng(0)
+        P = rng.uniform(-1, 1, (steps, batch, hidden)).astype(dtype)
+        W = (rng.uniform(-1, 1, (hidden, hidden)) / np.sqrt(hidden)).astype(dtype)
+        h0 = np.zeros((batch, hidden), dtype)
+        return lambda: self._split_forward(P, W, h0)
+
+    def matmul(self, a, b, out=None):
+        if out is None:
+            out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+        with self.cpu.region(self._pass_threads):
+            return self.cpu.matmul(a, b, out)
+
+    def recurrence_forward(self, P, W, h0):
+        self._pass_threads = self.choose_threads(P.shape, P.dtype)
+        with self.cpu.region(self._pass_threads):
+            return self._split_forward(P, W, h0)
+
+    def _split_forward(self, P, W, h0):
+        """The reference's loop on each group of streams, one group per thread of the region."""
+        Hs = np.empty_like(P)
+        WT = np.ascontiguousarray(W.T)
+        self._over_streams(P.shape, lambda s: self._forward_loop(P[:, s], WT, h0[s], Hs[:, s]))
+        return Hs
+
+    def recurrence_backward(self, G, Hs, h0, W):
+        self._pass_threads = self.choose_threads(G.shape, G.dtype)
+        with self.cpu.region(self._pass_threads):
+            dA = np.empty_like(Hs)
+            self._over_streams(G.shape, lambda s: self._backward_loop(G[:, s], Hs[:, s], W, dA[:, s]))
+            return dA, self.matmul(dA[0], W)
+
+    def _over_streams(self, shape: tuple, work) -> None:
+        """work(s) for slices s of the B streams of a (T, B, H) recurrence,
+        which never mixes them: one group per thread of the region."""
+        _, B, H = shape
+        self.cpu.run(work, B, rows_worth_a_thread(H, H))

@@ -7,7 +7,6 @@ base class otherwise.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import numpy as np
@@ -83,15 +82,6 @@ class CupyBackend(KernelBackend):
 
     def device_name(self) -> str:
         return cuda_device_name(self.xp)
-
-    def parallel(self, shape: tuple, dtype="float32"):
-        return contextlib.nullcontext()  # the GPU runs each operation in parallel
-
-    def matmul(self, a, b, out=None):
-        return self.xp.matmul(a, b, out=out)
-
-    def tanh_(self, x):
-        return self.xp.tanh(x, out=x)  # one fused kernel on the GPU
 
     def adagrad_update(self, p, g, mem, lr, eps, clip=None):
         t = p.dtype.type

@@ -2,7 +2,9 @@
 
 Pure Python on plain numbers, so selection is tested without a GPU.
 
-  small       recurrence_small: W in registers, SMALL_K weights a thread (H up to ~180).
+  small       recurrence_small: W in registers, SMALL_K weights a thread, a block
+              of H x ceil(H / SMALL_K) threads: H as large as the kernel's
+              block limit allows (`small_candidates`).
   tiled       recurrence_tiled: W (H x H) in one block's shared memory.
   persistent  recurrence_units launched cooperatively over all T steps: every
               block resident, its columns of W on-chip, a grid barrier a step.
