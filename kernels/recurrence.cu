@@ -355,6 +355,7 @@ KERNEL void recurrence_tiled(const GLOBAL real *X, const GLOBAL real *W, const G
         Finish f = finish_grid(pass_rows, H, p0, B, 0);
         Items first = finish_items(f, 0, H);
         Inputs ahead = load_inputs(first, X, Hs, time_of_step(0, T, backward), B, H, backward);
+        SYNC_BLOCK(); /* zero_shared's threads are not the staging's: its zeros land first */
         stage_rows(buffers, rstride, init, H, p0, pass_rows, B, 0, H);
         SYNC_BLOCK();
         for (int s = 0; s < T; ++s) {
