@@ -104,8 +104,9 @@ def test_opencl_other_tile_shapes(opencl, rng, tile):
 
 
 def random_plan(rng, opencl, H, B, tile):
-    """A launch shape drawn at random that fits a work-group: units slicing,
-    rows, parts and chunks that need not divide anything."""
+    """A launch shape drawn at random that fits a work-group and the
+    device's shared memory: units slicing, rows, parts and chunks that need
+    not divide anything."""
     while True:
         variant = str(rng.choice(["tiled", "per_step"]))
         width = H if variant == "tiled" else int(rng.integers(1, H + 1))
@@ -115,12 +116,15 @@ def random_plan(rng, opencl, H, B, tile):
             continue
         grid = int(rng.integers(1, 12))
         if variant == "tiled":
-            return Plan("tiled", grid, lanes * groups * parts, tiled_shared_bytes(H, groups, parts, 4, tile),
+            plan = Plan("tiled", grid, lanes * groups * parts, tiled_shared_bytes(H, groups, parts, 4, tile),
                         groups, parts, tile=tile)
-        slice_rows, chunk = int(rng.integers(1, B + 1)), int(rng.integers(1, H + 1))
-        shared = units_shared_bytes(H, width, groups, parts, chunk, 4, tile)
-        return Plan("per_step", grid, lanes * groups * parts, shared, groups, parts, width, slice_rows, chunk,
-                    tile=tile)
+        else:
+            slice_rows, chunk = int(rng.integers(1, B + 1)), int(rng.integers(1, H + 1))
+            shared = units_shared_bytes(H, width, groups, parts, chunk, 4, tile)
+            plan = Plan("per_step", grid, lanes * groups * parts, shared, groups, parts, width, slice_rows, chunk,
+                        tile=tile)
+        if plan.shared_bytes <= opencl.limits.shared_per_block:
+            return plan
 
 
 @pytest.mark.parametrize("tile", [(4, 4), (3, 8)])
