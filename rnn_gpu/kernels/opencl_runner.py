@@ -1,5 +1,5 @@
-"""The kernels through PyOpenCL: on a CPU this is PoCL, which lets every test
-run execute the same kernel source that the GPU runs."""
+"""The kernels through PyOpenCL: on a CPU (PoCL, or Intel's OpenCL CPU
+runtime) every test run executes the same kernel source that the GPU runs."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +27,7 @@ def opencl_unavailable_reason() -> str | None:
 
 
 def _pick_device(cl):
-    """Prefer a CPU device (PoCL), which is what CI has."""
+    """Prefer a CPU device, which is what CI has (.ci/opencl-cpu.sh)."""
     devices = [d for p in cl.get_platforms() for d in p.get_devices()]
     cpus = [d for d in devices if d.type & cl.device_type.CPU]
     return (cpus or devices)[0]
