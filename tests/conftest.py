@@ -62,7 +62,9 @@ SESSION_SEED = int(os.environ.get("RNN_GPU_TEST_SEED", np.random.SeedSequence().
 
 
 def pytest_report_header(config):
-    return f"random inputs seeded with RNN_GPU_TEST_SEED={SESSION_SEED}"
+    from rnn_gpu.kernels.opencl_runner import describe_device
+
+    return [f"random inputs seeded with RNN_GPU_TEST_SEED={SESSION_SEED}", f"OpenCL kernels on: {describe_device()}"]
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """NumPy for everything, the fused kernels through OpenCL for the recurrence.
 
 On a machine without a GPU this runs the very kernel source of the CUDA
-backend on the CPU (PoCL), which is how that source is tested everywhere.
+backend on the CPU (PoCL or Intel's OpenCL CPU runtime), which is how that source is tested everywhere.
 """
 from __future__ import annotations
 

@@ -26,6 +26,17 @@ def opencl_unavailable_reason() -> str | None:
     return None if devices else "no OpenCL device"
 
 
+def describe_device() -> str:
+    """The device the runner picks and its platform (the test header names it)."""
+    reason = opencl_unavailable_reason()
+    if reason:
+        return f"none ({reason})"
+    import pyopencl as cl
+
+    device = _pick_device(cl)
+    return f"{device.name} ({device.platform.name}, {device.platform.version.strip()})"
+
+
 def _pick_device(cl):
     """Prefer a CPU device, which is what CI has (.ci/opencl-cpu.sh)."""
     devices = [d for p in cl.get_platforms() for d in p.get_devices()]
