@@ -26,6 +26,16 @@ def skip_unless_required(reason: str):
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(items):
+    """Marks `opencl` every test that runs the kernels through OpenCL (the
+    `opencl` fixture or the opencl backend): `pytest -m opencl` runs them
+    alone, as .ci/run does on its second OpenCL platform."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "opencl" in item.fixturenames or (callspec and callspec.params.get("backend") == "opencl"):
+            item.add_marker(pytest.mark.opencl)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     if request.param == "cupy":
