@@ -38,7 +38,7 @@ def main() -> None:
             if cap == 0 and size > args.uncapped_up_to:
                 continue
             start = time.perf_counter()
-            _, chars = evaluate(model, data, cfg.batch, cfg.seq, cap)
+            chars = evaluate(model, data, cfg.batch, cfg.seq, cap).symbols
             rows.append({"held_out_chars": size, "val_chars_cap": cap, "evaluated_chars": chars,
                          "seconds": round(time.perf_counter() - start, 3)})
             print(json.dumps(rows[-1]), file=sys.stderr)

@@ -1,7 +1,8 @@
 """Checkpoints: one .npz of plain NumPy arrays, written atomically.
 
 Keys: the parameters (`U`, `W`, `V`, `b`, `c`, and `U2`, `W2`, `b2`, ... for
-deeper layers); `vocab_kind` and `vocab_symbols`; `config` (JSON text);
+deeper layers); `vocab_kind` and `vocab_symbols` (integers; for words JSON
+text, with `vocab_tokenizer`); `config` (JSON text);
 `format`; and the training state (`step`, `position`, `h`, `opt.*`,
 `elapsed_s`, `cpu_threads`) for resuming. `h` is (B, H) for one layer and
 (L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import words
 from .data import Vocab
 from .errors import UsageError
 from .fileio import atomic_write
@@ -51,12 +53,14 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     arrays.update(
         format=np.array(FORMAT),
         vocab_kind=np.array(ckpt.vocab.kind),
-        vocab_symbols=np.array(ckpt.vocab.symbols, dtype=np.int64),
+        vocab_symbols=ckpt.vocab.stored_symbols(),
         config=np.array(json.dumps(ckpt.config, sort_keys=True)),
         step=np.array(ckpt.step, dtype=np.int64),
         position=np.array(ckpt.position, dtype=np.int64),
         elapsed_s=np.array(ckpt.elapsed_s, dtype=np.float64),
     )
+    if ckpt.vocab.kind == "words":
+        arrays["vocab_tokenizer"] = np.array(words.TOKENIZER)
     if ckpt.cpu_threads:
         arrays["cpu_threads"] = np.array(json.dumps(ckpt.cpu_threads))
     if ckpt.h is not None:
@@ -108,9 +112,13 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
     if missing:
         raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
     config = json.loads(arrays["config"].item())
-    vocab = Vocab(str(arrays["vocab_kind"].item()), tuple(int(s) for s in arrays["vocab_symbols"]))
+    vocab = Vocab.from_stored(str(arrays["vocab_kind"].item()), arrays["vocab_symbols"])
     if not isinstance(config, dict) or not vocab.valid:
         raise CheckpointError(f"{p}: damaged configuration or vocabulary")
+    tokenizer = str(arrays["vocab_tokenizer"].item()) if "vocab_tokenizer" in arrays else None
+    if vocab.kind == "words" and tokenizer != words.TOKENIZER:
+        raise CheckpointError(f"{p}: its word vocabulary is of tokenizer {tokenizer}, not this version's "
+                              f"{words.TOKENIZER}")
     names = param_shapes(len(vocab), 1, layers_in(arrays)).keys()
     params = {k: arrays[k] for k in names}
     _check_shapes(params, len(vocab), p)

@@ -108,7 +108,7 @@ def add_bench_parser(sub):
 def add_prepare_parser(sub):
     p = sub.add_parser("prepare", allow_abbrev=False, help="encode a corpus of any size to disk, streaming")
     p.add_argument("corpus", nargs="+", type=nonempty, help="text files, directories of them, or globs")
-    add_flags(p, TrainConfig, ("include", "exclude"))
+    add_flags(p, TrainConfig, ("include", "exclude", "vocab_size"))
     p.add_argument("--vocab", choices=VOCAB_KINDS, default="chars", help="the symbols (default chars)")
     p.add_argument("-o", "--output", type=path, default=None,
                    help="output prefix: writes PREFIX.bin and PREFIX.json (PREFIX.json given names the same; "
@@ -249,9 +249,11 @@ def run_prepare(args) -> int:
     for spec in args.corpus:
         if not Path(spec).exists() and not glob.has_magic(spec):
             raise UsageError(f"corpus not found: {spec}")
+    if args.vocab_size is not None and args.vocab != "words":
+        raise UsageError("--vocab-size goes with --vocab words")
     output = prepared_prefix(args.output, args.corpus, args.vocab)
     try:
-        meta = prepare(args.corpus, args.vocab, output, args.include, args.exclude)
+        meta = prepare(args.corpus, args.vocab, output, args.include, args.exclude, args.vocab_size)
     except EnvironmentFailure as exc:
         hint = "; pass -o PREFIX to write elsewhere" if args.output is None else ""
         raise EnvironmentFailure(f"{exc}{hint}") from None

@@ -9,13 +9,15 @@ one window to the next.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import words
 from .errors import UsageError
 
-VOCAB_KINDS = ("chars", "bytes")
+VOCAB_KINDS = ("chars", "bytes", "words")
 
 
 class CorpusError(UsageError, ValueError):
@@ -24,8 +26,9 @@ class CorpusError(UsageError, ValueError):
 
 @dataclass(frozen=True)
 class Vocab:
-    kind: str  # "chars" or "bytes"
-    symbols: tuple  # code points (chars) or byte values (bytes), sorted
+    kind: str  # "chars", "bytes" or "words"
+    # code points (chars) or byte values (bytes), sorted; words: token strings by frequency, the unknown token first
+    symbols: tuple
 
     @classmethod
     def from_text(cls, text: str) -> Vocab:
@@ -35,6 +38,25 @@ class Vocab:
     def bytes256(cls) -> Vocab:
         return cls("bytes", tuple(range(256)))
 
+    @classmethod
+    def from_words(cls, text: str, size: int = words.DEFAULT_VOCAB_SIZE) -> Vocab:
+        """The unknown token and the size-1 most frequent tokens of `text` (words.py)."""
+        return cls("words", words.choose_symbols(words.count_tokens(text), size))
+
+    @classmethod
+    def from_stored(cls, kind: str, stored) -> Vocab:
+        """The vocabulary of `stored_symbols()`'s form (a checkpoint's array)."""
+        if kind == "words":
+            return cls(kind, tuple(json.loads(str(stored.item()))))
+        return cls(kind, tuple(int(s) for s in stored))
+
+    def stored_symbols(self) -> np.ndarray:
+        """The symbols as one NumPy array: integers, or for words JSON text
+        (a NumPy string array would drop a token's trailing NUL)."""
+        if self.kind == "words":
+            return np.array(json.dumps(list(self.symbols)))
+        return np.array(self.symbols, dtype=np.int64)
+
     def __len__(self) -> int:
         return len(self.symbols)
 
@@ -42,10 +64,18 @@ class Vocab:
     def valid(self) -> bool:
         """A kind we know and symbols strictly increasing within its range
         (what a vocabulary read back from a file must be)."""
+        if self.kind == "words":
+            return self._valid_words
         top = {"chars": 0x10FFFF, "bytes": 255}.get(self.kind)
         s = self.symbols
         return (top is not None and len(s) > 0 and all(isinstance(c, int) for c in s) and s[0] >= 0
                 and s[-1] <= top and all(a < b for a, b in zip(s, s[1:], strict=False)))
+
+    @property
+    def _valid_words(self) -> bool:
+        s = self.symbols
+        return (len(s) > 0 and s[0] == words.UNKNOWN_SYMBOL and len(set(s)) == len(s)
+                and all(words.is_token(t) for t in s[1:]))
 
     @property
     def dtype(self):
@@ -76,16 +106,78 @@ class Vocab:
     def encode_text(self, text: str) -> np.ndarray:
         return self.encode_codes(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
 
+    @functools.cached_property
+    def _word_ids(self) -> dict:
+        return {t: i for i, t in enumerate(self.symbols) if i != words.UNKNOWN}
+
+    def encode_tokens(self, tokens) -> np.ndarray:
+        """The ids of word tokens; a token outside the vocabulary is the unknown token (0)."""
+        get = self._word_ids.get
+        return np.fromiter((get(t, words.UNKNOWN) for t in tokens), dtype=self.dtype, count=len(tokens))
+
     def encode(self, data) -> np.ndarray:
+        if self.kind == "words":
+            return self.encode_tokens(words.tokenize(data))
         if self.kind == "bytes":
             raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             return np.frombuffer(raw, dtype=np.uint8).copy()
         return self.encode_text(data)
 
     def decode(self, ids) -> str:
+        """Text of ids; the unknown token of a word vocabulary shows as words.UNKNOWN_MARKER."""
         if self.kind == "bytes":
             return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        if self.kind == "words":
+            return "".join(self.symbols[int(i)] or words.UNKNOWN_MARKER for i in ids)
         return "".join(chr(self.symbols[int(i)]) for i in ids)
+
+    @functools.cached_property
+    def symbol_chars(self) -> np.ndarray:
+        """Characters of the original text each id stands for: 1 for chars;
+        for bytes 1 for a byte that starts a UTF-8 character, 0 for a
+        continuation byte; for words the token's length, 0 for the unknown
+        token (whose length the corpus keeps, see SymbolChars)."""
+        if self.kind == "bytes":
+            return ((np.arange(256) & 0xC0) != 0x80).astype(np.int64)
+        if self.kind == "words":
+            return np.array([len(t) for t in self.symbols], dtype=np.int64)
+        return np.ones(len(self.symbols), dtype=np.int64)
+
+
+class SymbolChars:
+    """The characters of the original text that each symbol of `ids` covers,
+    indexed as `ids` is (chars[index]). `unknown_lengths`: for a word
+    vocabulary, the lengths of the tokens that unknown ids replaced, in order,
+    in a text that ends with `ids` (its last ones are those of `ids`; None:
+    an unknown token counts 0)."""
+
+    def __init__(self, vocab: Vocab, ids, unknown_lengths=None):
+        self.ids, self.table = ids, vocab.symbol_chars
+        self.unknown_at = self.unknown_lengths = None
+        if vocab.kind == "words" and unknown_lengths is not None:
+            self.unknown_at = positions_of(ids, words.UNKNOWN)
+            if len(self.unknown_at) > len(unknown_lengths):
+                raise CorpusError(f"{len(self.unknown_at)} unknown tokens but {len(unknown_lengths)} lengths")
+            tail = len(unknown_lengths) - len(self.unknown_at)
+            self.unknown_lengths = np.asarray(unknown_lengths[tail:], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = np.asarray(index)
+        ids = np.asarray(self.ids[index])
+        chars = self.table[ids]
+        if self.unknown_at is not None:
+            unknown = ids == words.UNKNOWN
+            chars[unknown] = self.unknown_lengths[np.searchsorted(self.unknown_at, index[unknown])]
+        return chars
+
+
+def positions_of(ids, value: int, chunk: int = 1 << 23) -> np.ndarray:
+    """Where `ids` (a memory map, perhaps) holds `value`, read in chunks."""
+    found = [np.flatnonzero(np.asarray(ids[i:i + chunk]) == value) + i for i in range(0, len(ids), chunk)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 def format_chars(chars) -> str:
@@ -142,8 +234,14 @@ def evaluation_windows(data: np.ndarray, batch: int, seq: int, max_chars: int | 
     """Yields (T'+1, B') arrays in order over the streams of
     `evaluation_streams`, windows of at most seq+1 (the last may be shorter);
     the hidden state is carried from one window to the next."""
-    n_streams, spacing, stream_len = evaluation_streams(len(data), batch, seq, max_chars)
+    for where in evaluation_positions(len(data), batch, seq, max_chars):
+        yield data[where]
+
+
+def evaluation_positions(length: int, batch: int, seq: int, max_chars: int | None = None):
+    """The positions in the part that `evaluation_windows` reads, window by window."""
+    n_streams, spacing, stream_len = evaluation_streams(length, batch, seq, max_chars)
     starts = np.arange(n_streams) * spacing
     for pos in range(0, stream_len - 1, seq):
         steps = min(seq, stream_len - 1 - pos)
-        yield data[starts[None, :] + pos + np.arange(steps + 1)[:, None]]
+        yield starts[None, :] + pos + np.arange(steps + 1)[:, None]

@@ -1,5 +1,6 @@
 """`rnn-gpu plot`: train and validation loss against steps and characters
-seen, and the learning rate against steps."""
+seen (and the validation loss per character of the original text, which
+compares runs of different vocabularies), and the learning rate against steps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,13 +34,16 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
     for ax, x_key, label in ((axes[0], "step", "step"), (axes[1], "chars", "characters seen")):
         train = [(r[x_key], r["train_loss"]) for r in records if x_key in r]
         val = [(r[x_key], r["val_loss"]) for r in records if x_key in r and "val_loss" in r]
+        per_char = [(r[x_key], r["val_loss_per_char"]) for r in records if x_key in r and "val_loss_per_char" in r]
         if train:
             ax.plot(*zip(*train, strict=False), label="train", linewidth=1)
         if val:
             ax.plot(*zip(*val, strict=False), "o-", label="validation", markersize=3)
+        if per_char and per_char != val:
+            ax.plot(*zip(*per_char, strict=False), "s--", label="validation per character", markersize=3)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("loss (nats per character)")
+    axes[0].set_ylabel("loss (nats per symbol)")
     axes[1].sharey(axes[0])
     axes[0].legend()
     if has_lr:

@@ -5,7 +5,10 @@ uint16, raw) and PREFIX.json (vocabulary, dtype, length, sources), reading
 fixed-size chunks so memory stays bounded by the chunk size. UTF-8 is
 decoded incrementally, so a character split across chunks is whole. With a
 character vocabulary the sources are read twice: once to collect the code
-points (the vocabulary is their sorted set), once to encode.
+points (the vocabulary is their sorted set), once to encode. With a word
+vocabulary (words.py) the first pass counts tokens in bounded memory (see
+`count_words`) and PREFIX.unk.bin keeps the length of every token that the
+unknown token replaced (uint8), so losses can be reported per character.
 
 Training reads a prepared corpus through a memory map.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import words
 from .data import CorpusError, Vocab
 from .errors import EnvironmentFailure, UsageError
 from .fileio import atomic_write, check_writable, make_directory
@@ -32,6 +36,7 @@ FORMAT = "rnn_gpu.corpus/1"
 
 
 IN_MEMORY_MAX_BYTES = 256 << 20  # with no writable cache, sources up to this size are prepared in memory
+COUNT_CAPACITY = 1 << 19  # distinct tokens a word count keeps exactly (it holds up to twice as many)
 
 
 def cache_dirs(spare: Path | None = None) -> list[Path]:
@@ -154,7 +159,53 @@ def collect_code_points(paths) -> Vocab:
     return Vocab("chars", tuple(int(c) for c in np.flatnonzero(seen)))
 
 
-def encoded_chunks(paths, vocab: Vocab):
+def text_pieces(path: Path):
+    """The UTF-8 text of `path` in pieces (strings)."""
+    for codes in decoded_chunks(path):
+        yield codes.tobytes().decode("latin-1" if codes.dtype == np.uint8 else "utf-32-le")
+
+
+def word_tokens(paths):
+    """Lists of the tokens of each file in turn (a token never spans two files)."""
+    for path in paths:
+        yield from words.tokens_of_pieces(text_pieces(path))
+
+
+def count_words(paths, size: int, capacity: int | None = None) -> tuple[Vocab, dict]:
+    """The word vocabulary of `size` of the sources, and what PREFIX.json
+    says of how it was chosen. Counting keeps at most 2 * `capacity` distinct
+    tokens (words.BoundedCounter); if it had to prune, a second pass counts
+    the tokens it kept exactly, and the choice is exact when the last chosen
+    token's count exceeds the pruned total (`count_error`), as it is on any
+    corpus whose distinct tokens fit the capacity."""
+    counted = words.BoundedCounter(max(capacity or COUNT_CAPACITY, 2 * size))
+    for tokens in word_tokens(paths):
+        counted.update(tokens)
+
+    def recount(candidates):
+        exact = dict.fromkeys(candidates, 0)
+        for tokens in word_tokens(paths):
+            for token in tokens:
+                if token in exact:
+                    exact[token] += 1
+        return exact
+
+    symbols, exact = words.exact_top(counted, recount, size)
+    return Vocab("words", symbols), {"tokenizer": words.TOKENIZER, "vocab_size": size, "vocab_exact": exact,
+                                     "count_error": counted.error, "tokens_counted": counted.total}
+
+
+def encoded_chunks(paths, vocab: Vocab, unknown_lengths: list | None = None):
+    """The ids of the sources in pieces. Words: the lengths of the tokens
+    that became the unknown token are appended to `unknown_lengths`."""
+    if vocab.kind == "words":
+        for tokens in word_tokens(paths):
+            ids = vocab.encode_tokens(tokens)
+            if unknown_lengths is not None:
+                lengths = np.fromiter(map(len, tokens), dtype=np.uint8, count=len(tokens))
+                unknown_lengths.append(lengths[ids == words.UNKNOWN])
+            yield ids
+        return
     if vocab.kind == "bytes":
         for path in paths:
             for chunk in read_chunks(path):
@@ -172,49 +223,61 @@ class Prepared:
     ids: np.ndarray
     meta: dict
     origin: str = ""  # made or reused, and where
+    unknown_lengths: np.ndarray | None = None  # words: the length of each token the unknown token replaced
 
 
 def source_signature(paths) -> list[dict]:
     return [{"path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in paths]
 
 
-def prepare(spec, kind: str = "chars", prefix: Path | None = None, include=(), exclude=()) -> Path:
+def prepare(spec, kind: str = "chars", prefix: Path | None = None, include=(), exclude=(),
+            vocab_size: int | None = None) -> Path:
     """Encodes `spec` (one or several sources) to PREFIX.bin and PREFIX.json; returns the .json path."""
     paths = expand_sources(spec, include, exclude)
-    prefix = Path(prefix) if prefix else cache_prefix(paths, kind)
+    prefix = Path(prefix) if prefix else cache_prefix(paths, kind, vocab_size=vocab_size)
     make_directory(prefix.parent)
-    vocab = corpus_vocab(paths, kind)
-    length = [0]
+    vocab, how = corpus_vocab(paths, kind, vocab_size)
+    length, unknown = [0], [] if kind == "words" else None
 
     def write_ids(f):
-        for ids in encoded_chunks(paths, vocab):
+        for ids in encoded_chunks(paths, vocab, unknown):
             f.write(memoryview(np.ascontiguousarray(ids, dtype=vocab.dtype)))
             length[0] += len(ids)
 
     bin_path, meta_path = prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".json")
     atomic_write(bin_path, write_ids)
-    meta = {**metadata(vocab, length[0], paths), "data": bin_path.name}
+    meta = {**metadata(vocab, length[0], paths, how), "data": bin_path.name}
+    if unknown is not None:
+        unknown_path = prefix.with_name(prefix.name + ".unk.bin")
+        atomic_write(unknown_path, lambda f: [f.write(memoryview(a)) for a in unknown])
+        meta.update(unknown_data=unknown_path.name, unknown_count=sum(len(a) for a in unknown))
     atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
     return meta_path
 
 
-def corpus_vocab(paths, kind: str) -> Vocab:
-    """The vocabulary of the sources (a first pass over them for chars)."""
-    vocab = collect_code_points(paths) if kind == "chars" else Vocab.bytes256()
+def corpus_vocab(paths, kind: str, vocab_size: int | None = None) -> tuple[Vocab, dict]:
+    """The vocabulary of the sources (a first pass over them for chars and
+    words), and what PREFIX.json records of how it was made."""
+    if kind == "words":
+        vocab, how = count_words(paths, vocab_size or words.DEFAULT_VOCAB_SIZE)
+    else:
+        vocab, how = collect_code_points(paths) if kind == "chars" else Vocab.bytes256(), {}
     if not vocab.symbols:
         raise CorpusError(f"corpus is empty: {', '.join(map(str, paths))}")
-    return vocab
+    return vocab, how
 
 
-def metadata(vocab: Vocab, length: int, paths) -> dict:
+def metadata(vocab: Vocab, length: int, paths, how=None) -> dict:
     """What PREFIX.json records of a prepared corpus (less where its data lies)."""
     if length == 0:
         raise CorpusError(f"corpus is empty: {', '.join(map(str, paths))}")
     return {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
-            "dtype": np.dtype(vocab.dtype).name, "length": length, "sources": source_signature(paths)}
+            "dtype": np.dtype(vocab.dtype).name, "length": length, "sources": source_signature(paths), **(how or {})}
 
 
-def cache_prefix(paths, kind: str, directory: Path | None = None) -> Path:
+def cache_prefix(paths, kind: str, directory: Path | None = None, vocab_size: int | None = None) -> Path:
+    if kind == "words":
+        kind = f"words{vocab_size or words.DEFAULT_VOCAB_SIZE}"
     key = hashlib.sha256(json.dumps([str(p.resolve()) for p in paths] + [kind]).encode()).hexdigest()[:16]
     return (directory or cache_dir()) / f"{paths[0].name}-{kind}-{key}"
 
@@ -230,20 +293,32 @@ def load_prepared(meta_path) -> Prepared:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("no format tag")
-        vocab = Vocab(str(meta["vocab_kind"]), tuple(int(s) for s in meta["symbols"]))
+        kind = str(meta["vocab_kind"])
+        vocab = Vocab(kind, tuple(str(s) if kind == "words" else int(s) for s in meta["symbols"]))
         dtype, length = np.dtype(meta["dtype"]), int(meta["length"])
         data = meta_path.with_name(str(meta["data"]))
         if not vocab.valid or dtype != np.dtype(vocab.dtype) or length < 1:
             raise ValueError("inconsistent vocabulary, dtype or length")
+        if kind == "words" and meta.get("tokenizer") != words.TOKENIZER:
+            raise ValueError(f"tokenizer {meta.get('tokenizer')!r}, not this version's {words.TOKENIZER}")
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{meta_path}: not a prepared rnn_gpu corpus ({exc})") from None
-    if not data.is_file() or data.stat().st_size != length * dtype.itemsize:
-        raise CorpusError(f"{meta_path}: its data file {data} is missing or has the wrong size")
-    ids = np.memmap(data, dtype=dtype, mode="r", shape=(length,))
+    ids = mapped(meta_path, data, dtype, length)
     top = largest_id(ids)
     if top >= len(vocab):
         raise CorpusError(f"{meta_path}: its data holds symbol id {top}, beyond its vocabulary of {len(vocab)}")
-    return Prepared(vocab, ids, meta)
+    unknown = None
+    if kind == "words":
+        unknown = mapped(meta_path, meta_path.with_name(str(meta["unknown_data"])), np.uint8,
+                         int(meta["unknown_count"]))
+    return Prepared(vocab, ids, meta, unknown_lengths=unknown)
+
+
+def mapped(meta_path: Path, data: Path, dtype, length: int) -> np.ndarray:
+    """A read-only memory map of `length` items of `dtype` in `data` (an empty array for none)."""
+    if not data.is_file() or data.stat().st_size != length * np.dtype(dtype).itemsize:
+        raise CorpusError(f"{meta_path}: its data file {data} is missing or has the wrong size")
+    return np.memmap(data, dtype=dtype, mode="r", shape=(length,)) if length else np.zeros(0, dtype)
 
 
 def largest_id(ids: np.ndarray) -> int:
@@ -252,7 +327,8 @@ def largest_id(ids: np.ndarray) -> int:
     return max(int(ids[i:i + step].max()) for i in range(0, len(ids), step))
 
 
-def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=()) -> Prepared:
+def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=(),
+                 vocab_size: int | None = None) -> Prepared:
     """The prepared form of a raw corpus, made once and reused while the
     sources are unchanged (size and modification time): from the first cache
     directory that holds it, else made in the first writable one, else (for
@@ -260,7 +336,7 @@ def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude
     paths = expand_sources(spec, include, exclude)
     dirs = cache_dirs(spare)
     for directory in dirs:
-        prefix = cache_prefix(paths, kind, directory)
+        prefix = cache_prefix(paths, kind, directory, vocab_size)
         meta_path = prefix.with_name(prefix.name + ".json")
         if meta_path.is_file():
             try:
@@ -272,7 +348,8 @@ def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude
                 pass  # damaged cache: prepare again
     for directory in dirs:
         if writable_dir(directory):
-            prepared = load_prepared(prepare(paths, kind, cache_prefix(paths, kind, directory)))
+            prepared = load_prepared(prepare(paths, kind, cache_prefix(paths, kind, directory, vocab_size),
+                                             vocab_size=vocab_size))
             prepared.origin = f"made the cache {prepared.meta['data']} in {directory}"
             return prepared
     size = sum(p.stat().st_size for p in paths)
@@ -280,10 +357,13 @@ def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude
         tried = ", ".join(str(d) for d in dirs) or "none"
         raise EnvironmentFailure(f"no writable cache directory for preparing {spec} ({size:,} bytes; tried {tried}); "
                                  "set RNN_GPU_CACHE or run `rnn-gpu prepare` with -o")
-    return prepare_in_memory(paths, kind, f"prepared in memory (no writable cache in {', '.join(map(str, dirs))})")
+    return prepare_in_memory(paths, kind, f"prepared in memory (no writable cache in {', '.join(map(str, dirs))})",
+                             vocab_size)
 
 
-def prepare_in_memory(paths, kind: str, origin: str) -> Prepared:
-    vocab = corpus_vocab(paths, kind)
-    ids = np.concatenate([np.asarray(c, dtype=vocab.dtype) for c in encoded_chunks(paths, vocab)])
-    return Prepared(vocab, ids, metadata(vocab, len(ids), paths), origin)
+def prepare_in_memory(paths, kind: str, origin: str, vocab_size: int | None = None) -> Prepared:
+    vocab, how = corpus_vocab(paths, kind, vocab_size)
+    unknown = [] if kind == "words" else None
+    ids = np.concatenate([np.asarray(c, dtype=vocab.dtype) for c in encoded_chunks(paths, vocab, unknown)])
+    lengths = None if unknown is None else np.concatenate([np.zeros(0, np.uint8), *unknown])
+    return Prepared(vocab, ids, metadata(vocab, len(ids), paths, how), origin, lengths)

@@ -3,11 +3,13 @@ together, one symbol at a time (one GEMM per layer and symbol for all N)."""
 from __future__ import annotations
 
 import codecs
+import sys
 
 import numpy as np
 
+from . import words
 from .checks import MAX_SEED, real_in, whole
-from .data import CorpusError, Vocab
+from .data import CorpusError, Vocab, format_chars
 from .errors import UsageError
 from .layout import layer_names
 
@@ -85,6 +87,24 @@ class Decoder:
         return self.utf8.decode(bytes(int(i) for i in ids), final=final)
 
 
+def encode_prime(vocab: Vocab, prime: str) -> np.ndarray:
+    """The ids of `prime`. A character outside a character vocabulary is bad
+    input; a word outside a word vocabulary becomes the unknown token, which
+    is said once on stderr."""
+    if not prime:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        ids = vocab.encode(prime)
+    except CorpusError as exc:
+        raise CorpusError(f"prime text has {exc}") from None
+    if vocab.kind == "words" and (ids == words.UNKNOWN).any():
+        tokens = words.tokenize(prime)
+        unknown = sorted({t for t, i in zip(tokens, ids, strict=True) if i == words.UNKNOWN})
+        print(f"note: the prime's {format_chars(unknown)} not in the vocabulary: the model reads the unknown "
+              f"token ({words.UNKNOWN_MARKER}) instead", file=sys.stderr, flush=True)
+    return ids
+
+
 def generate(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: int | None = None,
              prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
     """Yields (sample index, text) pieces: first the prime for every sample,
@@ -92,10 +112,7 @@ def generate(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: 
     symbol is drawn from the output at h = 0."""
     xp, be = model.backend.xp, model.backend
     rng = np.random.default_rng(seed)
-    try:
-        prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
-    except CorpusError as exc:
-        raise CorpusError(f"prime text has {exc}") from None
+    prime_ids = encode_prime(vocab, prime)
     N = num_samples
     h = xp.zeros((model.layers, N, model.hidden_size), dtype=model.dtype)
     V, c = model.params["V"], model.params["c"]

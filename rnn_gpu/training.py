@@ -16,7 +16,7 @@ from . import checkpoint as ckpt_io
 from .backends import BACKEND_NAMES, get_backend
 from .checks import MAX_SEED
 from .corpus import Corpus, load_corpus
-from .data import VOCAB_KINDS, BatchStream, CorpusError, evaluation_streams, evaluation_windows
+from .data import VOCAB_KINDS, BatchStream, CorpusError, evaluation_positions, evaluation_streams
 from .dropout import Dropout
 from .errors import UsageError
 from .fileio import check_writable, lock_directory, make_directory, remove_file
@@ -29,6 +29,7 @@ from .prepare import as_specs
 from .progress import progress as progress_display
 from .schedule import SCHEDULES, LRSchedule
 from .settings import NOT_GIVEN, declared, owned_by, problem, setting
+from .words import DEFAULT_VOCAB_SIZE, MAX_VOCAB_SIZE
 
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
 # Signals that end a run after the step in progress, its checkpoint written; the first listed wins if several came.
@@ -78,6 +79,8 @@ class TrainConfig:
                              low=0, high=0.95)
     vocab: str | None = setting(None, str, "model", "the symbols", choices=VOCAB_KINDS,
                                 absent="chars; a prepared corpus keeps its own")
+    vocab_size: int | None = setting(None, int, "model", "--vocab words only: the unknown token and the N-1 most "
+                                     "frequent tokens", low=2, high=MAX_VOCAB_SIZE, absent=str(DEFAULT_VOCAB_SIZE))
     val_fraction: float = setting(0.1, float, "model", "the end of the corpus held out for validation (0: none)",
                                   low=0, high=0.9)
     val_chars: int = setting(1_000_000, int, "model", "evaluate on at most this many held-out characters, the same "
@@ -120,7 +123,9 @@ class TrainConfig:
             raise UsageError("give steps or time (or both)")
         if self.min_lr is not None and self.min_lr > self.learning_rate:
             raise UsageError(f"min_lr must be between 0 and the learning rate {self.learning_rate}")
-        need = parameter_bytes(self.hidden, self.layers, self.dtype)
+        if self.vocab_size is not None and self.vocab != "words":
+            raise UsageError("vocab_size goes with vocab words")
+        need = parameter_bytes(self.hidden, self.layers, self.dtype, self.vocab_size or 256)
         if need > MAX_PARAMETER_BYTES:
             raise UsageError(f"hidden {self.hidden} x layers {self.layers} needs about {need / 2**30:.0f} GiB for "
                              "the parameters, gradients and optimiser state; use smaller sizes")
@@ -176,26 +181,37 @@ class StopSignals:
             signal.signal(s, handler)
 
 
+@dataclass
+class Evaluation:
+    loss: float  # mean NLL per symbol predicted (nats)
+    symbols: int  # symbols predicted
+    loss_per_char: float  # the summed NLL over the characters of the original text those symbols cover
+    chars: int
+
+
 def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None = None,
-             comm=None) -> tuple[float, int]:
+             comm=None, symbol_chars=None) -> Evaluation:
     """Mean NLL (nats) over the windows of `evaluation_windows` (all of
     `data`, or at most `max_chars` symbols of it), the hidden state carried
-    across windows. With a communicator, each rank takes its share of the
-    streams and the sums are reduced. Returns (loss, symbols predicted)."""
+    across windows, per symbol and per character: `symbol_chars` indexed as
+    `data` gives the characters each symbol covers (data.SymbolChars; None:
+    one each). With a communicator, each rank takes its share of the
+    streams and the sums are reduced."""
     comm = comm or SingleCommunicator()
     n_streams = evaluation_streams(len(data), batch, seq, max_chars)[0]
     mine = slice(comm.rank * n_streams // comm.size, (comm.rank + 1) * n_streams // comm.size)
-    sums, h = np.zeros(2), None  # loss * symbols, symbols
-    for window in evaluation_windows(data, batch, seq, max_chars):
-        window = window[:, mine]
+    sums, h = np.zeros(3), None  # loss * symbols, symbols, characters
+    for where in evaluation_positions(len(data), batch, seq, max_chars):
+        window, targets = data[where[:, mine]], where[1:, mine]
         if window.shape[1] == 0:
             break
         if h is None:
             h = model.zero_state(window.shape[1])
         loss, h = model.loss(window[:-1], window[1:], h)
-        sums += (loss * window[1:].size, window[1:].size)
+        chars = targets.size if symbol_chars is None else int(symbol_chars[targets.reshape(-1)].sum())
+        sums += (loss * targets.size, targets.size, chars)
     comm.allreduce_sum_(sums)
-    return float(sums[0] / sums[1]), int(sums[1])
+    return Evaluation(float(sums[0] / sums[1]), int(sums[1]), float(sums[0] / max(sums[2], 1)), int(sums[2]))
 
 
 def check_corpus_fits(corpus: Corpus, cfg: TrainConfig) -> None:
@@ -368,7 +384,7 @@ def prepare_run(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, gi
     backend = get_backend(cfg.backend)
     comm.use_local_device(backend)
     corpus = load_corpus(corpus_path, cfg.vocab, cfg.val_fraction, spare_cache=out.parent / ".rnn_gpu-cache",
-                         include=cfg.include, exclude=cfg.exclude)
+                         include=cfg.include, exclude=cfg.exclude, vocab_size=cfg.vocab_size)
     check_corpus_fits(corpus, cfg)
     if saved and saved.vocab != corpus.vocab:
         raise CorpusError(f"the corpus's vocabulary differs from the checkpoint's in {out}")
@@ -489,7 +505,7 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
         describe_run(cfg, trainer, corpus, resumed=resumed)
     bar = progress_display(cfg.steps, trainer.step, progress)
     start = time.perf_counter() - trainer.elapsed_before  # elapsed time counts on across a resume
-    interval, skipped, val_loss, record = Interval(), 0, None, {}
+    interval, skipped, val, record = Interval(), 0, None, {}
     try:
         with StopSignals() as signals:
             while True:
@@ -506,10 +522,11 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                 evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
                 if evaluate_now:
                     bar.set_description_str("evaluating", refresh=True)
-                    val_loss, val_chars = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars, comm)
+                    val = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars, comm,
+                                   corpus.val_symbol_chars)
                     bar.set_description_str("", refresh=False)
-                    if trainer.best_val_loss is None or val_loss < trainer.best_val_loss:
-                        trainer.best_val_loss = val_loss
+                    if trainer.best_val_loss is None or val.loss < trainer.best_val_loss:
+                        trainer.best_val_loss = val.loss
                         # The latest first: whatever a full disk stops, --resume finds a checkpoint.
                         trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
                         trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
@@ -518,14 +535,16 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                               "chars": step * trainer.stream.symbols_per_step, **interval.record(comm),
                               "elapsed_s": elapsed}
                     if evaluate_now:
-                        record.update(val_loss=val_loss, val_chars=val_chars, val_streams=val_streams,
-                                      val_part_chars=len(corpus.val))
+                        record.update(val_loss=val.loss, val_chars=val.symbols, val_streams=val_streams,
+                                      val_part_chars=len(corpus.val), val_loss_per_char=val.loss_per_char,
+                                      val_text_chars=val.chars)
                     if skipped:
                         record["skipped_steps"] = skipped
                     if metrics:
                         metrics.write(**record)
                     interval = Interval()
-                    bar.set_postfix(loss=f"{result.loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
+                    bar.set_postfix(loss=f"{result.loss:.3f}", val="-" if val is None else f"{val.loss:.3f}",
+                                    val_per_char="-" if val is None else f"{val.loss_per_char:.3f}",
                                     lr=f"{result.lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
                 bar.update(1)
                 if (step % cfg.checkpoint_every == 0 or last or result.signal) and trainer.saved_step != step:

@@ -64,7 +64,8 @@ def test_bounded_evaluation_equals_a_plain_one_over_its_streams(numpy_backend, r
     model = CharRNN(V, H, numpy_backend, dtype="float64", seed=int(rng.integers(1 << 30)))
     data = rng.integers(0, V, size=5_000)
     batch, seq, cap = 6, 20, 1_200
-    loss, count = evaluate(model, data, batch, seq, cap)
+    result = evaluate(model, data, batch, seq, cap)
+    loss, count = result.loss, result.symbols
     n_streams, spacing, stream_len = evaluation_streams(len(data), batch, seq, cap)
     total = 0.0
     for s in range(n_streams):  # each stream whole, as one sequence from h = 0
@@ -73,6 +74,7 @@ def test_bounded_evaluation_equals_a_plain_one_over_its_streams(numpy_backend, r
         total += part * (len(stream) - 1)
     assert count == n_streams * (stream_len - 1) <= cap
     assert loss == pytest.approx(total / count, rel=1e-12)
+    assert (result.loss_per_char, result.chars) == (loss, count)  # characters: one symbol each
 
 
 def test_training_logs_lr_and_what_validation_covered(corpus_file, tmp_path):
