@@ -23,7 +23,8 @@ KERNEL_DIR = _kernel_dir()
 SOURCE_FILE = "recurrence.cu"
 KERNEL_NAMES = ("recurrence_small", "recurrence_tiled", "recurrence_units")
 # Every kernel source and the kernels it defines.
-SOURCES = {SOURCE_FILE: KERNEL_NAMES, "softmax_cross_entropy.cu": ("softmax_cross_entropy",),
+SOURCES = {SOURCE_FILE: KERNEL_NAMES,
+           "softmax_cross_entropy.cu": ("softmax_cross_entropy", "softmax_cross_entropy_groups"),
            "selftest.cu": ("group_sum_test",), "dropout.cu": ("dropout_apply", "dropout_hashes")}
 TILE_ROWS = 4  # batch rows per thread
 TILE_UNITS = 4  # hidden units per thread: a multiple of 4

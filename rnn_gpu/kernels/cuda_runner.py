@@ -10,11 +10,12 @@ import numpy as np
 
 from . import SOURCE_FILE, define_options, kernel_source
 from .plan import DEFAULT_TILE, VARIANT_KERNELS, VARIANTS, DeviceLimits, Plan, variant_candidates
-from .runner import KernelRunner, per_instance_cache
+from .runner import SOFTMAX_VARIANTS, KernelRunner, per_instance_cache
 
 DEFAULT_SHARED_LIMIT = 48 * 1024  # above this a kernel must opt in
 TUNE_CANDIDATES = 3  # per variant and tile shape
 TUNE_TILES = ((1, 4), (2, 4), (4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) per thread
+GROUP_THREADS = 256  # threads of a block that shares one row (softmax_cross_entropy_groups)
 
 
 @functools.cache
@@ -49,6 +50,7 @@ class CudaKernels(KernelRunner):
         self.autotune = autotune
         self._barrier = None
         self._tuned: dict = {}
+        self._softmax_tuned: dict = {}
 
     def kernel(self, dtype, name: str, cooperative: bool = False, tile=DEFAULT_TILE):
         # Keyed by the dtype itself: dtype.name costs microseconds, a launch's budget.
@@ -75,6 +77,40 @@ class CudaKernels(KernelRunner):
         kernel = _kernel(self.device_id, np.dtype(dtype), DEFAULT_TILE, False, name, source)
         kernel(((rows + 127) // 128,), (128,), tuple(args))
 
+    def _launch_groups(self, name: str, source: str, dtype, groups: int, args: list) -> None:
+        kernel = _kernel(self.device_id, np.dtype(dtype), DEFAULT_TILE, False, name, source)
+        kernel((groups,), (GROUP_THREADS,), tuple(args), shared_mem=GROUP_THREADS * np.dtype(dtype).itemsize)
+
+    def softmax_variant(self, O, targets) -> str:
+        """With autotuning, the faster variant on logits of this shape, timed
+        once on a copy of the first ones met; else the width rule."""
+        if not self.autotune:
+            return super().softmax_variant(O, targets)
+        key = (*O.shape, O.dtype)
+        if key not in self._softmax_tuned:
+            scratch = O.copy()
+
+            def run(variant):
+                scratch[...] = O
+                self.softmax_cross_entropy_(scratch, targets, variant)
+
+            self._softmax_tuned[key] = min(SOFTMAX_VARIANTS, key=lambda v: self._best_ms(lambda: run(v)))
+        return self._softmax_tuned[key]
+
+    def _best_ms(self, run, repeats: int = 3) -> float:
+        """The fastest of a few runs of run() in milliseconds, after one that compiles and warms up."""
+        cupy = self.xp
+        run()
+        best = float("inf")
+        for _ in range(repeats):
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            run()
+            stop.record()
+            stop.synchronize()
+            best = min(best, cupy.cuda.get_elapsed_time(start, stop))
+        return best
+
     def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
         if plan is None and self.autotune:
             plan = self.tuned_plan(X, W, Hs, init, backward, variant)
@@ -97,15 +133,6 @@ class CudaKernels(KernelRunner):
         """The fastest of a few runs (after one that compiles and warms up)."""
         cupy = self.xp
         try:
-            super().run(X, W, Hs, init, backward, plan=plan)
-            best = float("inf")
-            for _ in range(repeats):
-                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-                start.record()
-                super().run(X, W, Hs, init, backward, plan=plan)
-                stop.record()
-                stop.synchronize()
-                best = min(best, cupy.cuda.get_elapsed_time(start, stop))
-            return best
+            return self._best_ms(lambda: super(CudaKernels, self).run(X, W, Hs, init, backward, plan=plan), repeats)
         except cupy.cuda.driver.CUDADriverError:  # e.g. too large for a cooperative launch
             return float("inf")

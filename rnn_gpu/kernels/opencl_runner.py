@@ -73,6 +73,11 @@ class OpenCLKernels(KernelRunner):
         kernel = self._kernel(np.dtype(dtype), DEFAULT_TILE, name, source)
         kernel(self.queue, (-(-rows // WORK_GROUP) * WORK_GROUP,), (WORK_GROUP,), *args)
 
+    def _launch_groups(self, name: str, source: str, dtype, groups: int, args: list) -> None:
+        kernel = self._kernel(np.dtype(dtype), DEFAULT_TILE, name, source)
+        kernel(self.queue, (groups * WORK_GROUP,), (WORK_GROUP,), *args,
+               self.cl.LocalMemory(WORK_GROUP * np.dtype(dtype).itemsize))
+
     def _input(self, a, dtype):
         mf = self.cl.mem_flags
         host = np.ascontiguousarray(a, dtype=dtype)

@@ -11,6 +11,10 @@ from .plan import DEFAULT_TILE, DeviceLimits, Plan, candidates
 
 DROPOUT_SOURCE = "dropout.cu"
 DROPOUT_LANES = 32  # threads per (t, stream) row: kernels/dropout.cu's DROPOUT_LANES
+# kernels/softmax_cross_entropy.cu's variants: one thread a row, or one block a row
+SOFTMAX_VARIANTS = {"rows": "softmax_cross_entropy", "groups": "softmax_cross_entropy_groups"}
+SOFTMAX_ROWS_MAX_V = 512  # without a measurement, rows up to this width take a thread each
+MAX_ROW_GROUPS = 65535  # blocks of the grouped variant (each strides over the rows)
 
 
 def per_instance_cache(method):
@@ -63,6 +67,11 @@ class KernelRunner:
         """Launches a one-thread-per-row kernel over `rows` rows."""
         raise NotImplementedError
 
+    def _launch_groups(self, name: str, source: str, dtype, groups: int, args: list) -> None:
+        """Launches `groups` blocks of a kernel that takes one real per thread
+        of dynamic shared memory (its last argument in OpenCL)."""
+        raise NotImplementedError
+
     # -- shared -------------------------------------------------------------
     def limits_for(self, dtype, variant: str, tile=DEFAULT_TILE) -> DeviceLimits:
         """The limits that hold for one variant's kernel (its registers can
@@ -86,14 +95,23 @@ class KernelRunner:
         B, H = X.shape[1:]
         return self.plan(H, B, X.dtype, variant)
 
-    def softmax_cross_entropy_(self, O, targets):
+    def softmax_variant(self, O, targets) -> str:
+        """Which variant of SOFTMAX_VARIANTS runs on (N, V) logits; CudaKernels times them."""
+        return "rows" if O.shape[1] <= SOFTMAX_ROWS_MAX_V else "groups"
+
+    def softmax_cross_entropy_(self, O, targets, variant: str | None = None):
         """kernels/softmax_cross_entropy.cu: the mean loss as a 0-d array, and
         in place in O (N, V) its gradient (see NumpyBackend's)."""
         N, V = O.shape
+        variant = variant or self.softmax_variant(O, targets)
         row_loss = self.xp.empty(N, dtype=O.dtype)
         dO, d_row_loss = self._output(O, O), self._output(row_loss, None)
-        self._launch_rows("softmax_cross_entropy", "softmax_cross_entropy.cu", O.dtype, N,
-                          [dO, self._input(targets, np.int64), d_row_loss, np.int32(N), np.int32(V)])
+        args = [dO, self._input(targets, np.int64), d_row_loss, np.int32(N), np.int32(V)]
+        if variant == "rows":
+            self._launch_rows(SOFTMAX_VARIANTS[variant], "softmax_cross_entropy.cu", O.dtype, N, args)
+        else:
+            self._launch_groups(SOFTMAX_VARIANTS[variant], "softmax_cross_entropy.cu", O.dtype,
+                                min(N, MAX_ROW_GROUPS), args)
         self._result(dO, O, O)
         return self._result(d_row_loss, row_loss, None).sum() / N
 
