@@ -1,18 +1,20 @@
 """Preparing a large corpus: peak memory, throughput on one core, and how
 soon training starts on the result. Not a test: a measurement.
 
-    python -m bench.prepare_large [--gigabytes 1] [--dir /tmp]
+    python -m bench.prepare_large [--gigabytes 1] [--dir /tmp] [--vocab words --distinct 5000000]
 
 Builds a text file of the given size by repeating a source text (default:
 ../shared/data/tinyshakespeare.txt, else the standard library's sources),
-runs `rnn-gpu prepare` in a fresh process with one thread, and reports its
-peak RSS and MB/s, then the seconds from `rnn-gpu train` start to its first
-step. Prints one JSON object.
+or with --distinct, of words drawn from a Zipf law over that many distinct
+words (most of which then occur), runs `rnn-gpu prepare` in a fresh process
+with one thread, and reports its peak RSS and MB/s, then the seconds from
+`rnn-gpu train` start to its first step. Prints one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -37,6 +39,23 @@ def build_corpus(path: Path, size: int, source: Path | None) -> None:
             written += len(piece)
 
 
+def build_word_corpus(path: Path, size: int, distinct: int, seed: int = 0) -> None:
+    """Words (hexadecimal strings, `distinct` of them) drawn from Zipf's law
+    with exponent 1.2, lines of a dozen words."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    table = np.array([b"%x" % (i * 2654435761 % 2**32) for i in range(distinct)])
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            ids = (rng.zipf(1.2, size=12 << 18) - 1) % distinct
+            lines = table[ids].reshape(-1, 12).tolist()
+            piece = b"".join(b" ".join(line) + b".\n" for line in lines)[: size - written]
+            f.write(piece)
+            written += len(piece)
+
+
 def child_run(cmd: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one child process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -54,13 +73,21 @@ def main() -> int:
     parser.add_argument("--gigabytes", type=float, default=1.0)
     parser.add_argument("--dir", type=Path, default=Path("/tmp"))
     parser.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
+    parser.add_argument("--vocab", default="chars")
+    parser.add_argument("--distinct", type=int, default=0, help="a corpus of this many distinct words (Zipf)")
     args = parser.parse_args()
     size = int(args.gigabytes * 2**30)
     corpus = args.dir / "rnn_gpu_large_corpus.txt"
-    build_corpus(corpus, size, args.source)
+    if args.distinct:  # in a process of its own: a child forked from a large parent would count its pages
+        builder = multiprocessing.Process(target=build_word_corpus, args=(corpus, size, args.distinct))
+        builder.start()
+        builder.join()
+    else:
+        build_corpus(corpus, size, args.source)
     prefix = args.dir / "rnn_gpu_large"
     seconds, peak = child_run(["taskset", "-c", "0", sys.executable, "-m", "rnn_gpu", "prepare", str(corpus),
-                                  "-o", str(prefix)])
+                                  "-o", str(prefix), "--vocab", args.vocab])
+    meta = json.loads(Path(f"{prefix}.json").read_text())
     # --steps 1 --val-fraction 0: the time to the first step, not to a validation pass over 100 MB
     out = args.dir / "rnn_gpu_large_run"
     train_seconds, train_peak = child_run([sys.executable, "-m", "rnn_gpu", "train", f"{prefix}.json", "--out",
@@ -69,9 +96,10 @@ def main() -> int:
     result = {"corpus_bytes": size, "prepare_seconds": seconds, "prepare_mb_per_s": size / 2**20 / seconds,
               "prepare_peak_rss_mb": peak / 2**20, "train_first_step_seconds": train_seconds,
               "train_peak_rss_mb": train_peak / 2**20, "date": time.strftime("%Y-%m-%d"),
-              "cpu_affinity": "one core (taskset -c 0)"}
+              "cpu_affinity": "one core (taskset -c 0)", "vocab": args.vocab, "distinct_words": args.distinct,
+              **{k: meta[k] for k in ("vocab_exact", "count_error", "tokens_counted", "unknown_count") if k in meta}}
     print(json.dumps(result))
-    for p in (corpus, Path(f"{prefix}.bin"), Path(f"{prefix}.json")):
+    for p in (corpus, Path(f"{prefix}.bin"), Path(f"{prefix}.json"), Path(f"{prefix}.unk.bin")):
         p.unlink(missing_ok=True)
     return 0
 

@@ -89,13 +89,16 @@ def add_sample_parser(sub):
 
 
 def add_bench_parser(sub):
-    from .bench import SYSTEMS
+    from .bench import SYSTEMS, VOCAB
 
     p = sub.add_parser("bench", allow_abbrev=False, help="measure training throughput, recurrence speed and memory")
     p.add_argument("--backend", choices=(*SYSTEMS, "auto"), default="auto",
                    help="our backends, or torch-cpu, torch-cuda, seed (the per-character loop) (default auto)")
-    add_flags(p, TrainConfig, ("hidden", "layers", "dropout", "batch", "seq"),
-              defaults={"hidden": 512, "batch": 64}, helps={"dropout": "dropout in the timed training step"})
+    add_flags(p, TrainConfig, ("hidden", "layers", "dropout", "batch", "seq", "vocab_size"),
+              defaults={"hidden": 512, "batch": 64, "vocab_size": VOCAB},
+              helps={"dropout": "dropout in the timed training step",
+                     "vocab_size": "symbols of the timed model (65: tiny-shakespeare's characters; 8000: a word "
+                                   "model's)"})
     p.add_argument("--seconds", type=real(0, 3600), default=3.0,
                    help="wall time per system and configuration, warm-up included (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -222,7 +225,7 @@ def run_bench(args) -> int:
         return 0
     name = get_backend("auto").name if args.backend == "auto" else args.backend
     row = bench.run_one(name, args.hidden, args.batch, args.seq, args.seconds, layers=args.layers,
-                        dropout=args.dropout)
+                        dropout=args.dropout, vocab=args.vocab_size)
     print(json.dumps(row) if args.json else bench.format_table([row]))
     return 0
 

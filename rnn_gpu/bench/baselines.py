@@ -37,23 +37,30 @@ def set_tf32(torch, allowed: bool) -> None:
     torch.backends.cudnn.allow_tf32 = allowed
 
 
+EMBEDDING_ABOVE = 256  # larger vocabularies feed nn.RNN through nn.Embedding(V, H), not one-hot vectors
+
+
 def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0, layers: int = 1,
                     dropout: float = 0.0, precision: str = "fp32"):
-    """nn.RNN's own dropout: between stacked layers (not before the output layer, as ours also does)."""
+    """nn.RNN's own dropout: between stacked layers (not before the output layer, as ours also does).
+    Above EMBEDDING_ABOVE symbols the inputs are nn.Embedding(V, H) rows into nn.RNN(H, H) (one more
+    H x H input matrix than ours), since a one-hot GEMM there would time the baseline's waste."""
     import torch
 
     dtype_name, tf32 = TORCH_PRECISIONS[precision]
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(seed)
     dev = torch.device(device)
-    rnn = torch.nn.RNN(vocab, H, num_layers=layers, nonlinearity="tanh", dropout=dropout if layers > 1 else 0.0)
+    embed = torch.nn.Embedding(vocab, H).to(dev, dtype) if vocab > EMBEDDING_ABOVE else None
+    rnn = torch.nn.RNN(H if embed else vocab, H, num_layers=layers, nonlinearity="tanh",
+                       dropout=dropout if layers > 1 else 0.0)
     rnn = rnn.to(dev, dtype)
     head = torch.nn.Linear(H, vocab).to(dev, dtype)
-    params = list(rnn.parameters()) + list(head.parameters())
+    params = list(rnn.parameters()) + list(head.parameters()) + (list(embed.parameters()) if embed else [])
     opt = torch.optim.Adagrad(params, lr=0.1)
     rng = np.random.default_rng(seed)
     data = torch.as_tensor(rng.integers(0, vocab, size=(T + 1, B)), device=dev)
-    inputs = torch.nn.functional.one_hot(data[:-1], vocab).to(dtype)  # nn.RNN takes vectors, not indices
+    one_hot = None if embed else torch.nn.functional.one_hot(data[:-1], vocab).to(dtype)  # nn.RNN takes vectors
     targets = data[1:].reshape(-1)
     h = torch.zeros(layers, B, H, device=dev, dtype=dtype)
 
@@ -61,7 +68,7 @@ def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", see
         nonlocal h
         set_tf32(torch, tf32)
         opt.zero_grad(set_to_none=True)
-        out, h_last = rnn(inputs, h)
+        out, h_last = rnn(embed(data[:-1]) if embed else one_hot, h)
         loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, vocab).float(), targets)
         loss.backward()
         torch.nn.utils.clip_grad_value_(params, 5.0)

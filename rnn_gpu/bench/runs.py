@@ -21,12 +21,13 @@ from .timing import alternate, sgemm_gflops, time_recurrence
 
 
 def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, layers: int = 1,
-               time_left: float | None = None) -> dict:
+               time_left: float | None = None, vocab: int = VOCAB) -> dict:
     """`time_left`: the recurrence timings (a few steps' worth) run only if
     they fit; the GEMM rate always, in what is left."""
     chars_per_s = system.chars_per_step / seconds_per_step
-    gflops = chars_per_s * flops_per_char(H, VOCAB, layers) / 1e9
+    gflops = chars_per_s * flops_per_char(H, vocab, layers) / 1e9
     row = {"backend": system.name, "device": system.device, "hidden": H, "batch": B, "seq": T, "layers": layers,
+           "vocab": vocab,
            "chars_per_s": chars_per_s, "step_ms": seconds_per_step * 1e3, "gflop_per_s": gflops,
            "recurrence_fwd_us_per_step": None, "recurrence_bwd_us_per_step": None}
     start = time.perf_counter()
@@ -46,12 +47,13 @@ def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, 
     return row
 
 
-def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, dropout: float = 0.0) -> dict:
+def run_one(name: str, H: int, B: int, T: int, seconds: float, layers: int = 1, dropout: float = 0.0,
+            vocab: int = VOCAB) -> dict:
     """One system, one configuration: the `rnn-gpu bench` row."""
-    system = make_system(name, H, B, T, layers=layers, dropout=dropout)  # imports and allocation: before the clock
+    system = make_system(name, H, B, T, vocab, layers=layers, dropout=dropout)  # allocation: before the clock
     deadline = time.perf_counter() + seconds
     seconds_per_step = alternate([system], 0.75 * max(0.0, deadline - time.perf_counter()))[name]
-    row = result_row(system, seconds_per_step, H, B, T, layers, time_left=deadline - time.perf_counter())
+    row = result_row(system, seconds_per_step, H, B, T, layers, time_left=deadline - time.perf_counter(), vocab=vocab)
     row["peak_mem_bytes"] = peak_memory_bytes(system)
     return row
 
