@@ -254,17 +254,32 @@ def softmax_reference(O, targets):
     return loss / N, grad
 
 
-@pytest.mark.parametrize("N,V", [(1, 1), (3, 2), (37, 257), (64, 8000), (5, 70001)])
+SOFTMAX_SHAPES = [(1, 1), (3, 2), (37, 257), (64, 8000), (5, 70001)]
+
+
+def check_softmax(runner, rng, N, V, variant, dtype, xp=np):
+    O = (rng.standard_normal((N, V)) * 4).astype(dtype)
+    targets = rng.integers(0, V, N)
+    loss_ref, grad_ref = softmax_reference(O, targets)
+    got = xp.asarray(O)
+    loss = runner.softmax_cross_entropy_(got, xp.asarray(targets), variant)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    assert float(loss) == pytest.approx(loss_ref, rel=tol)
+    np.testing.assert_allclose(got if xp is np else got.get(), grad_ref, rtol=tol * 10, atol=tol / N / 10)
+
+
+@pytest.mark.parametrize("N,V", SOFTMAX_SHAPES)
 @pytest.mark.parametrize("variant", ["rows", "groups"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_opencl_softmax_cross_entropy_variants(opencl, rng, N, V, variant, dtype):
     """Both variants of kernels/softmax_cross_entropy.cu on PoCL, at character
     and word vocabularies (V up to 70001: rows wider than a block many times)."""
-    O = (rng.standard_normal((N, V)) * 4).astype(dtype)
-    targets = rng.integers(0, V, N)
-    loss_ref, grad_ref = softmax_reference(O, targets)
-    got = O.copy()
-    loss = opencl.softmax_cross_entropy_(got, targets, variant)
-    tol = 2e-5 if dtype == np.float32 else 1e-12
-    assert float(loss) == pytest.approx(loss_ref, rel=tol)
-    np.testing.assert_allclose(got, grad_ref, rtol=tol * 10, atol=tol / N / 10)
+    check_softmax(opencl, rng, N, V, variant, dtype)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("N,V", [*SOFTMAX_SHAPES, (2048, 8000), (70000, 65)])
+@pytest.mark.parametrize("variant", ["rows", "groups", None])
+def test_cuda_softmax_cross_entropy_variants(cuda, rng, N, V, variant):
+    """On a GPU, each variant and the timed choice (None)."""
+    check_softmax(cuda, rng, N, V, variant, np.float32, cuda.xp)
