@@ -443,8 +443,8 @@ import sys, time
 import rnn_gpu.prepare as prep
 from rnn_gpu.cli import main
 encode = prep.encoded_chunks
-def slowly(paths, vocab):
-    for ids in encode(paths, vocab):
+def slowly(paths, vocab, *rest):
+    for ids in encode(paths, vocab, *rest):
         time.sleep(0.05)
         yield ids
 prep.CHUNK_BYTES, prep.encoded_chunks = 64, slowly
