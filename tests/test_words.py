@@ -291,3 +291,15 @@ def test_prepare_refuses_a_size_without_words(capsys, corpus_file, tmp_path):
                        "--vocab-size")
     assert_usage_error(capsys, ["prepare", str(corpus_file), "--vocab", "words", "--vocab-size", "0"], "--vocab-size")
     assert not list(tmp_path.glob("p*"))
+
+
+def test_the_default_corpus_in_words_counts_its_characters():
+    """Split into parts, the validation symbols cover exactly the characters of the text they encode."""
+    from rnn_gpu.corpus import default_corpus
+
+    corpus = load_corpus(None, "words", 0.1, vocab_size=500)
+    tokens = words.tokenize(default_corpus()[0])
+    val_tokens = tokens[len(tokens) - len(corpus.val):]
+    chars = corpus.val_symbol_chars[np.arange(len(corpus.val))]
+    assert chars.tolist() == [len(t) for t in val_tokens]
+    assert (np.asarray(corpus.val) == words.UNKNOWN).any()  # the unknown lengths were used
