@@ -9,6 +9,7 @@ one window to the next.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -112,8 +113,8 @@ class Vocab:
 
     def encode_tokens(self, tokens) -> np.ndarray:
         """The ids of word tokens; a token outside the vocabulary is the unknown token (0)."""
-        get = self._word_ids.get
-        return np.fromiter((get(t, words.UNKNOWN) for t in tokens), dtype=self.dtype, count=len(tokens))
+        ids = map(self._word_ids.get, tokens, itertools.repeat(words.UNKNOWN))
+        return np.fromiter(ids, dtype=self.dtype, count=len(tokens))
 
     def encode(self, data) -> np.ndarray:
         if self.kind == "words":

@@ -21,6 +21,7 @@ import glob
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,11 +184,9 @@ def count_words(paths, size: int, capacity: int | None = None) -> tuple[Vocab, d
         counted.update(tokens)
 
     def recount(candidates):
-        exact = dict.fromkeys(candidates, 0)
+        exact = Counter(dict.fromkeys(candidates, 0))
         for tokens in word_tokens(paths):
-            for token in tokens:
-                if token in exact:
-                    exact[token] += 1
+            exact.update(filter(candidates.__contains__, tokens))
         return exact
 
     symbols, exact = words.exact_top(counted, recount, size)
