@@ -73,8 +73,8 @@ def test_every_training_field_is_a_declared_setting_with_a_flag():
 def test_resume_rules_follow_the_owners():
     # The model and data settings a checkpoint fixes, as they were listed by hand before the declaration.
     assert set(MODEL_FIELDS) == {"hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup",
-                                 "min_lr", "clip", "clip_norm", "dropout", "vocab", "val_fraction", "val_chars",
-                                 "include", "exclude", "dtype", "seed"}
+                                 "min_lr", "clip", "clip_norm", "dropout", "vocab", "vocab_size", "val_fraction",
+                                 "val_chars", "include", "exclude", "dtype", "seed"}
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "bench", "prepare", "plot"])
@@ -158,7 +158,8 @@ def test_the_bounds_themselves_are_accepted():
         edges = [spec.low, spec.high] if spec.kind in (int, float) else list(spec.choices)
         for value in edges:
             if value != math.inf and not (spec.kind is float and value == spec.low and not spec.low_inclusive):
-                TrainConfig(**{"lr": 10.0, name: value})._check()
+                needs = {"vocab": "words"} if name == "vocab_size" else {}  # a size only goes with words
+                TrainConfig(**{"lr": 10.0, **needs, name: value})._check()
 
 
 def test_not_given_is_not_unbounded():
