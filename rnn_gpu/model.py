@@ -159,11 +159,21 @@ class CharRNN:
         overwritten by the next call) and the last hidden state. `dropout`:
         an `rnn_gpu.dropout.Dropout` naming the masks, None (or p = 0) for none.
         """
-        loss, grads, _, h_last = self.loss_and_grads_with_h0(inputs, targets, h0, dropout)
+        loss, grads, h_last = self.loss_and_grads_on_device(inputs, targets, h0, dropout)
+        return float(loss), grads, h_last
+
+    def loss_and_grads_on_device(self, inputs, targets, h0, dropout=None):
+        """As `loss_and_grads`, the loss a 0-d array left on the device: the
+        trainer's form, which never waits for the device to finish."""
+        loss, grads, _, h_last = self._with_h0(inputs, targets, h0, dropout)
         return loss, grads, h_last
 
     def loss_and_grads_with_h0(self, inputs, targets, h0, dropout=None):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
+        loss, grads, dh0, h_last = self._with_h0(inputs, targets, h0, dropout)
+        return float(loss), grads, dh0, h_last
+
+    def _with_h0(self, inputs, targets, h0, dropout):
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
         return self._loss_and_grads(inputs, targets, h0, self._dropout(dropout))
 
@@ -196,7 +206,7 @@ class CharRNN:
                 if dropout is not None:
                     be.dropout_grad_(G, dropout, k - 1, saved[k - 2])
         dh0 = dh0[0] if self.layers == 1 else dh0
-        return float(loss), g, dh0, self._last_state(layers)
+        return loss, g, dh0, self._last_state(layers)
 
     def sample(self, length: int = 500, vocab=None, **options):
         """Generated text from this model (options as rnn_gpu.sample takes

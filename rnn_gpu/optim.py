@@ -19,21 +19,19 @@ def clip_elementwise(flat, limit: float, xp) -> None:
     xp.clip(flat, -limit, limit, out=flat)
 
 
-def global_norm(flat, xp) -> float:
-    return math.sqrt(float(xp.vdot(flat, flat)))
+def global_norm(flat, xp):
+    """The L2 norm of `flat` as a 0-d float64 array, left on the device."""
+    return xp.sqrt(xp.vdot(flat, flat).astype(xp.float64))
 
 
-def clip_global_norm(flat, max_norm: float, xp) -> float:
-    """Scale all gradients together so their joint L2 norm is at most max_norm."""
+def clip_global_norm(flat, max_norm: float, xp):
+    """Scale all gradients together so their joint L2 norm is at most
+    max_norm. Decided on the device (a scale of exactly 1 when the norm is
+    within bounds): the host never waits for the norm. Returns the norm
+    before clipping, a 0-d array."""
     norm = global_norm(flat, xp)
-    if norm > max_norm:
-        flat *= max_norm / norm
+    flat *= xp.minimum(1.0, max_norm / norm).astype(flat.dtype)
     return norm
-
-
-def all_finite(flat, xp) -> bool:
-    """One reduction over the whole buffer: any inf or NaN makes the sum non-finite."""
-    return math.isfinite(float(xp.sum(flat)))
 
 
 class Optimizer:
@@ -70,10 +68,11 @@ class Adagrad(Optimizer):
         super().__init__(layout, lr, backend, dtype)
         self.eps = eps
 
-    def step(self, params, grads, clip: float | None = None) -> None:
+    def step(self, params, grads, clip: float | None = None, ok=None) -> None:
         """One update of the flat `params` from the flat `grads`; `clip` first
-        clamps each gradient element to [-clip, clip]."""
-        self.backend.adagrad_update(params, grads, self.buffers["mem"], self.lr, self.eps, clip)
+        clamps each gradient element to [-clip, clip]; `ok`, a one-element
+        device flag, skips the update where it is 0 (backend.step_health_)."""
+        self.backend.adagrad_update(params, grads, self.buffers["mem"], self.lr, self.eps, clip, ok)
 
 
 class Adam(Optimizer):
@@ -94,14 +93,14 @@ class Adam(Optimizer):
         super().load_state_dict(saved, asarray)
         self.t = int(saved["t"])
 
-    def step(self, params, grads, clip: float | None = None) -> None:
-        """One update of the flat `params` from the flat `grads`; `clip` first
-        clamps each gradient element to [-clip, clip]."""
+    def step(self, params, grads, clip: float | None = None, ok=None) -> None:
+        """As Adagrad's. A step skipped on the device (`ok` 0) still counts in
+        `t`: the host does not wait to learn whether it was skipped."""
         self.t += 1
         # Kingma & Ba's efficient form: the bias corrections folded into the step size
         lr_t = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         self.backend.adam_update(params, grads, self.buffers["m"], self.buffers["v"], lr_t,
-                                 self.beta1, self.beta2, self.eps, clip)
+                                 self.beta1, self.beta2, self.eps, clip, ok)
 
 
 def make_optimizer(name: str, model, lr: float):

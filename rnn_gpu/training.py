@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ from .fileio import check_writable, lock_directory, make_directory, remove_file
 from .layout import layers_in, state_shape
 from .metrics import MetricsLog
 from .model import CharRNN
-from .optim import DEFAULT_LR, OPTIMIZERS, all_finite, clip_elementwise, clip_global_norm, make_optimizer
+from .optim import DEFAULT_LR, OPTIMIZERS, clip_elementwise, clip_global_norm, make_optimizer
 from .parallel import SingleCommunicator
 from .prepare import as_specs
 from .progress import progress as progress_display
@@ -32,9 +31,11 @@ from .settings import NOT_GIVEN, declared, owned_by, problem, setting
 from .words import DEFAULT_VOCAB_SIZE, MAX_VOCAB_SIZE
 
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
-# Signals that end a run after the step in progress, its checkpoint written; the first listed wins if several came.
+EXCHANGED = ("loss",)
+# Signals that end a run, its checkpoint written; the first listed wins if several came.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-EXCHANGED = ("loss", *(s.name.lower() for s in STOP_SIGNALS), "time_up")
+# What the ranks agree on over the host, one step late: what step n raises stops every rank after step n + 1.
+FLAGS = (*(s.name.lower() for s in STOP_SIGNALS), "time_up")
 MAX_PARAMETER_BYTES = 64 << 30  # more is a typo, not a plan
 
 
@@ -260,11 +261,11 @@ def rank_streams(batch: int, comm) -> slice:
 
 @dataclass
 class StepResult:
-    loss: float  # the mean over all ranks
+    loss: object  # the mean over all ranks: a one-element device array, valid until the next step
     lr: float
-    applied: bool
-    signal: int | None  # a stop signal arrived on some rank
-    time_up: bool  # some rank's clock passed --time
+    ok: object  # a one-element device flag: the update was applied (the gradients were finite)
+    signal: int | None  # a stop signal arrived on some rank at the step before
+    time_up: bool  # some rank's clock passed --time at the step before
     allreduce_s: float
 
 
@@ -290,6 +291,9 @@ class Trainer:
         self.h = self.model.zero_state(self.local_batch)
         self.step, self.best_val_loss, self.elapsed_before = 0, None, 0.0
         self.saved_step = None  # the step of the last checkpoint.npz written
+        # Non-finite steps of this run, counted on the device (backend.step_health_): read when needed.
+        self.health = backend.xp.zeros(3, dtype=np.int64)
+        self.flags = None  # the stop flags' exchange in flight (comm.start_allreduce_max)
         if saved:
             try:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
@@ -301,38 +305,59 @@ class Trainer:
 
     def train_step(self, elapsed: float, signal_received: int | None) -> StepResult:
         """One step, `elapsed` seconds into the run: gradients on this rank's
-        streams, one all-reduce of the gradients with the loss and the stop
-        flags, then the same decision and update on every rank."""
-        cfg, model, xp, be = self.cfg, self.model, self.backend.xp, self.backend
+        streams, one all-reduce of the gradients with the loss, then the same
+        update on every rank, skipped on the device if anything is not
+        finite. The host never waits for the device here: the loss and the
+        health counts stay there (`read_loss`, `read_health`), and the stop
+        flags raised at this step are agreed while the next one runs."""
+        cfg, model, be = self.cfg, self.model, self.backend
         lr = self.optimizer.lr = self.schedule(self.step + 1, elapsed)
         window, reset = self.stream.next()
         if reset:
             self.h = model.zero_state(self.local_batch)
-        loss, _, h = model.loss_and_grads(window[:-1], window[1:], self.h, self.dropout(self.step + 1))
-        time_up = cfg.time is not None and elapsed >= cfg.time
-        model.grad_extra[...] = be.asarray([loss, *(signal_received == s for s in STOP_SIGNALS), time_up],
-                                           dtype=model.dtype)
+        loss, _, h = model.loss_and_grads_on_device(window[:-1], window[1:], self.h, self.dropout(self.step + 1))
+        be.xp.copyto(model.grad_extra[:1], loss)  # on the device: no host read
         start = time.perf_counter()
         self.comm.allreduce_mean_(model.grad_buffer)
         allreduce_s = time.perf_counter() - start
-        loss, *came, time_up = (float(v) for v in be.to_host(model.grad_extra))
-        stop = next((s for s, flag in zip(STOP_SIGNALS, came, strict=True) if flag > 0), None)
-        result = StepResult(loss, lr, True, stop, time_up > 0, allreduce_s)
-        if not (math.isfinite(loss) and all_finite(model.grad_buffer, xp)):
-            what = "loss" if not math.isfinite(loss) else "gradient"
-            if not cfg.skip_nonfinite:
-                raise Diverged(f"non-finite {what} at step {self.step + 1}")
-            self.h = model.zero_state(self.local_batch)
-            result.applied = False
-            return result
+        loss = model.grad_extra[:1]
+        ok = be.step_health_(model.grad_buffer, loss, self.health, self.step + 1)
         if cfg.clip_norm is None:
-            self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip)
+            self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip, ok=ok)
         else:  # element-wise first, then the global norm of what is left
-            clip_elementwise(model.grad_flat, cfg.clip, xp)
-            clip_global_norm(model.grad_flat, cfg.clip_norm, xp)
-            self.optimizer.step(model.flat, model.grad_flat)
-        self.h = h
-        return result
+            clip_elementwise(model.grad_flat, cfg.clip, be.xp)
+            clip_global_norm(model.grad_flat, cfg.clip_norm, be.xp)
+            self.optimizer.step(model.flat, model.grad_flat, ok=ok)
+        # A skipped step starts its streams afresh (only --skip-nonfinite runs on past one).
+        self.h = be.xp.where(ok, h, 0) if cfg.skip_nonfinite else h
+        time_up = cfg.time is not None and elapsed >= cfg.time
+        came, time_up = self.exchange_flags([*(signal_received == s for s in STOP_SIGNALS), time_up])
+        return StepResult(loss, lr, ok, came, time_up, allreduce_s)
+
+    def exchange_flags(self, flags=None) -> tuple[int | None, bool]:
+        """Sends this step's host flags (FLAGS; None at the end) and returns
+        the ones every rank agreed on at the step before: (the stop signal
+        that came, if any; the time is up)."""
+        pending = self.flags
+        self.flags = None if flags is None else self.comm.start_allreduce_max(np.array(flags, dtype=np.int32))
+        if pending is None:
+            return None, False
+        *came, time_up = pending.wait()
+        return next((s for s, flag in zip(STOP_SIGNALS, came, strict=True) if flag), None), bool(time_up)
+
+    def read_loss(self, result: StepResult) -> float:
+        """The step's mean loss on the host: waits for the device."""
+        return float(self.backend.to_host(result.loss)[0])
+
+    def read_health(self) -> int:
+        """The steps skipped so far as not finite: waits for the device. Without
+        --skip-nonfinite, any such step ends the run (Diverged) at this read,
+        on every rank alike, before anything else is written."""
+        skipped, first, loss_bad = (int(v) for v in self.backend.to_host(self.health))
+        if skipped and not self.cfg.skip_nonfinite:
+            self.exchange_flags()  # every rank stops here: complete the exchange in flight
+            raise Diverged(f"non-finite {'loss' if loss_bad else 'gradient'} at step {first}")
+        return skipped
 
     def dropout(self, step: int) -> Dropout | None:
         """The masks of training step `step` (counting from 1) for this
@@ -512,14 +537,22 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                 step_start = time.perf_counter()
                 result = trainer.train_step(step_start - start, signals.received)
                 trainer.step += 1
-                skipped += not result.applied
+                step = trainer.step
+                last = (cfg.steps is not None and step >= cfg.steps) or result.time_up
+                evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
+                log_now = step % cfg.log_every == 0 or evaluate_now or last
+                checkpoint_now = step % cfg.checkpoint_every == 0 or last or result.signal
+                if last or result.signal:  # complete the exchange in flight; a signal during the final step counts
+                    came, _ = trainer.exchange_flags()
+                    result.signal = result.signal or came
+                if log_now or checkpoint_now:  # the host waits for the device here, and only here
+                    skipped = trainer.read_health()
+                    loss = trainer.read_loss(result)
                 interval.chars += trainer.stream.symbols_per_step
                 interval.seconds += time.perf_counter() - step_start
                 interval.allreduce_s += result.allreduce_s
 
-                step, elapsed = trainer.step, time.perf_counter() - start
-                last = (cfg.steps is not None and step >= cfg.steps) or result.time_up
-                evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
+                elapsed = time.perf_counter() - start
                 if evaluate_now:
                     bar.set_description_str("evaluating", refresh=True)
                     val = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars, comm,
@@ -530,8 +563,8 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                         # The latest first: whatever a full disk stops, --resume finds a checkpoint.
                         trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
                         trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
-                if step % cfg.log_every == 0 or evaluate_now or last:
-                    record = {"step": step, "train_loss": result.loss, "lr": result.lr,
+                if log_now:
+                    record = {"step": step, "train_loss": loss, "lr": result.lr,
                               "chars": step * trainer.stream.symbols_per_step, **interval.record(comm),
                               "elapsed_s": elapsed}
                     if evaluate_now:
@@ -543,11 +576,11 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                     if metrics:
                         metrics.write(**record)
                     interval = Interval()
-                    bar.set_postfix(loss=f"{result.loss:.3f}", val="-" if val is None else f"{val.loss:.3f}",
+                    bar.set_postfix(loss=f"{loss:.3f}", val="-" if val is None else f"{val.loss:.3f}",
                                     val_per_char="-" if val is None else f"{val.loss_per_char:.3f}",
                                     lr=f"{result.lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
                 bar.update(1)
-                if (step % cfg.checkpoint_every == 0 or last or result.signal) and trainer.saved_step != step:
+                if checkpoint_now and trainer.saved_step != step:
                     trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
                 if result.signal:
                     raise Interrupted(result.signal, step)

@@ -224,7 +224,7 @@ def test_out_of_memory_names_the_sizes_and_leaves_no_empty_run(corpus_file, tmp_
     def no_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 64.0 GiB")
 
-    monkeypatch.setattr("rnn_gpu.model.CharRNN.loss_and_grads", no_memory)
+    monkeypatch.setattr("rnn_gpu.model.CharRNN.loss_and_grads_on_device", no_memory)
     line = one_error(capsys, ["train", str(corpus_file), "--out", str(out), *SMALL, "--steps", "5"], 1)
     assert "out of memory" in line and "--batch" in line and "--hidden" in line
     assert not out.exists()

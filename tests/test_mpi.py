@@ -225,13 +225,13 @@ RAISE_WRAPPER = textwrap.dedent("""
     from rnn_gpu.cli import main
 
     if os.environ.get("PMI_RANK") == "1":
-        original, calls = model.CharRNN.loss_and_grads, [0]
+        original, calls = model.CharRNN.loss_and_grads_on_device, [0]
         def failing(self, *args):
             calls[0] += 1
             if calls[0] == 4:
                 raise MemoryError("injected on rank 1")
             return original(self, *args)
-        model.CharRNN.loss_and_grads = failing
+        model.CharRNN.loss_and_grads_on_device = failing
     sys.exit(main(sys.argv[1:]))
 """)
 

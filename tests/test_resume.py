@@ -179,7 +179,7 @@ def test_signal_finishes_the_step_and_checkpoints(corpus_file, tmp_path, signum,
 
 def poison_step(monkeypatch, bad_step):
     """Makes the gradient of W NaN at one step."""
-    original = CharRNN.loss_and_grads
+    original = CharRNN.loss_and_grads_on_device
     calls = {"n": 0}
 
     def patched(self, *args):
@@ -189,7 +189,7 @@ def poison_step(monkeypatch, bad_step):
             grads["W"][0, 0] = np.nan
         return loss, grads, h
 
-    monkeypatch.setattr(CharRNN, "loss_and_grads", patched)
+    monkeypatch.setattr(CharRNN, "loss_and_grads_on_device", patched)
 
 
 def test_non_finite_gradient_stops_and_keeps_the_last_good_checkpoint(corpus_file, tmp_path, monkeypatch):

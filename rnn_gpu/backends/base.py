@@ -135,7 +135,12 @@ class NumpyBackend:
         return self.asarray(dropout.mask(drop, layer, shape, dtype))
 
     # -- optimiser updates, in place, over the whole flat buffer at once -------
-    def adagrad_update(self, p, g, mem, lr, eps, clip=None):
+    # `ok`: None, or a one-element flag on the device (step_health_'s); where
+    # it is 0 the update leaves everything as it was. A fast backend tests it
+    # inside its fused kernel; here the host reads its own memory.
+    def adagrad_update(self, p, g, mem, lr, eps, clip=None, ok=None):
+        if ok is not None and not ok[0]:
+            return
         xp = self.xp
         if clip is not None:
             g = xp.clip(g, -clip, clip)
@@ -145,7 +150,9 @@ class NumpyBackend:
         update *= lr
         p -= update
 
-    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None):
+    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None, ok=None):
+        if ok is not None and not ok[0]:
+            return
         xp = self.xp
         if clip is not None:
             g = xp.clip(g, -clip, clip)
@@ -158,6 +165,21 @@ class NumpyBackend:
         xp.divide(m, update, out=update)
         update *= lr_t
         p -= update
+
+    def step_health_(self, buffer, loss, health, step: int):
+        """Whether a step may update: a one-element flag, 1 when `buffer`
+        (the exchanged gradients, `loss` among them) is all finite. One
+        reduction: any inf or NaN makes the sum non-finite. A non-finite step
+        is counted in `health` (int64: skipped steps, the first such step, 1
+        if its loss was non-finite), all on the device, for the host to read
+        when it needs to."""
+        xp = self.xp
+        ok = xp.isfinite(xp.sum(buffer)).reshape(1)
+        if not ok[0]:
+            health[0] += 1
+            if health[1] == 0:
+                health[1], health[2] = step, not xp.isfinite(loss).all()
+        return ok
 
     # -- the gradient of the input projection ----------------------------
     def scatter_add_rows(self, index, values, num_rows, out=None):

@@ -39,7 +39,8 @@ def cuda_device_name(cupy, device_id: int | None = None) -> str:
 
 # One kernel over the whole flat parameter buffer instead of a dozen array
 # operations per parameter: at char-RNN sizes the GPU's time goes to launches.
-# A negative clip means none.
+# A negative clip means none; `ok` (a one-element device flag, step_health_'s)
+# 0 leaves everything as it was, so a skipped step never waits for the host.
 CLIP = "T g = clip < 0 ? g_in : min(max(g_in, -clip), clip);"
 
 
@@ -48,8 +49,8 @@ def _adagrad_kernel():
     import cupy
 
     return cupy.ElementwiseKernel(
-        "T g_in, T lr, T eps, T clip", "T p, T mem",
-        CLIP + "mem += g * g; p -= lr * g / sqrt(mem + eps);",
+        "T g_in, T lr, T eps, T clip, raw bool ok", "T p, T mem",
+        "if (ok[0]) {" + CLIP + "mem += g * g; p -= lr * g / sqrt(mem + eps); }",
         "rnn_gpu_adagrad")
 
 
@@ -58,10 +59,22 @@ def _adam_kernel():
     import cupy
 
     return cupy.ElementwiseKernel(
-        "T g_in, T lr_t, T beta1, T beta2, T eps, T clip", "T p, T m, T v",
-        CLIP + "m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;"
-        "p -= lr_t * m / (sqrt(v) + eps);",
+        "T g_in, T lr_t, T beta1, T beta2, T eps, T clip, raw bool ok", "T p, T m, T v",
+        "if (ok[0]) {" + CLIP + "m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;"
+        "p -= lr_t * m / (sqrt(v) + eps); }",
         "rnn_gpu_adam")
+
+
+@functools.cache
+def _health_kernel():
+    """step_health_'s bookkeeping in one launch, after the sum's reduction."""
+    import cupy
+
+    return cupy.ElementwiseKernel(
+        "T total, raw T loss, int64 step", "bool ok, raw int64 health",
+        "ok = isfinite(total); if (!ok) { health[0] += 1;"
+        " if (health[1] == 0) { health[1] = step; health[2] = !isfinite(loss[0]); } }",
+        "rnn_gpu_step_health")
 
 
 class CupyBackend(KernelBackend):
@@ -73,6 +86,7 @@ class CupyBackend(KernelBackend):
         self.xp = cupy
         self.use_kernels = use_kernels
         self._kernels = None
+        self._always = None  # the flag of an update nothing can skip
 
     def to_host(self, a) -> np.ndarray:
         return self.xp.asnumpy(a)
@@ -83,21 +97,30 @@ class CupyBackend(KernelBackend):
     def device_name(self) -> str:
         return cuda_device_name(self.xp)
 
-    def adagrad_update(self, p, g, mem, lr, eps, clip=None):
+    def adagrad_update(self, p, g, mem, lr, eps, clip=None, ok=None):
         t = p.dtype.type
-        _adagrad_kernel()(g, t(lr), t(eps), t(-1 if clip is None else clip), p, mem)
+        _adagrad_kernel()(g, t(lr), t(eps), t(-1 if clip is None else clip), self._ok(ok), p, mem)
 
-    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None):
+    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None, ok=None):
         t = p.dtype.type
-        _adam_kernel()(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip), p, m, v)
+        _adam_kernel()(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip), self._ok(ok),
+                       p, m, v)
 
-    def scatter_add_rows(self, index, values, num_rows, out=None):
-        if out is None:
-            out = self.xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
-        else:
-            out.fill(0)
-        self.xp.add.at(out, index, values)  # atomics on the GPU
-        return out
+    def _ok(self, ok):
+        if ok is None:
+            if self._always is None:
+                self._always = self.xp.ones(1, dtype=bool)
+            return self._always
+        return ok
+
+    def step_health_(self, buffer, loss, health, step: int):
+        ok = self.xp.empty(1, dtype=bool)
+        _health_kernel()(self.xp.sum(buffer), loss, np.int64(step), ok, health)
+        return ok
+
+    # scatter_add_rows: the base class's, through cupy (a one-hot GEMM or a
+    # sorted segment sum): no float atomics, so the gradient of U sums in the
+    # same order on every run.
 
     # -- fused kernels -----------------------------------------------------
     @property

@@ -72,6 +72,14 @@ class MpiCommunicator:
         self.allreduce_sum_(buffer)
         buffer /= self.size
 
+    def start_allreduce_max(self, values: np.ndarray):
+        """The element-wise maximum of a small host array over all ranks, begun
+        now (MPI_Iallreduce) and read with `.wait()` later: a step's stop flags
+        travel while the next step runs, and every rank reads them at the same
+        step."""
+        result = np.empty_like(values)
+        return PendingMax(self.comm.Iallreduce(values, result, op=self.MPI.MAX), values, result)
+
     def _device(self, buffer):
         if self._device_reducer is None:
             from .nccl import make_device_reducer
@@ -109,3 +117,14 @@ class MpiCommunicator:
         sys.stderr.flush()
         sys.stdout.flush()
         self.comm.Abort(code)
+
+
+class PendingMax:
+    """An MPI_Iallreduce in flight; its buffers live until `wait`."""
+
+    def __init__(self, request, values, result):
+        self.request, self.values, self.result = request, values, result
+
+    def wait(self) -> np.ndarray:
+        self.request.Wait()
+        return self.result

@@ -18,6 +18,11 @@ class SingleCommunicator:
     def allreduce_sum_(self, buffer) -> None:
         """Sums `buffer` over all ranks, in place."""
 
+    def start_allreduce_max(self, values: np.ndarray):
+        """The element-wise maximum of a small host array over all ranks, begun
+        now and read with `.wait()` later (one process: at once)."""
+        return Ready(values)
+
     def gather_streams(self, h: np.ndarray, axis: int) -> np.ndarray:
         """Every rank's part of a host array, concatenated in rank order along `axis` (on rank 0)."""
         return h
@@ -36,3 +41,13 @@ class SingleCommunicator:
     def set_cpu_threads(self) -> int | None:
         """Limits BLAS threads to this rank's share of the node (one process: all of them)."""
         return None
+
+
+class Ready:
+    """A collective that has finished: `wait()` gives its result."""
+
+    def __init__(self, result):
+        self.result = result
+
+    def wait(self):
+        return self.result
