@@ -4,8 +4,8 @@ Keys: the parameters (`U`, `W`, `V`, `b`, `c`, and `U2`, `W2`, `b2`, ... for
 deeper layers); `vocab_kind` and `vocab_symbols` (integers; for words JSON
 text, with `vocab_tokenizer`); `config` (JSON text);
 `format`; and the training state (`step`, `position`, `h`, `opt.*`,
-`elapsed_s`, `cpu_threads`) for resuming. `h` is (B, H) for one layer and
-(L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
+`elapsed_s`, `cpu_threads`, `kernel_choices`) for resuming. `h` is (B, H)
+for one layer and (L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
 anywhere NumPy does. Dropout masks follow from the seed and the step
 (rnn_gpu/dropout.py), so nothing of them is saved; the `rng_state` of
 checkpoints from versions that drew them from a generator is ignored.
@@ -46,6 +46,7 @@ class Checkpoint:
     best_val_loss: float | None = None
     elapsed_s: float = 0.0  # training time of the run so far
     cpu_threads: list | None = None  # the backend's measured thread choices (backend.threads_chosen)
+    kernel_choices: list | None = None  # the kernel autotuner's launch plans (backend.kernel_choices)
 
 
 def save_checkpoint(path, ckpt: Checkpoint) -> None:
@@ -63,6 +64,8 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         arrays["vocab_tokenizer"] = np.array(words.TOKENIZER)
     if ckpt.cpu_threads:
         arrays["cpu_threads"] = np.array(json.dumps(ckpt.cpu_threads))
+    if ckpt.kernel_choices:
+        arrays["kernel_choices"] = np.array(json.dumps(ckpt.kernel_choices))
     if ckpt.h is not None:
         arrays["h"] = np.asarray(ckpt.h)
     if ckpt.best_val_loss is not None:
@@ -123,6 +126,7 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
     params = {k: arrays[k] for k in names}
     _check_shapes(params, len(vocab), p)
     cpu_threads = json.loads(arrays["cpu_threads"].item()) if "cpu_threads" in arrays else None
+    kernel_choices = json.loads(arrays["kernel_choices"].item()) if "kernel_choices" in arrays else None
     return Checkpoint(
         params=params,
         vocab=vocab,
@@ -134,6 +138,7 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         best_val_loss=float(arrays["best_val_loss"]) if "best_val_loss" in arrays else None,
         elapsed_s=float(arrays.get("elapsed_s", 0.0)),
         cpu_threads=cpu_threads if isinstance(cpu_threads, list) else None,
+        kernel_choices=kernel_choices if isinstance(kernel_choices, list) else None,
     )
 
 

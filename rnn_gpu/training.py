@@ -28,6 +28,7 @@ from .prepare import as_specs
 from .progress import progress as progress_display
 from .schedule import SCHEDULES, LRSchedule
 from .settings import NOT_GIVEN, declared, owned_by, problem, setting
+from .tuning_cache import load_kernel_choices, save_kernel_choices
 from .words import DEFAULT_VOCAB_SIZE, MAX_VOCAB_SIZE
 
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
@@ -294,10 +295,12 @@ class Trainer:
         # Non-finite steps of this run, counted on the device (backend.step_health_): read when needed.
         self.health = backend.xp.zeros(3, dtype=np.int64)
         self.flags = None  # the stop flags' exchange in flight (comm.start_allreduce_max)
+        backend.keep_kernel_choices(load_kernel_choices())  # earlier runs' launch plans on this device
         if saved:
             try:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
                 backend.keep_threads_chosen(saved.cpu_threads)
+                backend.keep_kernel_choices(saved.kernel_choices)  # the run's own, over the cache's
             except (ValueError, TypeError, KeyError) as exc:
                 raise ckpt_io.CheckpointError(f"cannot resume: {exc}") from None
             self.h = backend.asarray(saved.h[..., self.streams, :], dtype=cfg.dtype)
@@ -374,6 +377,8 @@ class Trainer:
             self.saved_step = self.step
         if not self.comm.master_process:
             return
+        kernel_choices = be.kernel_choices()
+        save_kernel_choices(kernel_choices)
         ckpt_io.save_checkpoint(path, ckpt_io.Checkpoint(
             params={k: be.to_host(v) for k, v in self.model.params.items()},
             vocab=self.corpus.vocab,
@@ -385,6 +390,7 @@ class Trainer:
             best_val_loss=self.best_val_loss,
             elapsed_s=elapsed,
             cpu_threads=be.threads_chosen(),
+            kernel_choices=kernel_choices,
         ))
 
 

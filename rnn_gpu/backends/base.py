@@ -48,6 +48,14 @@ class NumpyBackend:
     def keep_threads_chosen(self, chosen) -> None:
         """Adopts a checkpoint's choices instead of measuring again (none to adopt here)."""
 
+    def kernel_choices(self) -> list:
+        """The kernel autotuner's choices (runner.tuned_choices), to keep with a
+        checkpoint and in the cache directory; none here."""
+        return []
+
+    def keep_kernel_choices(self, rows) -> None:
+        """Adopts earlier kernel choices instead of timing again (as keep_threads_chosen)."""
+
     # -- GEMMs and the sequential part -------------------------------------
     def matmul(self, a, b, out=None):
         """a @ b for 2-D arrays, into `out` when given: every GEMM of the model comes here."""
@@ -214,6 +222,13 @@ class KernelBackend(NumpyBackend):
 
     variant = None  # None: the planner's choice
     use_kernels = True
+
+    def kernel_choices(self) -> list:
+        return self.kernels.tuned_choices() if self.use_kernels else []
+
+    def keep_kernel_choices(self, rows) -> None:
+        if self.use_kernels and rows:
+            self.kernels.keep_tuned_choices(rows)
 
     def _kernels_fit(self, X) -> bool:
         T, B, H = X.shape

@@ -11,7 +11,10 @@ import functools
 
 import numpy as np
 
+from ..kernels.cuda_runner import cuda_device_name
 from .base import KernelBackend
+
+__all__ = ["CupyBackend", "cuda_device_name", "cupy_unavailable_reason"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,13 +31,6 @@ def cupy_unavailable_reason() -> str | None:
     if count < 1:
         return "no CUDA device found"
     return None
-
-
-def cuda_device_name(cupy, device_id: int | None = None) -> str:
-    """The CUDA device's name (CuPy gives bytes or str, by version)."""
-    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id if device_id is None else device_id)
-    name = props["name"]
-    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 # One kernel over the whole flat parameter buffer instead of a dozen array

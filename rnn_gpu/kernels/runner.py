@@ -3,11 +3,28 @@ tiled, persistent) or once per time step (per_step). Subclasses say how to hold
 arrays on their device and how to launch."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
-from .plan import DEFAULT_TILE, DeviceLimits, Plan, candidates
+from .plan import DEFAULT_TILE, VARIANTS, DeviceLimits, Plan, candidates, variant_candidates
+
+TUNE_CANDIDATES = 3  # per variant and tile shape
+TUNE_TILES = ((1, 4), (2, 4), (4, 4), (8, 4), (4, 8), (8, 8))  # (rows, units) per thread
+
+
+def memo(runner, table: str, key: tuple, make):
+    """The runners' one memo: compiled programs and kernels, plans, tuned
+    plans, constant arrays, each in a named table on the runner itself. A
+    runner serves one device, so every table is per device, and lives and
+    dies with the runner (a module-level cache would keep every runner's
+    kernels and device arrays alive for good)."""
+    tables = runner.__dict__.setdefault("_memo", {})
+    entries = tables.setdefault(table, {})
+    if key not in entries:
+        entries[key] = make()
+    return entries[key]
 
 DROPOUT_SOURCE = "dropout.cu"
 DROPOUT_LANES = 32  # threads per (t, stream) row: kernels/dropout.cu's DROPOUT_LANES
@@ -18,17 +35,16 @@ MAX_ROW_GROUPS = 65535  # blocks of the grouped variant (each strides over the r
 
 
 def per_instance_cache(method):
-    """Memoizes a method in a dict on its instance, so the cache lives and
-    dies with the runner (functools.lru_cache on a method would keep every
-    runner, and its compiled kernels and device arrays, alive for good)."""
-    key = f"_cache_{method.__name__}"
+    """`memo` as a method decorator: the method's arguments are the key."""
+
+    table = method.__name__
 
     @functools.wraps(method)
     def cached(self, *args):
-        cache = self.__dict__.setdefault(key, {})
-        if args not in cache:
-            cache[args] = method(self, *args)
-        return cache[args]
+        try:  # the common case first: a launch's budget is microseconds
+            return self.__dict__["_memo"][table][args]
+        except KeyError:
+            return memo(self, table, args, lambda: method(self, *args))
 
     return cached
 
@@ -43,6 +59,8 @@ def int32s(values: tuple) -> tuple:
 class KernelRunner:
     limits: DeviceLimits
     xp = np  # the array module of the arrays a runner takes and returns
+    autotune = False  # True: `run` times the cost model's best few plans (`_time`) and keeps the fastest
+    device_label = ""  # names the device in the tuned choices (`tuned_choices`)
 
     # -- to be provided by each runner --------------------------------------
     def _launch(self, plan: Plan, dtype, args: list, cooperative: bool) -> None:
@@ -72,6 +90,10 @@ class KernelRunner:
         of dynamic shared memory (its last argument in OpenCL)."""
         raise NotImplementedError
 
+    def _time(self, plan: Plan, X, W, Hs, init, backward) -> float:
+        """Seconds (or any unit, the same for all plans) of one run with `plan`; inf where it cannot run."""
+        raise NotImplementedError
+
     # -- shared -------------------------------------------------------------
     def limits_for(self, dtype, variant: str, tile=DEFAULT_TILE) -> DeviceLimits:
         """The limits that hold for one variant's kernel (its registers can
@@ -90,10 +112,44 @@ class KernelRunner:
         return plans[0] if plans else None
 
     def tuned_plan(self, X, W, Hs, init, backward, variant=None) -> Plan | None:
-        """The plan `run` takes for these inputs: here the cost model's pick;
-        CudaKernels times the best few on the device."""
-        B, H = X.shape[1:]
-        return self.plan(H, B, X.dtype, variant)
+        """The plan `run` takes for these inputs: the cost model's pick, or
+        with `autotune` the fastest of its first few plans (of each variant
+        when none is named), timed once per shape on these inputs and kept
+        (`tuned_choices`; a checkpoint or the cache directory brings earlier
+        choices back through `keep_tuned_choices`, and nothing is timed again)."""
+        T, B, H = X.shape
+        if not self.autotune:
+            return self.plan(H, B, X.dtype, variant)
+        return memo(self, "tuned_plan", (T, B, H, np.dtype(X.dtype).str, variant),
+                    lambda: self._tune(X, W, Hs, init, backward, variant))
+
+    def _tune(self, X, W, Hs, init, backward, variant) -> Plan | None:
+        H, B = X.shape[2], X.shape[1]
+        itemsize = np.dtype(X.dtype).itemsize
+        pool = [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES
+                for p in variant_candidates(v, H, B, itemsize, self.limits_for(X.dtype, v, tile),
+                                            tile)[:TUNE_CANDIDATES]]
+        return min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
+
+    def tuned_choices(self) -> list:
+        """The tuned plans as JSON-ready rows [device, T, B, H, dtype, variant, plan or None]."""
+        table = self.__dict__.get("_memo", {}).get("tuned_plan", {})
+        return [[self.device_label, *key, plan and dataclasses.asdict(plan)] for key, plan in table.items()]
+
+    def keep_tuned_choices(self, rows) -> int:
+        """Adopts `tuned_choices` rows made on a device of this runner's name
+        (others are left alone); returns how many."""
+        kept = 0
+        for row in rows or ():
+            try:
+                device, T, B, H, dtype, variant, plan = row
+                plan = plan and Plan(**{**plan, "tile": tuple(plan["tile"])})
+            except (TypeError, ValueError, KeyError):
+                continue  # a damaged row: that shape is timed again
+            if device == self.device_label:
+                self.__dict__.setdefault("_memo", {}).setdefault("tuned_plan", {})[(T, B, H, dtype, variant)] = plan
+                kept += 1
+        return kept
 
     def softmax_variant(self, O, targets) -> str:
         """Which variant of SOFTMAX_VARIANTS runs on (N, V) logits; CudaKernels times them."""
@@ -159,7 +215,7 @@ class KernelRunner:
 
     def run(self, X, W, Hs, init, backward, variant=None, plan=None, out=None):
         T, B, H = X.shape
-        plan = plan or self.plan(H, B, X.dtype, variant)
+        plan = plan or self.tuned_plan(X, W, Hs, init, backward, variant)
         if plan is None:
             raise ValueError(f"no kernel variant {variant or ''} fits H={H}, B={B} on this device")
         dX, dW, dHs, dinit = (self._input(a, X.dtype) for a in (X, W, Hs, init))
