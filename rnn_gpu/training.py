@@ -265,8 +265,6 @@ class StepResult:
     loss: object  # the mean over all ranks: a one-element device array, valid until the next step
     lr: float
     ok: object  # a one-element device flag: the update was applied (the gradients were finite)
-    signal: int | None  # a stop signal arrived on some rank at the step before
-    time_up: bool  # some rank's clock passed --time at the step before
     allreduce_s: float
 
 
@@ -306,13 +304,12 @@ class Trainer:
             self.h = backend.asarray(saved.h[..., self.streams, :], dtype=cfg.dtype)
             self.step, self.best_val_loss, self.elapsed_before = saved.step, saved.best_val_loss, saved.elapsed_s
 
-    def train_step(self, elapsed: float, signal_received: int | None) -> StepResult:
+    def train_step(self, elapsed: float) -> StepResult:
         """One step, `elapsed` seconds into the run: gradients on this rank's
         streams, one all-reduce of the gradients with the loss, then the same
         update on every rank, skipped on the device if anything is not
         finite. The host never waits for the device here: the loss and the
-        health counts stay there (`read_loss`, `read_health`), and the stop
-        flags raised at this step are agreed while the next one runs."""
+        health counts stay there (`read_loss`, `read_health`)."""
         cfg, model, be = self.cfg, self.model, self.backend
         lr = self.optimizer.lr = self.schedule(self.step + 1, elapsed)
         window, reset = self.stream.next()
@@ -333,14 +330,18 @@ class Trainer:
             self.optimizer.step(model.flat, model.grad_flat, ok=ok)
         # A skipped step starts its streams afresh (only --skip-nonfinite runs on past one).
         self.h = be.xp.where(ok, h, 0) if cfg.skip_nonfinite else h
-        time_up = cfg.time is not None and elapsed >= cfg.time
-        came, time_up = self.exchange_flags([*(signal_received == s for s in STOP_SIGNALS), time_up])
-        return StepResult(loss, lr, ok, came, time_up, allreduce_s)
+        return StepResult(loss, lr, ok, allreduce_s)
+
+    def stop_flags(self, signal_received: int | None, elapsed: float) -> list:
+        """This rank's FLAGS after a step: a stop signal came, the run's time is up."""
+        return [*(signal_received == s for s in STOP_SIGNALS), self.cfg.time is not None and elapsed >= self.cfg.time]
 
     def exchange_flags(self, flags=None) -> tuple[int | None, bool]:
-        """Sends this step's host flags (FLAGS; None at the end) and returns
-        the ones every rank agreed on at the step before: (the stop signal
-        that came, if any; the time is up)."""
+        """Sends a step's host flags (`stop_flags`; None at the end) and
+        returns the ones every rank sent at the step before: (the stop signal
+        that came, if any; the time is up). They travel while the next step
+        runs, so what any rank raises after step n stops every rank after
+        step n + 1."""
         pending = self.flags
         self.flags = None if flags is None else self.comm.start_allreduce_max(np.array(flags, dtype=np.int32))
         if pending is None:
@@ -541,16 +542,18 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
         with StopSignals() as signals:
             while True:
                 step_start = time.perf_counter()
-                result = trainer.train_step(step_start - start, signals.received)
+                result = trainer.train_step(step_start - start)
                 trainer.step += 1
                 step = trainer.step
-                last = (cfg.steps is not None and step >= cfg.steps) or result.time_up
+                stop_signal, time_up = trainer.exchange_flags(trainer.stop_flags(signals.received,
+                                                                                 step_start - start))
+                last = (cfg.steps is not None and step >= cfg.steps) or time_up
                 evaluate_now = cfg.val_fraction > 0 and (step % cfg.eval_every == 0 or last)
                 log_now = step % cfg.log_every == 0 or evaluate_now or last
-                checkpoint_now = step % cfg.checkpoint_every == 0 or last or result.signal
-                if last or result.signal:  # complete the exchange in flight; a signal during the final step counts
+                checkpoint_now = step % cfg.checkpoint_every == 0 or last or stop_signal
+                if last or stop_signal:  # complete the exchange in flight; a signal during the final step counts
                     came, _ = trainer.exchange_flags()
-                    result.signal = result.signal or came
+                    stop_signal = stop_signal or came
                 if log_now or checkpoint_now:  # the host waits for the device here, and only here
                     skipped = trainer.read_health()
                     loss = trainer.read_loss(result)
@@ -588,8 +591,8 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                 bar.update(1)
                 if checkpoint_now and trainer.saved_step != step:
                     trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
-                if result.signal:
-                    raise Interrupted(result.signal, step)
+                if stop_signal:
+                    raise Interrupted(stop_signal, step)
                 if last:
                     break
     finally:

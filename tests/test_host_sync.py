@@ -135,12 +135,12 @@ def test_a_signal_stops_every_rank_after_the_next_step(monkeypatch, corpus_file,
 
     def signalling(self, *args):
         if self.step + 1 == 6:
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives during step 6: step 7 raises it, all stop after step 8
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during step 6: raised after it, all stop after step 7
         return original(self, *args)
 
     monkeypatch.setattr(Trainer, "train_step", signalling)
     cfg = TrainConfig(hidden=16, batch=4, seq=8, steps=50, val_fraction=0, backend="numpy")
     with pytest.raises(Interrupted) as caught:
         train(cfg, corpus_file, tmp_path, progress=False)
-    assert caught.value.step == 8 and caught.value.signum == signal.SIGTERM
-    assert load_checkpoint(tmp_path).step == 8
+    assert caught.value.step == 7 and caught.value.signum == signal.SIGTERM
+    assert load_checkpoint(tmp_path).step == 7
