@@ -1,5 +1,7 @@
-"""The GPU check: GPU tests, per-variant correctness and the recurrence
-benchmark, written as one JSON file under bench/results/.
+"""The GPU check: GPU tests, per-variant correctness, the recurrence
+benchmark, the training-step comparison and what users run (`rnn-gpu train`
+with and without dropout beside PyTorch), written as one JSON file under
+bench/results/.
 
 Run through bench/gpu_check.sh on a machine with CuPy and a CUDA GPU; it
 needs no network. Every number in the file comes from this run.
@@ -185,6 +187,68 @@ def training_step_rows(systems, configs, seconds: float) -> dict:
     return result
 
 
+TRAINER_CONFIGS = [(1, 256, 32, 64), (2, 1024, 128, 64)]  # (layers, H, B, T): the main job, the quality recipe
+TRAINER_DROPOUTS = (0.0, 0.3)
+TRAINER_VOCAB = 65
+
+
+def train_command_row(backend: str, layers: int, H: int, B: int, T: int, dropout: float, steps: int,
+                      workdir: Path) -> dict:
+    """`rnn-gpu train` itself, in a fresh process, on random text: the median
+    chars/s of its log lines after the first fifth (compilation, tuning and
+    warm-up excluded). Adagrad at lr 0.1 and the clip at 5, as the baselines."""
+    rng = np.random.default_rng(0)
+    run = workdir / f"train-{backend}-{layers}x{H}-{B}-{T}-{dropout}"
+    corpus = workdir / f"random-{B}-{T}.txt"  # each stream wraps every 60 steps; 1% held out
+    if not corpus.exists():
+        symbols = np.array([chr(32 + i) for i in range(TRAINER_VOCAB)])
+        corpus.write_text("".join(symbols[rng.integers(0, TRAINER_VOCAB, size=int(B * (T * 60 + 1) * 1.02))]))
+    cmd = [sys.executable, "-m", "rnn_gpu", "train", str(corpus), "--out", str(run), "--backend", backend,
+           "--layers", str(layers), "--hidden", str(H), "--batch", str(B), "--seq", str(T), "--dropout", str(dropout),
+           "--steps", str(steps), "--optimizer", "adagrad", "--lr", "0.1", "--log-every", "10", "--val-fraction",
+           "0.01", "--val-chars", "10000", "--eval-every", str(steps), "--checkpoint-every", str(steps), "--quiet",
+           "--force"]
+    row = {"system": f"rnn-gpu train --backend {backend}", "layers": layers, "hidden": H, "batch": B, "seq": T,
+           "dropout": dropout, "steps": steps}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "RNN_GPU_CACHE": str(workdir / "cache")})
+    if proc.returncode != 0:
+        return {**row, "chars_per_s": None, "status": "error", "error": proc.stderr[-500:]}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["chars_per_s"] for r in records if r["step"] > steps // 5 and r["step"] % 10 == 0]
+    return {**row, "chars_per_s": float(np.median(rates)), "status": "ok"}
+
+
+def trainer_rows(backend: str, torch_system: str, configs=TRAINER_CONFIGS, dropouts=TRAINER_DROPOUTS,
+                 steps: int = 200, seconds: float = 2.0, workdir: Path | None = None) -> list:
+    """Per configuration and dropout rate: `rnn-gpu train`'s own rate, the
+    trainer's step as `rnn-gpu bench` times it, and PyTorch's `nn.RNN` with
+    the same recipe (dropout between layers and on the head's input). Every
+    row carries system, layers, hidden, batch, seq, dropout and chars_per_s."""
+    import tempfile
+
+    from rnn_gpu import bench
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for layers, H, B, T in configs:
+            for dropout in dropouts:
+                rows.append(train_command_row(backend, layers, H, B, T, dropout, steps, Path(workdir or tmp)))
+                for system in (backend, torch_system):
+                    try:
+                        timed = bench.run_one(system, H, B, T, seconds, layers=layers, dropout=dropout)
+                        rows.append({**{k: timed[k] for k in ("system", "layers", "hidden", "batch", "seq",
+                                                              "dropout", "chars_per_s", "step_ms", "device")},
+                                     "system": f"rnn-gpu bench --backend {system}" if system == backend else system,
+                                     "status": "ok"})
+                    except Exception as exc:  # recorded, not hidden
+                        rows.append({"system": system, "layers": layers, "hidden": H, "batch": B, "seq": T,
+                                     "dropout": dropout, "chars_per_s": None, "status": "error",
+                                     "error": f"{type(exc).__name__}: {exc}"[:500]})
+                print(json.dumps(rows[-3:]), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
@@ -218,13 +282,16 @@ def main(argv=None) -> int:
     step_configs = [(*c, 1) for c in MAIN_CONFIGS] + ([] if args.quick else [(*c, 2) for c in MAIN_CONFIGS])
     result["training_step"] = training_step_rows(("cupy", "cupy-cublas", "torch-cuda", "torch-cuda-tf32",
                                                   "torch-cuda-fp16"), step_configs, 1.0 if args.quick else 2.0)
+    # What users run: `rnn-gpu train` with and without dropout, beside its step in `bench` and PyTorch's.
+    result["trainer"] = trainer_rows("cupy", "torch-cuda", steps=200 if args.quick else 500,
+                                     seconds=2.0 if args.quick else 4.0)
     stamp = result["environment"]["date_utc"][:10]
     device = result["environment"]["device"].replace(" ", "_")
     path = args.out_dir / f"gpu_check-{stamp}-{device}{'-quick' if args.quick else ''}.json"
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")
     failed = result.get("gpu_tests", {}).get("failed", 0)
-    failed += sum(r.get("status") == "error" for r in result["recurrence"])
+    failed += sum(r.get("status") == "error" for r in result["recurrence"] + result["trainer"])
     return 1 if failed else 0
 
 

@@ -9,7 +9,7 @@ from rnn_gpu.backends import BackendUnavailable, cupy_unavailable_reason
 from rnn_gpu.cli import main
 
 KEYS = {"chars_per_s", "step_ms", "recurrence_fwd_us_per_step", "recurrence_bwd_us_per_step", "peak_mem_bytes",
-        "backend", "device"}
+        "backend", "device", "system", "layers", "hidden", "batch", "seq", "dropout"}
 
 
 def test_single_run_json(capsys):
@@ -29,7 +29,7 @@ def test_compare_writes_table_json_and_plot(tmp_path):
     assert [r["backend"] for r in rows] == ["numpy", "seed", *(["torch-cuda"] if cuda_here else [])]
     assert ("torch-cuda" in result["skipped"]) == (not cuda_here)
     assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(result))
-    assert "| 16 | 4 | 8 | 1 | numpy |" in (tmp_path / "bench.md").read_text()
+    assert "| 16 | 4 | 8 | 1 | 0 | numpy |" in (tmp_path / "bench.md").read_text()
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
 
 

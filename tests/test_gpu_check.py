@@ -56,3 +56,19 @@ def test_training_step_rows(gpu_check):
     result = gpu_check.training_step_rows(("numpy", "seed"), [(16, 4, 8, 1), (16, 4, 8, 2)], 0.2)
     json.dumps(result)
     assert [[r["backend"] for r in c["rows"]] for c in result["configs"]] == [["numpy", "seed"], ["numpy"]]
+
+
+def test_trainer_rows(gpu_check, tmp_path):
+    """The trainer section on the CPU: `rnn-gpu train` in a fresh process, its
+    step as `bench` times it, and PyTorch's (CPU) with the same recipe."""
+    pytest.importorskip("torch")
+    rows = gpu_check.trainer_rows("numpy", "torch-cpu", configs=[(2, 16, 4, 8)], dropouts=(0.0, 0.3), steps=40,
+                                  seconds=0.3, workdir=tmp_path)
+    json.dumps(rows)
+    assert [(r["system"], r["dropout"]) for r in rows] == [
+        (s, p) for p in (0.0, 0.3) for s in ("rnn-gpu train --backend numpy", "rnn-gpu bench --backend numpy",
+                                             "torch-cpu")]
+    for row in rows:
+        assert row["status"] == "ok", row
+        assert (row["layers"], row["hidden"], row["batch"], row["seq"]) == (2, 16, 4, 8)
+        assert row["chars_per_s"] > 0

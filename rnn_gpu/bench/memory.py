@@ -31,10 +31,10 @@ def peak_memory_bytes(system: System) -> int:
     return peak_rss_bytes()
 
 
-def isolated_peak_memory(name: str, H: int, B: int, T: int, layers: int = 1) -> int | None:
+def isolated_peak_memory(name: str, H: int, B: int, T: int, layers: int = 1, dropout: float = 0.0) -> int | None:
     """Peak memory of one system measured alone, in a fresh process."""
     cmd = [sys.executable, "-m", "rnn_gpu", "bench", "--backend", name, "--hidden", str(H), "--batch", str(B),
-           "--seq", str(T), "--layers", str(layers), "--seconds", "0.5", "--json"]
+           "--seq", str(T), "--layers", str(layers), "--dropout", str(dropout), "--seconds", "0.5", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return None

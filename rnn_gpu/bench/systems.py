@@ -1,6 +1,8 @@
-"""The systems `rnn-gpu bench` times: our backends (a training step of
-CharRNN with Adagrad) and what users would pick instead (baselines.py),
-each as a `System` with one training step and a sync."""
+"""The systems `rnn-gpu bench` times: our backends (the trainer's own step,
+`Trainer.train_step`, on a synthetic corpus: data window, schedule, dropout,
+clipping, the exchange and the update, with Adagrad as the baselines use)
+and what users would pick instead (baselines.py), each as a `System` with
+one training step and a sync."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends import BackendUnavailable, get_backend
-from ..dropout import Dropout
-from ..model import CharRNN
-from ..optim import Adagrad
+from ..corpus import Corpus
+from ..data import Vocab
+from ..parallel import SingleCommunicator
+from ..training import TrainConfig, Trainer
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
 
 # PyTorch's systems: name -> (device, precision of baselines.TORCH_PRECISIONS)
@@ -21,9 +24,13 @@ SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl", *TORCH_SYSTEMS, "seed")
 OUR_SYSTEMS = ("numpy", "cupy", "cupy-cublas", "opencl")
 MAIN_CONFIGS = ((128, 32, 64), (512, 64, 64), (1024, 128, 50))
 SEED_SHAPE = (100, 64, 25)  # the seed's H and T, batched for our systems; the seed itself runs B=1
-# --compare's grid: (H, B, T, layers); the main configurations with one layer and with two.
-COMPARE_CONFIGS = (*((*c, 1) for c in MAIN_CONFIGS), (*SEED_SHAPE, 1), *((*c, 2) for c in MAIN_CONFIGS))
+DROPOUT = 0.3  # the dropout rows' rate
+# --compare's grid: (H, B, T, layers, dropout); the main configurations with one layer and with two, and
+# with two layers and dropout.
+COMPARE_CONFIGS = (*((*c, 1, 0.0) for c in MAIN_CONFIGS), (*SEED_SHAPE, 1, 0.0),
+                   *((*c, 2, 0.0) for c in MAIN_CONFIGS), *((*c, 2, DROPOUT) for c in MAIN_CONFIGS))
 VOCAB = 65  # tiny-shakespeare's
+STEPS_PER_PASS = 50  # the synthetic corpus: each stream wraps (and its state resets) every this many steps
 
 
 @dataclass
@@ -51,17 +58,12 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
     """Raises BackendUnavailable when `name` cannot run here."""
     if name in OUR_SYSTEMS:
         backend = our_backend(name)
-        model = CharRNN(vocab, H, backend, dtype="float32", seed=seed, layers=layers)
-        optimizer = Adagrad(model.layout, 0.1, backend, model.dtype)
-        rng = np.random.default_rng(seed)
-        data = backend.asarray(rng.integers(0, vocab, size=(T + 1, B)))
-        state = {"h": model.zero_state(B), "step": 0}
+        trainer = bench_trainer(backend, H, B, T, vocab, seed, layers, dropout)
 
         def step():
-            state["step"] += 1
-            drop = Dropout(dropout, seed, state["step"])
-            loss, grads, state["h"] = model.loss_and_grads(data[:-1], data[1:], state["h"], drop)
-            optimizer.step(model.flat, model.grad_flat, clip=5.0)
+            trainer.train_step(0.0)
+            trainer.step += 1
+            trainer.exchange_flags(trainer.stop_flags(None, 0.0))
 
         return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
     if name in TORCH_SYSTEMS:
@@ -83,6 +85,19 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
         step, sync = make_seed_step(H, T, vocab, seed)
         return System(name, step, sync, T, device="NumPy float64, batch 1")
     raise ValueError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+
+
+def bench_trainer(backend, H: int, B: int, T: int, vocab: int = VOCAB, seed: int = 0, layers: int = 1,
+                  dropout: float = 0.0) -> Trainer:
+    """What `rnn-gpu train` runs, on `backend`, over a random corpus of
+    `vocab` symbols: Adagrad at lr 0.1 with the element-wise clip at 5, as
+    the baselines train, on the default cosine schedule."""
+    cfg = TrainConfig(hidden=H, layers=layers, batch=B, seq=T, steps=10**9, optimizer="adagrad", lr=0.1,
+                      dropout=dropout, val_fraction=0, seed=seed, backend=backend.name)
+    ids = np.random.default_rng(seed).integers(0, vocab, size=B * (T * STEPS_PER_PASS + 1))
+    ids = ids.astype(np.min_scalar_type(vocab - 1))  # as a prepared corpus stores them
+    corpus = Corpus(Vocab("chars", tuple(range(32, 32 + vocab))), ids, ids[:0], "random symbols")
+    return Trainer(cfg, corpus, backend, None, None, SingleCommunicator())
 
 
 def flops_per_char(H: int, vocab: int = VOCAB, layers: int = 1) -> float:
