@@ -211,7 +211,7 @@ def train_command_row(backend: str, layers: int, H: int, B: int, T: int, dropout
     row = {"system": f"rnn-gpu train --backend {backend}", "layers": layers, "hidden": H, "batch": B, "seq": T,
            "dropout": dropout, "steps": steps}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "RNN_GPU_CACHE": str(workdir / "cache")})
+                          env={**os.environ, "RNN_GPU_CACHE": str(workdir / "cache")})
     if proc.returncode != 0:
         return {**row, "chars_per_s": None, "status": "error", "error": proc.stderr[-500:]}
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

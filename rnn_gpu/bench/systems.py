@@ -93,7 +93,7 @@ def bench_trainer(backend, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
     `vocab` symbols: Adagrad at lr 0.1 with the element-wise clip at 5, as
     the baselines train, on the default cosine schedule."""
     cfg = TrainConfig(hidden=H, layers=layers, batch=B, seq=T, steps=10**9, optimizer="adagrad", lr=0.1,
-                      dropout=dropout, val_fraction=0, seed=seed, backend=backend.name)
+                      dropout=dropout, val_fraction=0, seed=seed, backend=backend.name).run_length()
     ids = np.random.default_rng(seed).integers(0, vocab, size=B * (T * STEPS_PER_PASS + 1))
     ids = ids.astype(np.min_scalar_type(vocab - 1))  # as a prepared corpus stores them
     corpus = Corpus(Vocab("chars", tuple(range(32, 32 + vocab))), ids, ids[:0], "random symbols")
