@@ -17,7 +17,7 @@ FILENAME = "kernel-choices.json"
 
 
 def _key(row) -> tuple:
-    return tuple(row[:6])  # device, T, B, H, dtype, variant
+    return row[0], row[1], json.dumps(row[2])  # device, table, the shape it was chosen for
 
 
 def load_kernel_choices(dirs: list[Path] | None = None) -> list:
@@ -25,7 +25,7 @@ def load_kernel_choices(dirs: list[Path] | None = None) -> list:
     for directory in dirs if dirs is not None else cache_dirs():
         with contextlib.suppress(OSError, ValueError):
             rows = json.loads((Path(directory) / FILENAME).read_text())
-            if isinstance(rows, list) and all(isinstance(r, list) and len(r) == 7 for r in rows):
+            if isinstance(rows, list) and all(isinstance(r, list) and len(r) == 4 for r in rows):
                 return rows
     return []
 

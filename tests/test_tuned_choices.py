@@ -49,14 +49,15 @@ def test_choices_travel_and_are_not_timed_again(stand_in, rng):
     chosen = first.tuned_plan(P, W, P, h0, False)
     assert first.timed > 1 and chosen is not None
     rows = first.tuned_choices()
-    assert [r[:6] for r in rows] == [["stand-in device", 6, 4, 16, "<f4", None]]
+    assert [r[:3] for r in rows] == [["stand-in device", "tuned_plan", [6, 4, 16, "<f4", None]]]
     later = stand_in(2).kernels
     assert later.keep_tuned_choices(rows) == 1
     assert later.tuned_plan(P, W, P, h0, False) == chosen and later.timed == 0
     other = stand_in(3).kernels
     other.device_label = "another device"
     assert other.keep_tuned_choices(rows) == 0  # another device's choices are not this one's
-    assert other.keep_tuned_choices([["stand-in device", 6, 4, 16, "<f4", None, {"tile": 3}]]) == 0  # damaged
+    damaged = [["stand-in device", "tuned_plan", [6, 4, 16, "<f4", None], {"tile": 3}]]
+    assert other.keep_tuned_choices(damaged) == 0
 
 
 def run(stand_in, monkeypatch, tmp_path, cache, seed, corpus_file, steps, resume=False):
@@ -86,3 +87,13 @@ def test_a_resume_takes_its_checkpoints_choices(stand_in, monkeypatch, corpus_fi
     # A new run on the same device takes the cache's plans.
     fresh = run(stand_in, monkeypatch, tmp_path / "run2", tmp_path / "cache1", 3, corpus_file, 5)
     assert fresh.kernels.timed == 0 and (tmp_path / "cache1" / FILENAME).exists()
+
+
+def test_softmax_variants_travel_with_the_launch_plans(stand_in):
+    first = stand_in(1).kernels
+    rows = [[first.device_label, "softmax_variant", [2048, 8000, "<f4"], "groups"],
+            [first.device_label, "softmax_variant", [64, 65, "<f8"], "rows"]]
+    assert first.keep_tuned_choices(rows) == 2
+    assert sorted(first.tuned_choices()) == sorted(rows)
+    assert first.keep_tuned_choices([[first.device_label, "softmax_variant", [4, 4, "<f4"], "fastest"],
+                                     [first.device_label, "no such table", [4, 4, "<f4"], "rows"]]) == 0

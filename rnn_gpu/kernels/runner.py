@@ -32,6 +32,7 @@ DROPOUT_LANES = 32  # threads per (t, stream) row: kernels/dropout.cu's DROPOUT_
 SOFTMAX_VARIANTS = {"rows": "softmax_cross_entropy", "groups": "softmax_cross_entropy_groups"}
 SOFTMAX_ROWS_MAX_V = 512  # without a measurement, rows up to this width take a thread each
 MAX_ROW_GROUPS = 65535  # blocks of the grouped variant (each strides over the rows)
+TUNED_TABLES = ("tuned_plan", "softmax_variant")  # the memo tables autotuning fills (`tuned_choices`)
 
 
 def per_instance_cache(method):
@@ -132,9 +133,13 @@ class KernelRunner:
         return min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
 
     def tuned_choices(self) -> list:
-        """The tuned plans as JSON-ready rows [device, T, B, H, dtype, variant, plan or None]."""
-        table = self.__dict__.get("_memo", {}).get("tuned_plan", {})
-        return [[self.device_label, *key, plan and dataclasses.asdict(plan)] for key, plan in table.items()]
+        """What autotuning decided, as JSON-ready rows [device, table, key,
+        value]: launch plans (`tuned_plan`, key [T, B, H, dtype, variant]) and
+        softmax variants (`softmax_variant`, key [N, V, dtype]). Both change
+        the rounding, so a run keeps them to compute alike when it resumes."""
+        tables = self.__dict__.get("_memo", {})
+        return [[self.device_label, table, list(key), _encode_choice(table, value)]
+                for table in TUNED_TABLES for key, value in tables.get(table, {}).items()]
 
     def keep_tuned_choices(self, rows) -> int:
         """Adopts `tuned_choices` rows made on a device of this runner's name
@@ -142,12 +147,12 @@ class KernelRunner:
         kept = 0
         for row in rows or ():
             try:
-                device, T, B, H, dtype, variant, plan = row
-                plan = plan and Plan(**{**plan, "tile": tuple(plan["tile"])})
+                device, table, key, value = row
+                key, value = tuple(key), _decode_choice(table, value)
             except (TypeError, ValueError, KeyError):
                 continue  # a damaged row: that shape is timed again
             if device == self.device_label:
-                self.__dict__.setdefault("_memo", {}).setdefault("tuned_plan", {})[(T, B, H, dtype, variant)] = plan
+                self.__dict__.setdefault("_memo", {}).setdefault(table, {})[key] = value
                 kept += 1
         return kept
 
@@ -230,3 +235,16 @@ class KernelRunner:
                 args = [dX, dW, dHs, dinit, dY, *shape, *int32s(s_range), *tail, barrier]
                 self._launch(plan, X.dtype, args, cooperative=plan.variant == "persistent")
         return self._result(dY, X, out)
+
+
+def _encode_choice(table: str, value):
+    return dataclasses.asdict(value) if table == "tuned_plan" and value is not None else value
+
+
+def _decode_choice(table: str, value):
+    """A `tuned_choices` row's value as its memo table holds it; ValueError if it is none."""
+    if table == "tuned_plan":
+        return None if value is None else Plan(**{**value, "tile": tuple(value["tile"])})
+    if table == "softmax_variant" and value in SOFTMAX_VARIANTS:
+        return value
+    raise ValueError(f"not a tuned choice: {table!r} {value!r}")
