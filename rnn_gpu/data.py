@@ -5,6 +5,10 @@ vocabulary has at most 256 symbols, else uint16, else uint32). Training reads
 B contiguous streams over it, char-rnn style: window k of stream s covers
 positions [s*L + k*T, s*L + k*T + T + 1) and the hidden state is carried from
 one window to the next.
+
+Each window read is checked against the vocabulary (`check_ids`): a
+prepared corpus is never read whole at a start, so an id beyond the
+vocabulary (a damaged or mismatched data file) is found where it is read.
 """
 from __future__ import annotations
 
@@ -185,15 +189,35 @@ def format_chars(chars) -> str:
     return ", ".join(repr(c) for c in chars)
 
 
+def check_ids(ids, vocab_size: int, index=None, part: str = "training", every_rank: bool = False) -> None:
+    """A CorpusError naming the corpus offset of the first id in `ids` at or
+    beyond `vocab_size`; `index[...]` is each id's offset in its part (None:
+    `ids` is the whole part). One comparison of a window: cheap.
+    `every_rank`: every process of a job reads these same ids, so each meets
+    the error alike (the error says so; one of them reports it)."""
+    if int(ids.max()) < vocab_size:
+        return
+    first = int((ids >= vocab_size).ravel().argmax())
+    offset = first if index is None else int(index.ravel()[first])
+    error = CorpusError(f"the corpus holds symbol id {int(ids.ravel()[first])} at offset {offset:,} of its {part} "
+                        f"part, beyond its vocabulary of {vocab_size} symbols (a damaged or mismatched data file)")
+    error.every_rank = every_rank
+    raise error
+
+
 class BatchStream:
     """B contiguous streams over `data`, read T+1 positions at a time.
 
     `next()` returns (window, reset): window is a (T+1, B) integer array
     (inputs are rows 0..T-1, targets rows 1..T) and reset is True when the
-    streams wrapped, so the caller must zero the hidden state.
+    streams wrapped, so the caller must zero the hidden state. With
+    `vocab_size`, ids are checked against it: each window read on the host,
+    or the whole of `data` once when it lies on a device (no host round
+    trip per step).
     """
 
-    def __init__(self, data, batch: int, seq: int, position: int = 0, xp=np, streams: slice = slice(None)):
+    def __init__(self, data, batch: int, seq: int, position: int = 0, xp=np, streams: slice = slice(None),
+                 vocab_size: int | None = None):
         self.stream_len = len(data) // batch
         if self.stream_len < seq + 1:
             raise CorpusError(
@@ -205,10 +229,16 @@ class BatchStream:
         self.starts = (xp.arange(batch) * self.stream_len)[streams]
         self.offsets = xp.arange(seq + 1)[:, None]
         self.position = position
+        self.check_windows = vocab_size if xp is np else None
+        if vocab_size is not None and xp is not np:
+            check_ids(data, vocab_size)
 
     def next(self):
         reset = self.position == 0
-        window = self.data[self.starts[None, :] + self.position + self.offsets]
+        index = self.starts[None, :] + self.position + self.offsets
+        window = self.data[index]
+        if self.check_windows is not None:
+            check_ids(window, self.check_windows, index)
         self.position += self.seq
         if self.position + self.seq + 1 > self.stream_len:
             self.position = 0
@@ -231,12 +261,17 @@ def evaluation_streams(length: int, batch: int, seq: int, max_chars: int | None 
     return n_streams, length // n_streams, budget // n_streams
 
 
-def evaluation_windows(data: np.ndarray, batch: int, seq: int, max_chars: int | None = None):
+def evaluation_windows(data: np.ndarray, batch: int, seq: int, max_chars: int | None = None,
+                       vocab_size: int | None = None):
     """Yields (T'+1, B') arrays in order over the streams of
     `evaluation_streams`, windows of at most seq+1 (the last may be shorter);
-    the hidden state is carried from one window to the next."""
+    the hidden state is carried from one window to the next. With
+    `vocab_size`, each window is checked against it."""
     for where in evaluation_positions(len(data), batch, seq, max_chars):
-        yield data[where]
+        window = data[where]
+        if vocab_size is not None:
+            check_ids(window, vocab_size, where, "validation", every_rank=True)  # the same windows on every rank
+        yield window
 
 
 def evaluation_positions(length: int, batch: int, seq: int, max_chars: int | None = None):

@@ -10,6 +10,12 @@ vocabulary (words.py) the first pass counts tokens in bounded memory (see
 `count_words`) and PREFIX.unk.bin keeps the length of every token that the
 unknown token replaced (uint8), so losses can be reported per character.
 
+PREFIX.json also records the largest id (`max_id`), seen while encoding, so
+a start reads the metadata alone; training checks each window it reads
+against the vocabulary (data.py). A corpus prepared without `max_id` is
+checked once, by reading its data through a bounded buffer, and the maximum
+is written into its metadata when the file is writable.
+
 Training reads a prepared corpus through a memory map.
 """
 from __future__ import annotations
@@ -236,22 +242,28 @@ def prepare(spec, kind: str = "chars", prefix: Path | None = None, include=(), e
     prefix = Path(prefix) if prefix else cache_prefix(paths, kind, vocab_size=vocab_size)
     make_directory(prefix.parent)
     vocab, how = corpus_vocab(paths, kind, vocab_size)
-    length, unknown = [0], [] if kind == "words" else None
+    length, top, unknown = [0], [0], [] if kind == "words" else None
 
     def write_ids(f):
         for ids in encoded_chunks(paths, vocab, unknown):
             f.write(memoryview(np.ascontiguousarray(ids, dtype=vocab.dtype)))
             length[0] += len(ids)
+            if len(ids):
+                top[0] = max(top[0], int(ids.max()))
 
     bin_path, meta_path = prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".json")
     atomic_write(bin_path, write_ids)
-    meta = {**metadata(vocab, length[0], paths, how), "data": bin_path.name}
+    meta = {**metadata(vocab, length[0], paths, top[0], how), "data": bin_path.name}
     if unknown is not None:
         unknown_path = prefix.with_name(prefix.name + ".unk.bin")
         atomic_write(unknown_path, lambda f: [f.write(memoryview(a)) for a in unknown])
         meta.update(unknown_data=unknown_path.name, unknown_count=sum(len(a) for a in unknown))
-    atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+    write_metadata(meta_path, meta)
     return meta_path
+
+
+def write_metadata(meta_path: Path, meta: dict) -> None:
+    atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
 
 
 def corpus_vocab(paths, kind: str, vocab_size: int | None = None) -> tuple[Vocab, dict]:
@@ -266,12 +278,13 @@ def corpus_vocab(paths, kind: str, vocab_size: int | None = None) -> tuple[Vocab
     return vocab, how
 
 
-def metadata(vocab: Vocab, length: int, paths, how=None) -> dict:
+def metadata(vocab: Vocab, length: int, paths, max_id: int, how=None) -> dict:
     """What PREFIX.json records of a prepared corpus (less where its data lies)."""
     if length == 0:
         raise CorpusError(f"corpus is empty: {', '.join(map(str, paths))}")
     return {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
-            "dtype": np.dtype(vocab.dtype).name, "length": length, "sources": source_signature(paths), **(how or {})}
+            "dtype": np.dtype(vocab.dtype).name, "length": length, "max_id": max_id,
+            "sources": source_signature(paths), **(how or {})}
 
 
 def cache_prefix(paths, kind: str, directory: Path | None = None, vocab_size: int | None = None) -> Path:
@@ -286,7 +299,8 @@ def is_prepared(spec) -> bool:
 
 
 def load_prepared(meta_path) -> Prepared:
-    """Opens a prepared corpus; the ids are memory-mapped, never read whole."""
+    """Opens a prepared corpus from its metadata; the ids are memory-mapped,
+    never read whole (but once, for a corpus whose metadata has no `max_id`)."""
     meta_path = Path(meta_path)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -300,10 +314,15 @@ def load_prepared(meta_path) -> Prepared:
             raise ValueError("inconsistent vocabulary, dtype or length")
         if kind == "words" and meta.get("tokenizer") != words.TOKENIZER:
             raise ValueError(f"tokenizer {meta.get('tokenizer')!r}, not this version's {words.TOKENIZER}")
+        top = meta.get("max_id")
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
+            raise ValueError(f"max_id {top!r} is not a whole number >= 0")
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{meta_path}: not a prepared rnn_gpu corpus ({exc})") from None
     ids = mapped(meta_path, data, dtype, length)
-    top = largest_id(ids)
+    if top is None:  # prepared before max_id was recorded: check it once
+        top = meta["max_id"] = largest_id(data, dtype)
+        record_max_id(meta_path, meta)
     if top >= len(vocab):
         raise CorpusError(f"{meta_path}: its data holds symbol id {top}, beyond its vocabulary of {len(vocab)}")
     unknown = None
@@ -320,10 +339,24 @@ def mapped(meta_path: Path, data: Path, dtype, length: int) -> np.ndarray:
     return np.memmap(data, dtype=dtype, mode="r", shape=(length,)) if length else np.zeros(0, dtype)
 
 
-def largest_id(ids: np.ndarray) -> int:
-    """The largest id, read in chunks (a memory map is never loaded whole)."""
-    step = CHUNK_BYTES // ids.itemsize
-    return max(int(ids[i:i + step].max()) for i in range(0, len(ids), step))
+def largest_id(data: Path, dtype: np.dtype) -> int:
+    """The largest id in the file `data`, read through one bounded buffer (a
+    memory map's pages would stay resident)."""
+    buffer, top = np.empty(CHUNK_BYTES // dtype.itemsize, dtype=dtype), 0
+    try:
+        with open(data, "rb", buffering=0) as f:
+            while n := f.readinto(memoryview(buffer).cast("B")) // dtype.itemsize:
+                top = max(top, int(buffer[:n].max()))
+    except OSError as exc:
+        raise CorpusError(f"cannot read {data}: {exc.strerror or exc}") from None
+    return top
+
+
+def record_max_id(meta_path: Path, meta: dict) -> None:
+    """Writes the maximum found into an older corpus's metadata, atomically,
+    so the next start reads it; a read-only corpus is checked at every start."""
+    with contextlib.suppress(EnvironmentFailure, UsageError):
+        write_metadata(meta_path, meta)
 
 
 def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=(),
@@ -365,4 +398,5 @@ def prepare_in_memory(paths, kind: str, origin: str, vocab_size: int | None = No
     unknown = [] if kind == "words" else None
     ids = np.concatenate([np.asarray(c, dtype=vocab.dtype) for c in encoded_chunks(paths, vocab, unknown)])
     lengths = None if unknown is None else np.concatenate([np.zeros(0, np.uint8), *unknown])
-    return Prepared(vocab, ids, metadata(vocab, len(ids), paths, how), origin, lengths)
+    top = int(ids.max()) if len(ids) else 0
+    return Prepared(vocab, ids, metadata(vocab, len(ids), paths, top, how), origin, lengths)

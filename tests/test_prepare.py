@@ -1,4 +1,7 @@
 """Streaming preparation of large corpora and training from the prepared form."""
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -90,3 +93,71 @@ def test_prepared_corpus_with_damaged_data_file(corpus_file, tmp_path, capsys):
     (tmp_path / "p.bin").write_bytes(b"12")
     assert main(["train", str(meta), "--out", str(tmp_path / "run")]) == 2
     assert "wrong size" in capsys.readouterr().err
+
+
+def test_prepare_records_the_largest_id_and_a_start_reads_only_the_metadata(tmp_path, rng, small_chunks,
+                                                                          monkeypatch):
+    text = random_text(rng, 2000)
+    (tmp_path / "c.txt").write_text(text, encoding="utf-8")
+    meta = prep.prepare(str(tmp_path / "c.txt"), "chars", tmp_path / "out")
+    recorded = json.loads(meta.read_text())["max_id"]
+    assert recorded == int(Vocab.from_text(text).encode(text).max())  # a plain pass over the encoded text
+    monkeypatch.setattr(prep, "largest_id", lambda *a: pytest.fail("the data was read at a start"))
+    assert prep.load_prepared(meta).meta["max_id"] == recorded
+
+
+def test_an_older_corpus_is_checked_once_and_its_maximum_recorded(tmp_path, rng):
+    text = random_text(rng, 500)
+    (tmp_path / "c.txt").write_text(text, encoding="utf-8")
+    meta = prep.prepare(str(tmp_path / "c.txt"), "chars", tmp_path / "out")
+    older = json.loads(meta.read_text())
+    expected = older.pop("max_id")
+    meta.write_text(json.dumps(older))  # as prepared before max_id was recorded
+    assert prep.load_prepared(meta).meta["max_id"] == expected
+    assert json.loads(meta.read_text())["max_id"] == expected  # written back for the next start
+    assert not list(tmp_path.glob(".*.tmp"))
+    meta.write_text(json.dumps(older))
+    meta.chmod(0o444)
+    tmp_path.chmod(0o555)  # read-only: checked at each start, nothing written
+    try:
+        assert prep.load_prepared(meta).meta["max_id"] == expected
+    finally:
+        tmp_path.chmod(0o755)
+    if os.geteuid() != 0:  # root writes anyway
+        assert "max_id" not in json.loads(meta.read_text())
+
+
+def test_an_older_corpus_with_ids_beyond_its_vocabulary_is_refused(tmp_path):
+    (tmp_path / "c.txt").write_text("abcabc", encoding="utf-8")
+    meta = prep.prepare(str(tmp_path / "c.txt"), "chars", tmp_path / "out")
+    older = json.loads(meta.read_text())
+    del older["max_id"]
+    meta.write_text(json.dumps(older))
+    (tmp_path / "out.bin").write_bytes(bytes([0, 1, 2, 7, 1, 0]))
+    with pytest.raises(CorpusError, match="symbol id 7, beyond its vocabulary of 3"):
+        prep.load_prepared(meta)
+
+
+def damage(meta_path, offset: int, value: int) -> None:
+    """One id of a prepared corpus's data file overwritten, its metadata untouched."""
+    data = meta_path.with_name(json.loads(meta_path.read_text())["data"])
+    raw = bytearray(data.read_bytes())
+    raw[offset] = value
+    data.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("where", ["train", "val"])
+def test_an_id_beyond_the_vocabulary_is_one_error_naming_its_offset(corpus_file, tmp_path, capsys, where):
+    meta = prep.prepare(str(corpus_file), "chars", tmp_path / "p")
+    length = json.loads(meta.read_text())["length"]
+    offset = 100 if where == "train" else length - 50  # inside the first window / the held-out tenth
+    damage(meta, offset, 250)
+    args = ["train", str(meta), "--out", str(tmp_path / "run"), "--steps", "3", "--hidden", "8", "--batch", "2",
+            "--seq", "64", "--quiet", "--eval-every", "1", "--backend", "numpy"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    part_offset = offset if where == "train" else offset - (length - int(length * 0.1))
+    part = "training" if where == "train" else "validation"
+    assert err.strip().splitlines() == [
+        f"error: the corpus holds symbol id 250 at offset {part_offset:,} of its {part} part, beyond its "
+        f"vocabulary of {len(prep.load_prepared(meta).vocab)} symbols (a damaged or mismatched data file)"]
