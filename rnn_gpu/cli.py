@@ -20,7 +20,7 @@ from .checkpoint import FILENAME
 from .checks import MAX_SEED
 from .data import VOCAB_KINDS
 from .errors import EnvironmentFailure, QuietExit, RnnGpuError, Terminated, UsageError
-from .parallel import DISTRIBUTED_MODES, env_rank, make_communicator
+from .parallel import DISTRIBUTED_MODES, env_rank, launched_by_mpi, make_communicator
 from .settings import add_flags, from_flags, int_in, real
 from .training import Diverged, Interrupted, TrainConfig
 
@@ -178,9 +178,9 @@ def run_train(args) -> int:
     except (QuietExit, Diverged, Interrupted):
         raise  # every rank raises these alike; rank 0 reports
     except BaseException as exc:
-        if comm.size > 1 and not getattr(exc, "agreed", False):  # one rank failed alone: end the whole job
-            code = report(exc)
-            comm.abort(code)
+        alike = getattr(exc, "agreed", False) or getattr(exc, "every_rank", False)
+        if comm.size > 1 and not alike:  # one rank failed alone: end the whole job
+            end_job(comm, exc)
         raise
     if comm.master_process:
         summary = ", ".join(f"{k} {final[k]:.4g}" for k in ("train_loss", "val_loss", "chars_per_s") if k in final)
@@ -308,6 +308,15 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def end_job(comm, exc: BaseException) -> None:
+    """One rank failed alone: its `error:` line, then every rank of the job
+    ends (MPI_Abort), with no second report from this one: the stop signals
+    the launcher sends the other ranks are ignored here from now on."""
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    comm.abort(report(exc))
+
+
 def report(exc: BaseException) -> int:
     """Prints the one `error:` line for `exc`; returns the exit code."""
     if not isinstance(exc, QuietExit):
@@ -374,7 +383,16 @@ def run_command(argv, stdout_closed: bool = False) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except (RnnGpuError, Diverged, Interrupted, KeyboardInterrupt, MemoryError, OSError) as exc:
-        # In an MPI job every rank meets the same bad flag, divergence or signal, and rank 0 reports it;
-        # an error that only some ranks met (`agreed`) is reported by the lowest of them.
-        speaks = env_rank() == 0 or getattr(exc, "agreed", False)
-        return report(exc) if speaks else exit_code(exc)
+        return report_once(exc)
+    except Exception as exc:
+        if not launched_by_mpi():
+            raise  # a bug in one process: its traceback
+        return report_once(exc)  # under MPI a traceback on every rank helps no one: one line
+
+
+def report_once(exc: BaseException) -> int:
+    """In an MPI job every rank meets the same bad flag, divergence or signal,
+    and rank 0 reports it; an error that only some ranks met (`agreed`) is
+    reported by the lowest of them."""
+    speaks = env_rank() == 0 or getattr(exc, "agreed", False)
+    return report(exc) if speaks else exit_code(exc)

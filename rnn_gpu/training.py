@@ -15,7 +15,7 @@ from . import checkpoint as ckpt_io
 from .backends import BACKEND_NAMES, get_backend
 from .checks import MAX_SEED
 from .corpus import Corpus, load_corpus
-from .data import VOCAB_KINDS, BatchStream, CorpusError, evaluation_positions, evaluation_streams
+from .data import VOCAB_KINDS, BatchStream, CorpusError, check_ids, evaluation_positions, evaluation_streams
 from .dropout import Dropout
 from .errors import UsageError
 from .fileio import check_writable, lock_directory, make_directory, remove_file
@@ -205,6 +205,7 @@ def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None =
     sums, h = np.zeros(3), None  # loss * symbols, symbols, characters
     for where in evaluation_positions(len(data), batch, seq, max_chars):
         window, targets = data[where[:, mine]], where[1:, mine]
+        check_ids(window, model.vocab_size, where[:, mine], "validation")  # this rank's streams
         if window.shape[1] == 0:
             break
         if h is None:
@@ -286,7 +287,7 @@ class Trainer:
         self.schedule = cfg.schedule()
         ids, xp = device_ids(backend, corpus.train)
         self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp,
-                                  streams=self.streams)
+                                  streams=self.streams, vocab_size=len(corpus.vocab))
         self.h = self.model.zero_state(self.local_batch)
         self.step, self.best_val_loss, self.elapsed_before = 0, None, 0.0
         self.saved_step = None  # the step of the last checkpoint.npz written
@@ -465,6 +466,8 @@ def describe_run(cfg: TrainConfig, trainer: Trainer, corpus: Corpus, resumed: bo
         f"backend: {be.name} on {be.device_name()}, {model.dtype.name}"
         + (f", {trainer.comm.size} processes" if trainer.comm.size > 1 else ""),
     ]
+    if trainer.comm.size > 1:
+        lines.append(f"gradients: {trainer.comm.exchange}")
     if corpus.prepared:
         lines.append(f"prepared corpus: {corpus.prepared}")
     print("\n".join(lines), file=stream, flush=True)
@@ -518,6 +521,7 @@ def train(cfg: TrainConfig, corpus_path, out: Path, progress: bool = True, resum
     comm.set_cpu_threads()
     trainer, metrics = set_up(cfg, corpus_path, out, resume, comm, given)
     try:
+        comm.set_up_exchange(trainer.backend)  # collective: how gradients travel, for the run's description
         return run_steps(trainer, metrics, out, progress and comm.master_process, resume, comm)
     except BaseException:
         if metrics and metrics.made_directory and not any(out.iterdir()):

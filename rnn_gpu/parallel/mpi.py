@@ -80,6 +80,18 @@ class MpiCommunicator:
         result = np.empty_like(values)
         return PendingMax(self.comm.Iallreduce(values, result, op=self.MPI.MAX), values, result)
 
+    def set_up_exchange(self, backend) -> None:
+        """Collective, before the first step, each rank's device current: how
+        the gradients will travel (`exchange` says which way and why)."""
+        if backend.xp is not np:
+            self._device(None)
+
+    @property
+    def exchange(self) -> str:
+        if self._device_reducer is not None:
+            return self._device_reducer.description
+        return "MPI all-reduce of host buffers"
+
     def _device(self, buffer):
         if self._device_reducer is None:
             from .nccl import make_device_reducer
@@ -113,10 +125,18 @@ class MpiCommunicator:
         raise QuietExit(int(codes[failed[0]]))
 
     def abort(self, code: int) -> None:
-        """Ends every rank of the job (MPI_Abort): none is left waiting in a collective."""
+        """Ends every rank of the job (MPI_Abort): none is left waiting in a
+        collective. Never returns. The caller has printed its `error:` line:
+        MPI's own abort notice goes to /dev/null, and this process exits
+        without unwinding even where MPI_Abort returns before the launcher
+        ends it (MPICH does), so no traceback follows."""
         sys.stderr.flush()
         sys.stdout.flush()
-        self.comm.Abort(code)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        try:
+            self.comm.Abort(code)
+        finally:
+            os._exit(code)
 
 
 class PendingMax:

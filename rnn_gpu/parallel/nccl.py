@@ -4,13 +4,23 @@ NCCL is set up as ChainerMN does: rank 0 makes the unique id, MPI
 broadcasts it, every rank builds its communicator; the reduction runs on
 the current (compute) stream, so it is ordered after the backward pass
 without a host synchronisation.
+
+NCCL refuses two ranks of one communicator on the same device (more ranks
+than GPUs: a laptop, a launch script being tried, an oversubscribed node),
+so every rank first learns which device each rank uses; where any two share
+one, the whole job reduces through the host. (A two-level reduction, ranks
+on one device first and NCCL between devices, is not built.)
 """
 from __future__ import annotations
+
+import socket
 
 import numpy as np
 
 
 class NcclReducer:
+    description = "NCCL all-reduce of device buffers, one device per rank"
+
     def __init__(self, mpi_comm, rank: int, size: int):
         import cupy
         from cupy.cuda import nccl
@@ -28,10 +38,12 @@ class NcclReducer:
 
 
 class HostStagedReducer:
-    """CuPy without NCCL: copy to the host, MPI Allreduce in place, copy back."""
+    """CuPy without NCCL, or ranks sharing a device: copy to the host, MPI
+    Allreduce in place, copy back. `why` says what ruled NCCL out."""
 
-    def __init__(self, mpi_comm, MPI):
+    def __init__(self, mpi_comm, MPI, why: str = ""):
         self.comm, self.MPI = mpi_comm, MPI
+        self.description = "device buffers through the host (MPI all-reduce)" + (f": {why}" if why else "")
 
     def allreduce_sum_(self, buffer) -> None:
         host = buffer.get()
@@ -47,8 +59,38 @@ def nccl_unavailable_reason() -> str | None:
     return None if hasattr(nccl, "NcclCommunicator") else "cupy.cuda.nccl has no NcclCommunicator"
 
 
+def device_identity() -> str | None:
+    """This process's current CUDA device, unique over the job's nodes: the
+    host name and the device's PCI bus id (None without CuPy)."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return f"{socket.gethostname()}/{cupy.cuda.Device().pci_bus_id}"
+
+
+def shared_device(identities: list) -> tuple[str, list[int]] | None:
+    """The first device that two or more ranks use, and those ranks."""
+    ranks: dict = {}
+    for rank, device in enumerate(identities):
+        if device is not None:
+            ranks.setdefault(device, []).append(rank)
+    return next(((device, rs) for device, rs in ranks.items() if len(rs) > 1), None)
+
+
 def make_device_reducer(mpi_comm, MPI, rank: int, size: int):
-    """Collective: every rank must call it. NCCL only if every rank has it."""
-    has = np.array([nccl_unavailable_reason() is None], dtype=np.int32)
-    mpi_comm.Allreduce(MPI.IN_PLACE, has, op=MPI.MIN)
-    return NcclReducer(mpi_comm, rank, size) if has[0] else HostStagedReducer(mpi_comm, MPI)
+    """Collective: every rank must call it, with its device current. NCCL
+    when every rank has it and each rank has a device of its own; else
+    through the host, the reducer's `description` saying why."""
+    devices = mpi_comm.allgather(device_identity())
+    missing = mpi_comm.allgather(nccl_unavailable_reason())
+    shared = shared_device(devices)
+    if shared:
+        device, ranks = shared
+        why = f"ranks {', '.join(map(str, ranks))} share the device {device}, and NCCL needs one device per rank"
+    elif any(missing):
+        first = next(r for r, reason in enumerate(missing) if reason)
+        why = f"rank {first} has no NCCL ({missing[first]})"
+    else:
+        return NcclReducer(mpi_comm, rank, size)
+    return HostStagedReducer(mpi_comm, MPI, why)

@@ -7,6 +7,7 @@ import numpy as np
 class SingleCommunicator:
     rank, size, local_rank, local_size = 0, 1, 0, 1
     name = "single"
+    exchange = "none (one process)"
 
     @property
     def master_process(self) -> bool:
@@ -34,6 +35,9 @@ class SingleCommunicator:
 
     def abort(self, code: int) -> None:
         """Ends the whole job with `code` (one process: nothing else to end)."""
+
+    def set_up_exchange(self, backend) -> None:
+        """Decides how gradients travel between ranks (one process: they do not)."""
 
     def use_local_device(self, backend) -> None:
         """Selects this rank's GPU (one process: the current one)."""
