@@ -1,0 +1,99 @@
+"""Every way an MPI job ends badly prints its `error:` line and nothing else:
+an error on one rank only (expected or not), a signal to the launcher, a
+rank killed with SIGKILL, a corpus window beyond the vocabulary on one rank.
+Jobs start as in test_mpi.py (OMP_NUM_THREADS=1, a hard timeout)."""
+import json
+import os
+import signal
+import subprocess
+import textwrap
+
+import pytest
+from test_mpi import child_pids, job_env, mpiexec, rnn_gpu, run_job, small_corpus, train_args, wait_for_step  # noqa: F401 (fixtures)
+
+from rnn_gpu import prepare as prep
+
+FAIL_ON_ONE_RANK = textwrap.dedent("""
+    import os, sys
+    from rnn_gpu import model
+    from rnn_gpu.cli import main
+
+    class InjectedFault(RuntimeError):
+        pass
+
+    if os.environ.get("PMI_RANK") in sys.argv[1].split(","):
+        original, calls = model.CharRNN.loss_and_grads, [0]
+        def failing(self, *args):
+            calls[0] += 1
+            if calls[0] == 3:
+                raise InjectedFault("injected on rank " + os.environ["PMI_RANK"])
+            return original(self, *args)
+        model.CharRNN.loss_and_grads = failing
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+def error_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr and "Abort(" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert all(line.startswith("error: ") for line in lines), stderr  # nothing but error lines
+    return lines
+
+
+@pytest.mark.parametrize("ranks", ["0", "1"])
+def test_an_unexpected_error_on_one_rank_is_one_line(mpiexec, small_corpus, tmp_path, ranks):  # noqa: F811
+    job = run_job(mpiexec, 2, [ranks, *train_args(small_corpus, tmp_path / "run", "--steps", "1000")],
+                  wrapper=FAIL_ON_ONE_RANK, timeout=120)
+    assert job.returncode == 1
+    assert error_lines(job.stderr) == [f"error: unexpected InjectedFault: injected on rank {ranks}"]
+
+
+def test_an_error_on_every_rank_leaves_no_traceback(mpiexec, small_corpus, tmp_path):  # noqa: F811
+    """As NCCL's refusal of a shared device did: each rank reports, none prints a traceback."""
+    job = run_job(mpiexec, 2, ["0,1", *train_args(small_corpus, tmp_path / "run", "--steps", "1000")],
+                  wrapper=FAIL_ON_ONE_RANK, timeout=120)
+    assert job.returncode == 1
+    assert 1 <= len(error_lines(job.stderr)) <= 2  # the first rank to abort may end the other before it speaks
+
+
+def start(mpiexec, out, corpus):  # noqa: F811
+    args = train_args(corpus, out, "--steps", "100000", "--log-every", "1", "--checkpoint-every", "5")
+    return subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu(*args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=job_env())
+
+
+@pytest.mark.parametrize("fault", ["SIGINT", "SIGTERM", "kill -9 rank"])
+def test_signals_and_dead_ranks_leave_one_line_at_most(mpiexec, small_corpus, tmp_path, fault):  # noqa: F811
+    proc = start(mpiexec, tmp_path / "run", small_corpus)
+    try:
+        wait_for_step(tmp_path / "run" / "metrics.jsonl", 6, proc, timeout=120)
+        if fault == "kill -9 rank":
+            ranks = subprocess.run(["pgrep", "-f", "-P", ",".join(child_pids(proc.pid)), "rnn_gpu train"],
+                                   capture_output=True, text=True).stdout.split()
+            os.kill(int(ranks[-1]), signal.SIGKILL)
+        else:
+            proc.send_signal(getattr(signal, fault))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines = error_lines(err)
+    if fault == "kill -9 rank":  # the launcher ends the other rank with SIGKILL: no rank can speak
+        assert proc.returncode == 9 and lines == []
+    else:
+        assert proc.returncode == 128 + getattr(signal, fault) and len(lines) == 1 and fault in lines[0]
+
+
+def test_a_window_beyond_the_vocabulary_on_one_rank_ends_the_job_with_one_line(mpiexec, small_corpus,  # noqa: F811
+                                                                              tmp_path):
+    meta = prep.prepare(str(small_corpus), "chars", tmp_path / "p")
+    train_length = json.loads(meta.read_text())["length"] - int(json.loads(meta.read_text())["length"] * 0.1)
+    offset = 2 * (train_length // 4) + 3  # in stream 2 of 4: rank 1's first window
+    data = tmp_path / "p.bin"
+    raw = bytearray(data.read_bytes())
+    raw[offset] = 200
+    data.write_bytes(bytes(raw))
+    job = run_job(mpiexec, 2, train_args(meta, tmp_path / "run", "--steps", "20"), timeout=120)
+    assert job.returncode == 2
+    assert error_lines(job.stderr) == [f"error: the corpus holds symbol id 200 at offset {offset:,} of its training "
+                                       f"part, beyond its vocabulary of {len(prep.load_prepared(meta).vocab)} "
+                                       "symbols (a damaged or mismatched data file)"]
