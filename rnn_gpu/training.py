@@ -566,16 +566,15 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                 interval.allreduce_s += result.allreduce_s
 
                 elapsed = time.perf_counter() - start
+                improved = False
                 if evaluate_now:
                     bar.set_description_str("evaluating", refresh=True)
                     val = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars, comm,
                                    corpus.val_symbol_chars)
                     bar.set_description_str("", refresh=False)
-                    if trainer.best_val_loss is None or val.loss < trainer.best_val_loss:
+                    improved = trainer.best_val_loss is None or val.loss < trainer.best_val_loss
+                    if improved:
                         trainer.best_val_loss = val.loss
-                        # The latest first: whatever a full disk stops, --resume finds a checkpoint.
-                        trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
-                        trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
                 if log_now:
                     record = {"step": step, "train_loss": loss, "lr": result.lr,
                               "chars": step * trainer.stream.symbols_per_step, **interval.record(comm),
@@ -592,6 +591,10 @@ def run_steps(trainer: Trainer, metrics: MetricsLog | None, out: Path, progress:
                     bar.set_postfix(loss=f"{loss:.3f}", val="-" if val is None else f"{val.loss:.3f}",
                                     val_per_char="-" if val is None else f"{val.loss_per_char:.3f}",
                                     lr=f"{result.lr:.2g}", cps=f"{record['chars_per_s']:.0f}")
+                if improved:  # after the step's record: a kill in between repeats the step, never loses its line
+                    # The latest first: whatever a full disk stops, --resume finds a checkpoint.
+                    trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
+                    trainer.checkpoint(out / ckpt_io.BEST_FILENAME, elapsed)
                 bar.update(1)
                 if checkpoint_now and trainer.saved_step != step:
                     trainer.checkpoint(out / ckpt_io.FILENAME, elapsed)
