@@ -178,6 +178,7 @@ def main() -> int:
     from rnn_gpu.corpus import default_corpus
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="rnn_gpu_soak_"))
+    work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.txt"
     corpus.write_text(default_corpus(200_000)[0], encoding="utf-8")
     results = {"date": time.strftime("%Y-%m-%d"), "load_average": os.getloadavg()}
