@@ -7,8 +7,11 @@ Builds a text file of the given size by repeating a source text (default:
 ../shared/data/tinyshakespeare.txt, else the standard library's sources),
 or with --distinct, of words drawn from a Zipf law over that many distinct
 words (most of which then occur), runs `rnn-gpu prepare` in a fresh process
-with one thread, and reports its peak RSS and MB/s, then the seconds from
-`rnn-gpu train` start to its first step. Prints one JSON object.
+on one core, and reports its peak RSS and MB/s; then trains 100 steps on the
+prepared corpus (PREFIX.json, so no cache is prepared) and reports the
+seconds from the start of the process to its first step's metrics record and
+the process's peak RSS over those 100 steps. Prints one JSON object; removes
+the files it made.
 """
 from __future__ import annotations
 
@@ -16,12 +19,14 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN_STEPS = 100
 
 
 def build_corpus(path: Path, size: int, source: Path | None) -> None:
@@ -56,16 +61,28 @@ def build_word_corpus(path: Path, size: int, distinct: int, seed: int = 0) -> No
             written += len(piece)
 
 
-def child_run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
+def start_child(cmd: list[str]) -> tuple[subprocess.Popen, float]:
+    """A child process with one thread, and when it started."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env), time.perf_counter()
+
+
+def finish(proc: subprocess.Popen, start: float) -> tuple[float, int]:
+    """Waits for `proc`: its wall seconds since `start` and peak RSS (bytes)."""
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(proc.stderr.read().decode())
     return seconds, usage.ru_maxrss * 1024
+
+
+def first_record_seconds(metrics: Path, proc: subprocess.Popen, start: float) -> float:
+    """Seconds from `start` until `metrics` holds its first record."""
+    while not (metrics.exists() and metrics.stat().st_size > 0):
+        if proc.poll() is not None:
+            raise SystemExit(f"training ended before its first record: {proc.stderr.read().decode()}")
+        time.sleep(0.005)
+    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -84,23 +101,27 @@ def main() -> int:
         builder.join()
     else:
         build_corpus(corpus, size, args.source)
-    prefix = args.dir / "rnn_gpu_large"
-    seconds, peak = child_run(["taskset", "-c", "0", sys.executable, "-m", "rnn_gpu", "prepare", str(corpus),
-                                  "-o", str(prefix), "--vocab", args.vocab])
-    meta = json.loads(Path(f"{prefix}.json").read_text())
-    # --steps 1 --val-fraction 0: the time to the first step, not to a validation pass over 100 MB
-    out = args.dir / "rnn_gpu_large_run"
-    train_seconds, train_peak = child_run([sys.executable, "-m", "rnn_gpu", "train", f"{prefix}.json", "--out",
-                                              str(out), "--steps", "1", "--val-fraction", "0", "--force", "--quiet",
-                                              "--backend", "numpy"])
+    prefix, out = args.dir / "rnn_gpu_large", args.dir / "rnn_gpu_large_run"
+    try:
+        seconds, peak = finish(*start_child(["taskset", "-c", "0", sys.executable, "-m", "rnn_gpu", "prepare",
+                                             str(corpus), "-o", str(prefix), "--vocab", args.vocab]))
+        meta = json.loads(Path(f"{prefix}.json").read_text())
+        proc, start = start_child([sys.executable, "-m", "rnn_gpu", "train", f"{prefix}.json", "--out", str(out),
+                                   "--steps", str(TRAIN_STEPS), "--log-every", "1", "--force", "--quiet",
+                                   "--backend", "numpy"])
+        first_step = first_record_seconds(out / "metrics.jsonl", proc, start)
+        train_seconds, train_peak = finish(proc, start)
+    finally:
+        for p in (corpus, Path(f"{prefix}.bin"), Path(f"{prefix}.json"), Path(f"{prefix}.unk.bin")):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(out, ignore_errors=True)
     result = {"corpus_bytes": size, "prepare_seconds": seconds, "prepare_mb_per_s": size / 2**20 / seconds,
-              "prepare_peak_rss_mb": peak / 2**20, "train_first_step_seconds": train_seconds,
-              "train_peak_rss_mb": train_peak / 2**20, "date": time.strftime("%Y-%m-%d"),
+              "prepare_peak_rss_mb": peak / 2**20, "first_step_seconds": first_step,
+              f"train_{TRAIN_STEPS}_steps_seconds": train_seconds, "train_peak_rss_mb": train_peak / 2**20,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg(),
               "cpu_affinity": "one core (taskset -c 0)", "vocab": args.vocab, "distinct_words": args.distinct,
               **{k: meta[k] for k in ("vocab_exact", "count_error", "tokens_counted", "unknown_count") if k in meta}}
     print(json.dumps(result))
-    for p in (corpus, Path(f"{prefix}.bin"), Path(f"{prefix}.json"), Path(f"{prefix}.unk.bin")):
-        p.unlink(missing_ok=True)
     return 0
 
 

@@ -94,8 +94,22 @@ class Vocab:
         table[list(self.symbols)] = np.arange(len(self.symbols))
         return table
 
+    @functools.cached_property
+    def _byte_tables(self) -> tuple[bytes, bytes]:
+        """(byte -> id, the bytes in the vocabulary) for bytes.translate: the
+        fast path of encode_codes for single-byte codes and ids."""
+        table = self._id_table[:256]
+        inside = np.flatnonzero(table >= 0)
+        ids = np.zeros(256, dtype=np.uint8)
+        ids[inside] = table[inside]
+        return ids.tobytes(), inside.astype(np.uint8).tobytes()
+
     def encode_codes(self, codes: np.ndarray) -> np.ndarray:
         """The ids of an array of code points; CorpusError names any outside."""
+        if codes.dtype == np.uint8 and self.dtype == np.uint8:  # ASCII text or raw bytes: a byte translation
+            raw, (to_ids, inside) = codes.tobytes(), self._byte_tables
+            if not raw.translate(None, inside):  # nothing left once the vocabulary's bytes are deleted
+                return np.frombuffer(raw.translate(to_ids), dtype=np.uint8)
         table = self._id_table
         if codes.size and int(codes.max()) >= len(table):
             ids = np.full(codes.shape, -1, dtype=np.int32)
