@@ -4,7 +4,7 @@ test_mpi.py (OMP_NUM_THREADS=1, a hard timeout)."""
 import textwrap
 
 import pytest
-from test_mpi import mpiexec, run_job  # noqa: F401 (the fixture)
+from test_mpi import mpiexec, run_job, small_corpus, train_args  # noqa: F401 (fixtures)
 
 DECISION = textwrap.dedent("""
     import sys
@@ -75,3 +75,10 @@ def test_shared_device_lists_the_ranks_of_the_first_shared_device():
     assert shared_device(["a", "b", "c"]) is None
     assert shared_device([None, None]) is None  # no CuPy: nothing known, nothing shared
     assert shared_device(["a", "b", "a", "b"]) == ("a", [0, 2])
+
+
+def test_the_run_description_says_how_gradients_travel(mpiexec, small_corpus, tmp_path):  # noqa: F811
+    args = [a for a in train_args(small_corpus, tmp_path / "run", "--steps", "3") if a != "--quiet"]
+    job = run_job(mpiexec, 2, args)
+    assert job.returncode == 0, job.stderr
+    assert "gradients: MPI all-reduce of host buffers" in job.stderr.splitlines()

@@ -83,17 +83,22 @@ def test_signals_and_dead_ranks_leave_one_line_at_most(mpiexec, small_corpus, tm
         assert proc.returncode == 128 + getattr(signal, fault) and len(lines) == 1 and fault in lines[0]
 
 
-def test_a_window_beyond_the_vocabulary_on_one_rank_ends_the_job_with_one_line(mpiexec, small_corpus,  # noqa: F811
-                                                                              tmp_path):
+@pytest.mark.parametrize("part", ["training", "validation"])
+def test_a_window_beyond_the_vocabulary_ends_the_job_with_one_line(mpiexec, small_corpus, tmp_path,  # noqa: F811
+                                                                   part):
+    """Training: only rank 1 reads the bad window, and ends the job. Validation:
+    every rank reads it, and rank 0 alone reports."""
     meta = prep.prepare(str(small_corpus), "chars", tmp_path / "p")
-    train_length = json.loads(meta.read_text())["length"] - int(json.loads(meta.read_text())["length"] * 0.1)
-    offset = 2 * (train_length // 4) + 3  # in stream 2 of 4: rank 1's first window
+    length = json.loads(meta.read_text())["length"]
+    train_length = length - int(length * 0.1)
+    offset = 2 * (train_length // 4) + 3 if part == "training" else 5  # training: stream 2 of 4, rank 1's
     data = tmp_path / "p.bin"
     raw = bytearray(data.read_bytes())
-    raw[offset] = 200
+    raw[offset + (0 if part == "training" else train_length)] = 200
     data.write_bytes(bytes(raw))
-    job = run_job(mpiexec, 2, train_args(meta, tmp_path / "run", "--steps", "20"), timeout=120)
+    job = run_job(mpiexec, 2, train_args(meta, tmp_path / "run", "--steps", "20", "--eval-every", "2"),
+                  timeout=120)
     assert job.returncode == 2
-    assert error_lines(job.stderr) == [f"error: the corpus holds symbol id 200 at offset {offset:,} of its training "
+    assert error_lines(job.stderr) == [f"error: the corpus holds symbol id 200 at offset {offset:,} of its {part} "
                                        f"part, beyond its vocabulary of {len(prep.load_prepared(meta).vocab)} "
                                        "symbols (a damaged or mismatched data file)"]

@@ -161,3 +161,23 @@ def test_an_id_beyond_the_vocabulary_is_one_error_naming_its_offset(corpus_file,
     assert err.strip().splitlines() == [
         f"error: the corpus holds symbol id 250 at offset {part_offset:,} of its {part} part, beyond its "
         f"vocabulary of {len(prep.load_prepared(meta).vocab)} symbols (a damaged or mismatched data file)"]
+
+
+def test_ids_on_a_device_are_checked_once_when_the_stream_is_made(rng):
+    """Device-resident ids (a stand-in namespace for the array module): the
+    whole array is checked at the start, not each window (no host round trip per step)."""
+    from types import SimpleNamespace
+
+    from rnn_gpu.data import BatchStream
+
+    device_xp = SimpleNamespace(arange=np.arange)
+    data = rng.integers(0, 10, 400).astype(np.uint8)
+    data[333] = 12
+    with pytest.raises(CorpusError, match="symbol id 12 at offset 333 of its training part"):
+        BatchStream(data, 4, 8, xp=device_xp, vocab_size=10)
+    data[333] = 9
+    stream = BatchStream(data, 4, 8, xp=device_xp, vocab_size=10)
+    data[0] = 12  # after the check: a device stream reads windows unchecked
+    assert stream.next()[0][0, 0] == 12
+    with pytest.raises(CorpusError, match="symbol id 12 at offset 0 "):
+        BatchStream(data, 4, 8, vocab_size=10).next()  # a host stream checks each window
