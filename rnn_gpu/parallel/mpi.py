@@ -9,12 +9,13 @@ mpi4py initialises MPI.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import numpy as np
 
-from ..errors import QuietExit
+from ..errors import EnvironmentFailure, QuietExit
 
 
 class MpiCommunicator:
@@ -62,10 +63,23 @@ class MpiCommunicator:
     # -- collectives -----------------------------------------------------------
     def allreduce_sum_(self, buffer) -> None:
         """Sums `buffer` over all ranks, in place, identically on every rank."""
-        if isinstance(buffer, np.ndarray):
-            self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
-        else:
-            self._device(buffer).allreduce_sum_(buffer)
+        with self.peers_reached("an all-reduce"):
+            if isinstance(buffer, np.ndarray):
+                self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+            else:
+                self._device(buffer).allreduce_sum_(buffer)
+
+    @contextlib.contextmanager
+    def peers_reached(self, what: str):
+        """A collective that fails (another rank died: MPI reports it as an
+        error, not as a hang) becomes one EnvironmentFailure line, not MPI's
+        error stack."""
+        try:
+            yield
+        except self.MPI.Exception as exc:
+            reason = self.MPI.Get_error_string(exc.Get_error_class())
+            raise EnvironmentFailure(f"lost another process of this job in {what} (MPI: {reason}); "
+                                     "the last checkpoint resumes the run") from None
 
     def allreduce_mean_(self, buffer) -> None:
         """Averages `buffer` over all ranks, in place: one all-reduce, then a scale."""
@@ -104,7 +118,8 @@ class MpiCommunicator:
         along `axis`, on rank 0 (None elsewhere)."""
         part = np.ascontiguousarray(np.moveaxis(part, axis, 0))
         whole = np.empty((self.size, *part.shape), dtype=part.dtype) if self.rank == 0 else None
-        self.comm.Gather(part, whole, root=0)
+        with self.peers_reached("gathering the hidden states"):
+            self.comm.Gather(part, whole, root=0)
         if whole is None:
             return None
         return np.moveaxis(whole.reshape(-1, *part.shape[1:]), 0, axis)
@@ -115,7 +130,8 @@ class MpiCommunicator:
         bad input gives one `error:` line, not one per rank."""
         code = 0 if error is None else getattr(error, "exit_code", 1)
         codes = np.empty(self.size, dtype=np.int32)
-        self.comm.Allgather(np.array([code], dtype=np.int32), codes)
+        with self.peers_reached("setting up"):
+            self.comm.Allgather(np.array([code], dtype=np.int32), codes)
         failed = np.flatnonzero(codes)
         if not failed.size:
             return
