@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -102,3 +103,24 @@ def test_a_window_beyond_the_vocabulary_ends_the_job_with_one_line(mpiexec, smal
     assert error_lines(job.stderr) == [f"error: the corpus holds symbol id 200 at offset {offset:,} of its {part} "
                                        f"part, beyond its vocabulary of {len(prep.load_prepared(meta).vocab)} "
                                        "symbols (a damaged or mismatched data file)"]
+
+
+LIBRARY_NOISE = textwrap.dedent("""
+    import os, sys
+    from rnn_gpu.parallel import make_communicator
+
+    comm = make_communicator("mpi")
+    os.write(2, b"Abort(1) on node 0: Fatal error in a library\\n")  # what MPI's C code writes, as it does
+    print(f"error: rank {comm.rank}", file=sys.stderr, flush=True)
+""")
+
+
+@pytest.mark.parametrize("keep", ["", "1"])
+def test_the_mpi_library_own_messages_are_dropped_unless_asked_for(mpiexec, keep):  # noqa: F811
+    env = {**job_env(), "RNN_GPU_MPI_STDERR": keep}
+    job = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", LIBRARY_NOISE], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert job.returncode == 0, job.stderr
+    lines = sorted(job.stderr.splitlines())
+    assert lines[-2:] == ["error: rank 0", "error: rank 1"]
+    assert lines.count("Abort(1) on node 0: Fatal error in a library") == (2 if keep else 0), job.stderr

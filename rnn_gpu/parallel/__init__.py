@@ -54,9 +54,11 @@ def make_communicator(mode: str = "auto", backend=None):
         raise ValueError(f"unknown distributed mode {mode!r}; choose one of {', '.join(DISTRIBUTED_MODES)}")
     if mode == "none" or (mode == "auto" and not launched_by_mpi()):
         return SingleCommunicator()
-    from .mpi import MpiCommunicator
+    from .mpi import MpiCommunicator, quiet_library_stderr
 
-    return MpiCommunicator.from_world()
+    comm = MpiCommunicator.from_world()
+    quiet_library_stderr()
+    return comm
 
 
 __all__ = ["DISTRIBUTED_MODES", "SingleCommunicator", "env_rank", "launched_by_mpi", "launcher_rank_and_size",

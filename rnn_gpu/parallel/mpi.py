@@ -17,6 +17,29 @@ import numpy as np
 
 from ..errors import EnvironmentFailure, QuietExit
 
+LIBRARY_STDERR = "RNN_GPU_MPI_STDERR"  # 1: keep the MPI library's own messages (debugging MPI itself)
+
+
+def quiet_library_stderr(environ=os.environ) -> None:
+    """The MPI library's own messages on file descriptor 2 (a fatal error's
+    stack, an abort notice, printed by a rank whose peer died) go to
+    /dev/null; Python's `sys.stderr` keeps the original stream, so a rank's
+    stderr holds its `error:` line and nothing else."""
+    if environ.get(LIBRARY_STDERR) == "1" or sys.stderr is None:
+        return
+    try:
+        if sys.stderr.fileno() != 2:
+            return  # already elsewhere (a test's capture): leave it
+    except (AttributeError, ValueError, OSError):
+        return
+    sys.stderr.flush()
+    kept = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = open(kept, "w", encoding=sys.stderr.encoding, errors="backslashreplace",  # noqa: SIM115
+                      buffering=1)  # line-buffered: each error line goes out whole, at once
+
 
 class MpiCommunicator:
     name = "mpi"
