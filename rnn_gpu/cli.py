@@ -359,8 +359,11 @@ def open_standard_streams():
 
 
 def main(argv=None) -> int:
-    with open_standard_streams() as closed, terminations_raise():
-        return run_command(argv, stdout_closed="stdout" in closed)
+    try:
+        with open_standard_streams() as closed, terminations_raise():
+            return run_command(argv, stdout_closed="stdout" in closed)
+    except (Terminated, KeyboardInterrupt) as exc:  # came while a command was being set up or wound down
+        return report_once(exc)
 
 
 def run_command(argv, stdout_closed: bool = False) -> int:

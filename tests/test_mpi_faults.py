@@ -124,3 +124,18 @@ def test_the_mpi_library_own_messages_are_dropped_unless_asked_for(mpiexec, keep
     lines = sorted(job.stderr.splitlines())
     assert lines[-2:] == ["error: rank 0", "error: rank 1"]
     assert lines.count("Abort(1) on node 0: Fatal error in a library") == (2 if keep else 0), job.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_while_a_command_is_set_up_is_one_line(monkeypatch, capsys, signum):
+    """A signal before run_command's own handling begins (the soak met one there):
+    the signal's handler raises where the process is; main reports it."""
+    from rnn_gpu import cli
+
+    def build_parser():
+        os.kill(os.getpid(), signum)  # delivered here, as a signal from outside would be
+        raise AssertionError("the signal did not interrupt")
+
+    monkeypatch.setattr(cli, "build_parser", build_parser)
+    assert cli.main(["train"]) == 128 + signum  # SIGINT's KeyboardInterrupt exits 130 as well
+    assert len(error_lines(capsys.readouterr().err)) == 1
