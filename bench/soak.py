@@ -36,7 +36,7 @@ from rnn_gpu.checkpoint import BEST_FILENAME, FILENAME, load_checkpoint
 
 SIGNAL_FAULTS = ("SIGTERM", "SIGINT", "SIGHUP")
 KILL_FAULTS = ("kill -9 rank", "kill -9 launcher")
-JOB_TIMEOUT = 120  # seconds any one attempt may take to end once faulted
+JOB_TIMEOUT = 60  # seconds any one attempt may take to end once faulted
 
 
 def job_env() -> dict:
@@ -99,6 +99,15 @@ def inject(proc: subprocess.Popen, fault: str, rng: random.Random) -> None:
             os.kill(rng.choice(ranks), signal.SIGKILL)
 
 
+def interrupted_while_importing(err: str) -> bool:
+    """Python's own KeyboardInterrupt traceback from a SIGINT that came while
+    the interpreter was still importing the package, before rnn_gpu handles
+    any signal (a known limit, counted apart)."""
+    blocks = err.split("Traceback (most recent call last):")
+    return len(blocks) > 1 and not blocks[0].strip() and all(
+        b.strip().endswith("KeyboardInterrupt") and "_get_module_details" in b for b in blocks[1:])
+
+
 def checked_checkpoints(out: Path) -> int | None:
     """Loads the run's checkpoints (a damaged one raises); the latest's step."""
     if (out / BEST_FILENAME).exists():
@@ -121,6 +130,7 @@ def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0
     planned = [kinds[i % len(kinds)] for i in range(faults)]
     rng.shuffle(planned)
     injected, stderr_problems, lost, loads, attempts, survived, failure = {}, [], [], 0, 0, 0, None
+    import_interrupts = 0
     after_fault = False
     while True:
         resume = (out / FILENAME).exists()
@@ -143,10 +153,17 @@ def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0
                 faulted = True
         try:
             _, err = proc.communicate(timeout=JOB_TIMEOUT if faulted else 30 * JOB_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            failure = f"attempt {attempts} did not end {JOB_TIMEOUT} s after {fault if faulted else 'starting'}: {err}"
+            break
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        if "Traceback" in err or "Abort(" in err or len(err.strip().splitlines()) > 1:
+        if interrupted_while_importing(err):
+            import_interrupts += 1
+        elif "Traceback" in err or "Abort(" in err or len(err.strip().splitlines()) > 1:
             stderr_problems.append(err)
         if not faulted and proc.returncode != 0:
             failure = err.strip()  # an attempt failed on its own: the soak found a fault it did not inject
@@ -156,6 +173,8 @@ def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0
         if proc.returncode == 0 and checked_checkpoints(out) == steps:
             survived += faulted  # the fault came as the run finished
             break
+    if failure is not None:
+        return {"failure": failure, "by_fault": injected, "attempts": attempts}
     run_uninterrupted(corpus, reference, steps, checkpoint_every)
     a, b = load_checkpoint(out / FILENAME), load_checkpoint(reference / FILENAME)
     differing = [k for k in b.params if not np.array_equal(a.params[k], b.params[k])]
@@ -164,7 +183,7 @@ def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0
             "checkpoint_loads": loads, "steps_lost": sum(lost), "most_lost_at_once": max(lost, default=0),
             "metrics_every_step_once": logged_steps(out) == list(range(1, steps + 1)),
             "parameters_bit_identical": not differing, "parameters_differing": differing,
-            "stderr_problems": stderr_problems, "failure": failure}
+            "stderr_problems": stderr_problems, "sigint_while_importing": import_interrupts, "failure": failure}
 
 
 def main() -> int:

@@ -363,7 +363,23 @@ def main(argv=None) -> int:
         with open_standard_streams() as closed, terminations_raise():
             return run_command(argv, stdout_closed="stdout" in closed)
     except (Terminated, KeyboardInterrupt) as exc:  # came while a command was being set up or wound down
-        return report_once(exc)
+        return report_stop(exc)
+
+
+def report_stop(exc: BaseException) -> int:
+    """A stop signal outside the training loop. Under an MPI launcher, unless
+    every rank met it alike (`agreed`), the other ranks may be waiting for
+    this one in a collective, or in MPI's start-up, where no abort reaches
+    them: after its line this rank ends by the signal itself, and the
+    launcher ends the rest of the job (as for any rank a signal ends)."""
+    code = report_once(exc)
+    if launched_by_mpi() and not getattr(exc, "agreed", False):
+        signum = exc.exit_code - 128 if isinstance(exc, Terminated) else signal.SIGINT
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    return code
 
 
 def run_command(argv, stdout_closed: bool = False) -> int:
@@ -385,7 +401,9 @@ def run_command(argv, stdout_closed: bool = False) -> int:
     except BrokenPipeError:  # the reader went away (`rnn-gpu sample ... | head`): stop as `cat` would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except (RnnGpuError, Diverged, Interrupted, KeyboardInterrupt, MemoryError, OSError) as exc:
+    except (Terminated, KeyboardInterrupt) as exc:
+        return report_stop(exc)
+    except (RnnGpuError, Diverged, Interrupted, MemoryError, OSError) as exc:
         return report_once(exc)
     except Exception as exc:
         if not launched_by_mpi():

@@ -139,3 +139,26 @@ def test_a_stop_signal_while_a_command_is_set_up_is_one_line(monkeypatch, capsys
     monkeypatch.setattr(cli, "build_parser", build_parser)
     assert cli.main(["train"]) == 128 + signum  # SIGINT's KeyboardInterrupt exits 130 as well
     assert len(error_lines(capsys.readouterr().err)) == 1
+
+
+EARLY_SIGNAL = textwrap.dedent("""
+    import os, signal, sys
+    from rnn_gpu import cli
+
+    if os.environ.get("PMI_RANK") == "1":  # a signal to one rank before its communicator exists
+        original = cli.build_parser
+        def build_parser():
+            os.kill(os.getpid(), signal.SIGTERM)
+            return original()
+        cli.build_parser = build_parser
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+def test_a_signal_to_one_rank_before_mpi_starts_ends_the_job(mpiexec, small_corpus, tmp_path):  # noqa: F811
+    """Rank 0 waits in MPI's start-up for rank 1, which no abort can reach: rank 1
+    ends by the signal itself, and the launcher ends rank 0."""
+    job = run_job(mpiexec, 2, train_args(small_corpus, tmp_path / "run", "--steps", "1000"), wrapper=EARLY_SIGNAL,
+                  timeout=60)
+    assert job.returncode != 0
+    assert len(error_lines(job.stderr)) <= 1  # rank 1 is not rank 0: it ends without a line of its own
