@@ -121,9 +121,9 @@ def test_the_mpi_library_own_messages_are_dropped_unless_asked_for(mpiexec, keep
     job = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", LIBRARY_NOISE], capture_output=True, text=True,
                          timeout=120, env=env)
     assert job.returncode == 0, job.stderr
-    lines = sorted(job.stderr.splitlines())
-    assert lines[-2:] == ["error: rank 0", "error: rank 1"]
-    assert lines.count("Abort(1) on node 0: Fatal error in a library") == (2 if keep else 0), job.stderr
+    assert job.stderr.count("Fatal error in a library") == (2 if keep else 0), job.stderr
+    if not keep:  # kept, the two ranks' library lines may interleave with the others
+        assert sorted(job.stderr.splitlines()) == ["error: rank 0", "error: rank 1"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])

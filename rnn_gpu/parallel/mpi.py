@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 
 import numpy as np
 
 from ..errors import EnvironmentFailure, QuietExit
 
+ABORT_GRACE_S = 0.2  # an aborting rank's error line was seen lost in MPICH's launcher without it
 LIBRARY_STDERR = "RNN_GPU_MPI_STDERR"  # 1: keep the MPI library's own messages (debugging MPI itself)
 
 
@@ -171,6 +173,7 @@ class MpiCommunicator:
         ends it (MPICH does), so no traceback follows."""
         sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(ABORT_GRACE_S)  # the launcher relays the line through a pipe: let it get there first
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
         try:
             self.comm.Abort(code)
