@@ -136,6 +136,9 @@ def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0
         resume = (out / FILENAME).exists()
         resumed_from = checked_checkpoints(out) if resume else 0
         loads += resume
+        if resumed_from == steps:  # the fault came after the last checkpoint: nothing left to run
+            survived += after_fault
+            break
         before = logged_steps(out)
         if after_fault and before:  # what the faulted attempt logged past the checkpoint is done again
             lost.append(max(0, max(before) - resumed_from))
