@@ -205,9 +205,9 @@ def evaluate(model: CharRNN, data, batch: int, seq: int, max_chars: int | None =
     sums, h = np.zeros(3), None  # loss * symbols, symbols, characters
     for where in evaluation_positions(len(data), batch, seq, max_chars):
         window, targets = data[where[:, mine]], where[1:, mine]
-        check_ids(window, model.vocab_size, where[:, mine], "validation")  # this rank's streams
         if window.shape[1] == 0:
             break
+        check_ids(window, model.vocab_size, where[:, mine], "validation")  # this rank's streams
         if h is None:
             h = model.zero_state(window.shape[1])
         loss, h = model.loss(window[:-1], window[1:], h)
