@@ -178,8 +178,7 @@ def run_train(args) -> int:
     except (QuietExit, Diverged, Interrupted):
         raise  # every rank raises these alike; rank 0 reports
     except BaseException as exc:
-        alike = getattr(exc, "agreed", False) or getattr(exc, "every_rank", False)
-        if comm.size > 1 and not alike:  # one rank failed alone: end the whole job
+        if comm.size > 1 and not getattr(exc, "agreed", False):  # one rank failed alone: end the whole job
             end_job(comm, exc)
         raise
     if comm.master_process:

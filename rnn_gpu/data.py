@@ -203,20 +203,16 @@ def format_chars(chars) -> str:
     return ", ".join(repr(c) for c in chars)
 
 
-def check_ids(ids, vocab_size: int, index=None, part: str = "training", every_rank: bool = False) -> None:
+def check_ids(ids, vocab_size: int, index=None, part: str = "training") -> None:
     """A CorpusError naming the corpus offset of the first id in `ids` at or
     beyond `vocab_size`; `index[...]` is each id's offset in its part (None:
-    `ids` is the whole part). One comparison of a window: cheap.
-    `every_rank`: every process of a job reads these same ids, so each meets
-    the error alike (the error says so; one of them reports it)."""
+    `ids` is the whole part). One comparison of a window: cheap."""
     if int(ids.max()) < vocab_size:
         return
     first = int((ids >= vocab_size).ravel().argmax())
     offset = first if index is None else int(index.ravel()[first])
-    error = CorpusError(f"the corpus holds symbol id {int(ids.ravel()[first])} at offset {offset:,} of its {part} "
-                        f"part, beyond its vocabulary of {vocab_size} symbols (a damaged or mismatched data file)")
-    error.every_rank = every_rank
-    raise error
+    raise CorpusError(f"the corpus holds symbol id {int(ids.ravel()[first])} at offset {offset:,} of its {part} "
+                      f"part, beyond its vocabulary of {vocab_size} symbols (a damaged or mismatched data file)")
 
 
 class BatchStream:
@@ -275,17 +271,12 @@ def evaluation_streams(length: int, batch: int, seq: int, max_chars: int | None 
     return n_streams, length // n_streams, budget // n_streams
 
 
-def evaluation_windows(data: np.ndarray, batch: int, seq: int, max_chars: int | None = None,
-                       vocab_size: int | None = None):
+def evaluation_windows(data: np.ndarray, batch: int, seq: int, max_chars: int | None = None):
     """Yields (T'+1, B') arrays in order over the streams of
     `evaluation_streams`, windows of at most seq+1 (the last may be shorter);
-    the hidden state is carried from one window to the next. With
-    `vocab_size`, each window is checked against it."""
+    the hidden state is carried from one window to the next."""
     for where in evaluation_positions(len(data), batch, seq, max_chars):
-        window = data[where]
-        if vocab_size is not None:
-            check_ids(window, vocab_size, where, "validation", every_rank=True)  # the same windows on every rank
-        yield window
+        yield data[where]
 
 
 def evaluation_positions(length: int, batch: int, seq: int, max_chars: int | None = None):

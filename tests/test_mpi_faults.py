@@ -87,8 +87,8 @@ def test_signals_and_dead_ranks_leave_one_line_at_most(mpiexec, small_corpus, tm
 @pytest.mark.parametrize("part", ["training", "validation"])
 def test_a_window_beyond_the_vocabulary_ends_the_job_with_one_line(mpiexec, small_corpus, tmp_path,  # noqa: F811
                                                                    part):
-    """Training: only rank 1 reads the bad window, and ends the job. Validation:
-    every rank reads it, and rank 0 alone reports."""
+    """Only the rank that reads the bad window (rank 1's training streams, rank
+    0's validation share) meets it: it reports and ends the job."""
     meta = prep.prepare(str(small_corpus), "chars", tmp_path / "p")
     length = json.loads(meta.read_text())["length"]
     train_length = length - int(length * 0.1)
