@@ -24,7 +24,7 @@ def test_a_run_faulted_again_and_again_ends_as_an_uninterrupted_one(mpiexec, tmp
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(make_corpus_text(40_000, seed=5), encoding="utf-8")
     faults = soak.SIGNAL_FAULTS if kinds == "signals" else soak.KILL_FAULTS
-    result = soak.soak(corpus, tmp_path / "work", steps=600, faults=5, kinds=faults, seed=1, wait=(0.3, 1.5))
+    result = soak.soak(corpus, tmp_path / "work", steps=1500, faults=5, kinds=faults, seed=1, wait=(0.3, 1.5))
     assert result["failure"] is None, result["failure"]
     assert result["stderr_problems"] == []
     assert result["faults_injected"] >= 3 and result["survived"] == result["faults_injected"]
