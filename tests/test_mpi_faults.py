@@ -23,13 +23,13 @@ FAIL_ON_ONE_RANK = textwrap.dedent("""
         pass
 
     if os.environ.get("PMI_RANK") in sys.argv[1].split(","):
-        original, calls = model.CharRNN.loss_and_grads, [0]
+        original, calls = model.CharRNN.loss_and_grads_on_device, [0]
         def failing(self, *args):
             calls[0] += 1
             if calls[0] == 3:
                 raise InjectedFault("injected on rank " + os.environ["PMI_RANK"])
             return original(self, *args)
-        model.CharRNN.loss_and_grads = failing
+        model.CharRNN.loss_and_grads_on_device = failing
     sys.exit(main(sys.argv[2:]))
 """)
 

@@ -117,7 +117,9 @@ class MpiCommunicator:
         travel while the next step runs, and every rank reads them at the same
         step."""
         result = np.empty_like(values)
-        return PendingMax(self.comm.Iallreduce(values, result, op=self.MPI.MAX), values, result)
+        with self.peers_reached("exchanging the stop flags"):
+            request = self.comm.Iallreduce(values, result, op=self.MPI.MAX)
+        return PendingMax(request, values, result, self.peers_reached)
 
     def set_up_exchange(self, backend) -> None:
         """Collective, before the first step, each rank's device current: how
@@ -184,9 +186,10 @@ class MpiCommunicator:
 class PendingMax:
     """An MPI_Iallreduce in flight; its buffers live until `wait`."""
 
-    def __init__(self, request, values, result):
-        self.request, self.values, self.result = request, values, result
+    def __init__(self, request, values, result, peers_reached):
+        self.request, self.values, self.result, self.peers_reached = request, values, result, peers_reached
 
     def wait(self) -> np.ndarray:
-        self.request.Wait()
+        with self.peers_reached("exchanging the stop flags"):
+            self.request.Wait()
         return self.result
