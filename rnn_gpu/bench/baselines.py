@@ -5,7 +5,8 @@
   and value clipping, on CPU or CUDA (cuDNN), in one of the precisions of
   `TORCH_PRECISIONS`: float32 with TF32 off (the fair float32 baseline),
   float32 with TF32 allowed (cuDNN's own default), float16 and bfloat16
-  (where PyTorch picks cuDNN's persistent kernels). PyTorch is optional: the
+  (float16 the one where PyTorch may pick cuDNN's PERSIST_STATIC kernel:
+  cudnn_algo.py). PyTorch is optional: the
   `bench` extra, never a core dependency.
 
 Each `make_*` returns a `step()` that does one full training step (forward,
