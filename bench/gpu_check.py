@@ -276,7 +276,9 @@ def main(argv=None) -> int:
     result["recurrence"] = benchmark(runner, backend, flops, configs=QUICK_CONFIGS if args.quick else CONFIGS)
     # Per-step cost with the per-call overhead (Python, the launch, loading W) spread over a long sequence.
     result["long_sequence"] = {"H": 128, "B": 64, "rows": long_sequence_rows(backend, runner, 128, 64)}
-    result["torch_recurrence"] = torch_recurrence_rows("cuda", QUICK_CONFIGS)
+    # Plus H=1024, B=64: PyTorch runs cuDNN's PERSIST_STATIC there in fp16 (B < 96), STANDARD in fp32.
+    result["torch_recurrence"] = (torch_recurrence_rows("cuda", QUICK_CONFIGS)
+                                  + torch_recurrence_rows("cuda", [(1024, 64)], precisions=["fp32", "fp16"]))
     from rnn_gpu.bench import MAIN_CONFIGS
 
     step_configs = [(*c, 1) for c in MAIN_CONFIGS] + ([] if args.quick else [(*c, 2) for c in MAIN_CONFIGS])

@@ -51,6 +51,7 @@ def test_torch_rows_time_the_recurrence_alone_too():
     row = bench.run_one("torch-cpu", 16, 4, 8, 6.0)  # a quarter of it left for the recurrence timing
     assert row["device"].endswith("float32, TF32 off")
     assert row["recurrence_fwd_us_per_step"] > 0 and row["recurrence_bwd_us_per_step"] >= 0
+    assert row["cudnn_algo"] is None and row["recurrence_cudnn_algo"] is None  # no cuDNN on the CPU
     if bench.torch_unavailable_reason("cuda") is not None:
         with pytest.raises(BackendUnavailable, match="torch-cuda-bf16"):
             bench.make_system("torch-cuda-bf16", 16, 4, 8)

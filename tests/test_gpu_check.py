@@ -41,7 +41,7 @@ def test_torch_recurrence_rows(gpu_check):
     json.dumps(rows)
     assert [(r["T"], r["system"], r["status"]) for r in rows] == [(3, "torch-cpu-fp32", "ok"),
                                                                    (5, "torch-cpu-fp32", "ok")]
-    assert all(r["fwd_us_per_step"] > 0 for r in rows)
+    assert all(r["fwd_us_per_step"] > 0 and r["cudnn_algo"] is None for r in rows)
 
 
 def test_torch_recurrence_rows_say_when_torch_cannot_run(gpu_check):

@@ -5,7 +5,8 @@
   and value clipping, on CPU or CUDA (cuDNN), in one of the precisions of
   `TORCH_PRECISIONS`: float32 with TF32 off (the fair float32 baseline),
   float32 with TF32 allowed (cuDNN's own default), float16 and bfloat16
-  (where PyTorch picks cuDNN's persistent kernels). PyTorch is optional: the
+  (float16 the one where PyTorch may pick cuDNN's PERSIST_STATIC kernel:
+  cudnn_algo.py). PyTorch is optional: the
   `bench` extra, never a core dependency.
 
 Each `make_*` returns a `step()` that does one full training step (forward,
@@ -40,6 +41,11 @@ def set_tf32(torch, allowed: bool) -> None:
 EMBEDDING_ABOVE = 256  # larger vocabularies feed nn.RNN through nn.Embedding(V, H), not one-hot vectors
 
 
+def rnn_input_size(vocab: int, H: int) -> int:
+    """The width of nn.RNN's inputs in make_torch_step: embeddings, or one-hot vectors."""
+    return H if vocab > EMBEDDING_ABOVE else vocab
+
+
 def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", seed: int = 0, layers: int = 1,
                     dropout: float = 0.0, precision: str = "fp32"):
     """The recipe of `rnn-gpu bench`: with `dropout`, nn.RNN's own between
@@ -53,7 +59,7 @@ def make_torch_step(H: int, B: int, T: int, vocab: int, device: str = "cpu", see
     torch.manual_seed(seed)
     dev = torch.device(device)
     embed = torch.nn.Embedding(vocab, H).to(dev, dtype) if vocab > EMBEDDING_ABOVE else None
-    rnn = torch.nn.RNN(H if embed else vocab, H, num_layers=layers, nonlinearity="tanh",
+    rnn = torch.nn.RNN(rnn_input_size(vocab, H), H, num_layers=layers, nonlinearity="tanh",
                        dropout=dropout if layers > 1 else 0.0)
     rnn = rnn.to(dev, dtype)
     head = torch.nn.Linear(H, vocab).to(dev, dtype)
@@ -92,6 +98,7 @@ def time_torch_recurrence(H: int, B: int, T: int, device: str = "cpu", precision
     cuDNN always does it)."""
     import torch
 
+    from .cudnn_algo import torch_cudnn_algo
     from .timing import median_seconds
 
     dtype_name, tf32 = TORCH_PRECISIONS[precision]
@@ -121,7 +128,8 @@ def time_torch_recurrence(H: int, B: int, T: int, device: str = "cpu", precision
 
     fwd = median_seconds(forward, Sync, repeats)
     both = median_seconds(backward, Sync, repeats)
-    return {"fwd_us_per_step": fwd / T * 1e6, "bwd_us_per_step": max(both - fwd, 0.0) / T * 1e6}
+    return {"fwd_us_per_step": fwd / T * 1e6, "bwd_us_per_step": max(both - fwd, 0.0) / T * 1e6,
+            "cudnn_algo": torch_cudnn_algo(torch, dev.type, dtype_name, H, B, T)}
 
 
 def make_seed_step(H: int, T: int, vocab: int, seed: int = 0):

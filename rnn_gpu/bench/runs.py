@@ -41,6 +41,15 @@ def result_row(system: System, seconds_per_step: float, H: int, B: int, T: int, 
         rec = time_torch_recurrence(H, B, T, *system.torch, repeats=5 if time_left is None else 3)
         row["recurrence_fwd_us_per_step"] = rec["fwd_us_per_step"]
         row["recurrence_bwd_us_per_step"] = rec["bwd_us_per_step"]
+    if system.torch is not None:  # what cuDNN runs for the step's nn.RNN (the recurrence alone: nn.RNN(H, H))
+        import torch
+
+        from .baselines import TORCH_PRECISIONS, rnn_input_size
+        from .cudnn_algo import torch_cudnn_algo
+
+        device, dtype = system.torch[0], TORCH_PRECISIONS[system.torch[1]][0]
+        row["cudnn_algo"] = torch_cudnn_algo(torch, device, dtype, H, B, T, layers, rnn_input_size(vocab, H))
+        row["recurrence_cudnn_algo"] = torch_cudnn_algo(torch, device, dtype, H, B, T)
     if system.backend is not None:  # a few GEMMs of the recurrence's shape: less than a step
         budget = 0.3 if time_left is None else min(0.3, max(0.0, time_left - (time.perf_counter() - start)) / 4)
         row["sgemm_gflop_per_s"] = sgemm_gflops(system.backend, B, H, seconds=budget)
