@@ -317,6 +317,8 @@ def load_prepared(meta_path) -> Prepared:
         top = meta.get("max_id")
         if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
             raise ValueError(f"max_id {top!r} is not a whole number >= 0")
+        unknown_file = meta_path.with_name(str(meta["unknown_data"])) if kind == "words" else None
+        unknown_count = int(meta["unknown_count"]) if kind == "words" else 0
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{meta_path}: not a prepared rnn_gpu corpus ({exc})") from None
     ids = mapped(meta_path, data, dtype, length)
@@ -325,10 +327,7 @@ def load_prepared(meta_path) -> Prepared:
         record_max_id(meta_path, meta)
     if top >= len(vocab):
         raise CorpusError(f"{meta_path}: its data holds symbol id {top}, beyond its vocabulary of {len(vocab)}")
-    unknown = None
-    if kind == "words":
-        unknown = mapped(meta_path, meta_path.with_name(str(meta["unknown_data"])), np.uint8,
-                         int(meta["unknown_count"]))
+    unknown = None if unknown_file is None else mapped(meta_path, unknown_file, np.uint8, unknown_count)
     return Prepared(vocab, ids, meta, unknown_lengths=unknown)
 
 

@@ -257,6 +257,19 @@ def test_a_foreign_tokenizer_is_refused(tmp_path, rng):
         load_prepared(meta_path)
 
 
+@pytest.mark.parametrize("key, value", [("unknown_data", None), ("unknown_count", "many")])
+def test_a_word_corpus_with_damaged_metadata_is_bad_input(tmp_path, rng, capsys, key, value):
+    path, _ = write_corpus(tmp_path, rng, n_tokens=500)
+    meta_path = prepare(path, "words", tmp_path / "p", vocab_size=50)
+    meta = json.loads(meta_path.read_text())
+    meta[key] = value
+    if value is None:
+        del meta[key]
+    meta_path.write_text(json.dumps(meta))
+    assert_usage_error(capsys, ["train", str(meta_path), "--out", str(tmp_path / "run")],
+                       "not a prepared rnn_gpu corpus")
+
+
 def test_train_and_sample_words(tmp_path, capsys):
     corpus = tmp_path / "c.txt"
     corpus.write_text(make_corpus_text(20_000), encoding="utf-8")
