@@ -62,11 +62,9 @@ def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str, prepa
 
 def in_memory_words(text: str, size: int | None) -> tuple[Vocab, np.ndarray, np.ndarray]:
     """A word vocabulary of `text`, its ids and the lengths of its unknown tokens."""
-    vocab = Vocab.from_words(text, size or words.DEFAULT_VOCAB_SIZE)
     tokens = words.tokenize(text)
-    ids = vocab.encode_tokens(tokens)
-    lengths = np.fromiter(map(len, tokens), dtype=np.uint8, count=len(tokens))
-    return vocab, ids, lengths[ids == words.UNKNOWN]
+    vocab = Vocab.from_tokens(tokens, size or words.DEFAULT_VOCAB_SIZE)
+    return (vocab, *vocab.encode_words(tokens))
 
 
 def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,12 @@ class Vocab:
     @classmethod
     def from_words(cls, text: str, size: int = words.DEFAULT_VOCAB_SIZE) -> Vocab:
         """The unknown token and the size-1 most frequent tokens of `text` (words.py)."""
-        return cls("words", words.choose_symbols(words.count_tokens(text), size))
+        return cls.from_tokens(words.tokenize(text), size)
+
+    @classmethod
+    def from_tokens(cls, tokens, size: int = words.DEFAULT_VOCAB_SIZE) -> Vocab:
+        """As `from_words`, of text already tokenized."""
+        return cls("words", words.choose_symbols(Counter(tokens), size))
 
     @classmethod
     def from_stored(cls, kind: str, stored) -> Vocab:
@@ -133,6 +139,13 @@ class Vocab:
         """The ids of word tokens; a token outside the vocabulary is the unknown token (0)."""
         ids = map(self._word_ids.get, tokens, itertools.repeat(words.UNKNOWN))
         return np.fromiter(ids, dtype=self.dtype, count=len(tokens))
+
+    def encode_words(self, tokens) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of word tokens, and the lengths (characters) of the tokens
+        that became the unknown token, in order (what a loss per character counts)."""
+        ids = self.encode_tokens(tokens)
+        lengths = np.fromiter(map(len, tokens), dtype=np.uint8, count=len(tokens))
+        return ids, lengths[ids == words.UNKNOWN]
 
     def encode(self, data) -> np.ndarray:
         if self.kind == "words":

@@ -205,10 +205,9 @@ def encoded_chunks(paths, vocab: Vocab, unknown_lengths: list | None = None):
     that became the unknown token are appended to `unknown_lengths`."""
     if vocab.kind == "words":
         for tokens in word_tokens(paths):
-            ids = vocab.encode_tokens(tokens)
+            ids, unknown = vocab.encode_words(tokens)
             if unknown_lengths is not None:
-                lengths = np.fromiter(map(len, tokens), dtype=np.uint8, count=len(tokens))
-                unknown_lengths.append(lengths[ids == words.UNKNOWN])
+                unknown_lengths.append(unknown)
             yield ids
         return
     if vocab.kind == "bytes":

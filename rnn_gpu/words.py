@@ -66,10 +66,6 @@ def choose_symbols(counts, size: int) -> tuple:
     return (UNKNOWN_SYMBOL, *ranked(counts)[:size - 1])
 
 
-def count_tokens(text: str) -> Counter:
-    return Counter(tokenize(text))
-
-
 class BoundedCounter:
     """Token counts in bounded memory (Misra-Gries, pruned in batches).
 
