@@ -9,9 +9,13 @@ named views (what a checkpoint stores, the same keys as ever).
 from __future__ import annotations
 
 import math
+import sys
 
 OPTIMIZERS = ("adagrad", "adam")
 DEFAULT_LR = {"adagrad": 0.1, "adam": 0.002}
+
+
+TINY = sys.float_info.min  # the smallest norm divided by: a zero norm scales by 1, without a warning
 
 
 def clip_elementwise(flat, limit: float, xp) -> None:
@@ -30,7 +34,7 @@ def clip_global_norm(flat, max_norm: float, xp):
     within bounds): the host never waits for the norm. Returns the norm
     before clipping, a 0-d array."""
     norm = global_norm(flat, xp)
-    flat *= xp.minimum(1.0, max_norm / norm).astype(flat.dtype)
+    flat *= xp.minimum(1.0, max_norm / xp.maximum(norm, TINY)).astype(flat.dtype)
     return norm
 
 

@@ -111,6 +111,12 @@ def test_clipping(rng):
     assert not (flat[layout.offsets["b"] - 1] or flat[-1])  # the alignment gaps stay zero
 
 
+def test_a_zero_gradient_is_left_alone_by_the_norm_clip(recwarn):
+    flat = np.zeros(17, np.float32)
+    assert clip_global_norm(flat, 1.0, np) == 0
+    assert not flat.any() and not recwarn.list  # no division-by-zero warning, no NaN
+
+
 def test_model_api_shapes(backend):
     model = CharRNN(vocab_size=11, hidden_size=6, backend=backend, dtype="float32", seed=0)
     assert {k: v.shape for k, v in model.params.items()} == {
