@@ -295,6 +295,7 @@ class Trainer:
         self.health = backend.xp.zeros(3, dtype=np.int64)
         self.flags = None  # the stop flags' exchange in flight (comm.start_allreduce_max)
         backend.keep_kernel_choices(load_kernel_choices())  # earlier runs' launch plans on this device
+        self.cached_choices = None  # the kernel choices last written to the cache directory
         if saved:
             try:
                 self.optimizer.load_state_dict(saved.optimizer_state, backend.asarray)
@@ -380,7 +381,9 @@ class Trainer:
         if not self.comm.master_process:
             return
         kernel_choices = be.kernel_choices()
-        save_kernel_choices(kernel_choices)
+        if kernel_choices != self.cached_choices:  # they change in the first steps only
+            save_kernel_choices(kernel_choices)
+            self.cached_choices = kernel_choices
         ckpt_io.save_checkpoint(path, ckpt_io.Checkpoint(
             params={k: be.to_host(v) for k, v in self.model.params.items()},
             vocab=self.corpus.vocab,
