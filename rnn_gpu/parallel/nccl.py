@@ -82,8 +82,7 @@ def make_device_reducer(mpi_comm, MPI, rank: int, size: int):
     """Collective: every rank must call it, with its device current. NCCL
     when every rank has it and each rank has a device of its own; else
     through the host, the reducer's `description` saying why."""
-    devices = mpi_comm.allgather(device_identity())
-    missing = mpi_comm.allgather(nccl_unavailable_reason())
+    devices, missing = zip(*mpi_comm.allgather((device_identity(), nccl_unavailable_reason())), strict=True)
     shared = shared_device(devices)
     if shared:
         device, ranks = shared
