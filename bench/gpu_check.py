@@ -215,7 +215,7 @@ def train_command_row(backend: str, layers: int, H: int, B: int, T: int, dropout
     if proc.returncode != 0:
         return {**row, "chars_per_s": None, "status": "error", "error": proc.stderr[-500:]}
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["chars_per_s"] for r in records if r["step"] > steps // 5 and r["step"] % 10 == 0]
+    rates = [r["symbols_per_s"] for r in records if r["step"] > steps // 5 and r["step"] % 10 == 0]
     return {**row, "chars_per_s": float(np.median(rates)), "status": "ok"}
 
 

@@ -33,7 +33,7 @@ def build_corpus(path: Path, size: int, source: Path | None) -> None:
     if source and source.is_file():
         text = source.read_bytes()
     else:
-        from rnn_gpu.corpus import default_corpus
+        from rnn_gpu.data.corpus import default_corpus
 
         text = default_corpus()[0].encode()
     with open(path, "wb") as f:

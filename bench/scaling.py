@@ -32,7 +32,7 @@ def run_point(ranks: int, H: int, B: int, T: int, steps: int, corpus: Path, out:
     subprocess.run([str(mpiexec), "-n", str(ranks), *train], check=True, env=env, capture_output=True, text=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][1:]
     return {"ranks": ranks, "hidden": H, "batch": B, "seq": T,
-            "chars_per_s": statistics.median(r["chars_per_s"] for r in records),
+            "chars_per_s": statistics.median(r["symbols_per_s"] for r in records),
             "allreduce_share": statistics.median(r.get("allreduce_share", 0.0) for r in records)}
 
 

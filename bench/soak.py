@@ -197,7 +197,7 @@ def main() -> int:
     parser.add_argument("--checkpoint-every", type=int, default=10)
     parser.add_argument("--dir", type=Path, default=None, help="work here (default: a temporary directory)")
     args = parser.parse_args()
-    from rnn_gpu.corpus import default_corpus
+    from rnn_gpu.data.corpus import default_corpus
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="rnn_gpu_soak_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,10 @@
-"""rnn_gpu: a batched character-level vanilla RNN on NumPy or CuPy."""
+"""rnn_gpu: a batched vanilla RNN over characters, bytes or words, on NumPy or CuPy."""
 from .api import load, sample, train
-from .backends import BackendUnavailable, get_backend
+from .backends import get_backend
 from .dropout import Dropout
-from .errors import EnvironmentFailure, RnnGpuError, UsageError
-from .model import CharRNN
+from .errors import BackendUnavailable, EnvironmentFailure, RnnGpuError, UsageError
+from .model import CharRNN, TextRNN
 
-__all__ = ["BackendUnavailable", "CharRNN", "Dropout", "EnvironmentFailure", "RnnGpuError", "UsageError", "get_backend",
-           "load", "sample", "train"]
+__all__ = ["BackendUnavailable", "CharRNN", "Dropout", "EnvironmentFailure", "RnnGpuError", "TextRNN", "UsageError",
+           "get_backend", "load", "sample", "train"]
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from pathlib import Path
 from .backends import get_backend
 from .checkpoint import load_for_sampling
 from .errors import UsageError
-from .model import CharRNN
+from .model import TextRNN
 from .sample import sample
 from .training import TrainConfig
 from .training import train as _train
@@ -46,6 +46,6 @@ def load(path, backend: str = "numpy"):
     `model.vocab` is set too, so `model.sample(...)` needs nothing more."""
     ckpt = load_for_sampling(path)
     W = ckpt.params["W"]
-    model = CharRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params)
+    model = TextRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params)
     model.vocab = ckpt.vocab
     return model, ckpt.vocab

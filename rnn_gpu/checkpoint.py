@@ -19,19 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import words
-from .data import Vocab
-from .errors import UsageError
+from .data import words
+from .data.vocab import Vocab
+from .errors import CheckpointError
 from .fileio import atomic_write
 from .layout import PARAM_NAMES, layers_in, param_shapes
 
 FORMAT = "rnn_gpu.checkpoint/1"
 FILENAME = "checkpoint.npz"  # the latest
 BEST_FILENAME = "best.npz"  # the best by validation loss
-
-
-class CheckpointError(UsageError, ValueError):
-    """A checkpoint that cannot be used; the message says why."""
 
 
 @dataclass

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import MAX_SEED, real_in, whole
-from .errors import UsageError
+from .errors import DropoutError
 
 PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # Philox4x32's multipliers
 PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # and its key schedule's increments
@@ -55,10 +55,6 @@ PHILOX_ROUNDS = 10
 MIX_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)  # lowbias32 (C. Wellons, hash prospector)
 DECISION_BITS = 16  # each 32-bit hash decides two units
 _LO = np.uint64(0xFFFFFFFF)
-
-
-class DropoutError(UsageError, ValueError):
-    """A dropout key that names no masks; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
-"""Writing files so that an interruption or a full disk never leaves one
-half-written, with the modes the user's umask gives. A failure of the
-machine (no space, no permission) becomes an `EnvironmentFailure` that names
-the file; a file where a directory should be, or a name too long for any
-file system, a `UsageError`. Imports nothing of the package but its errors."""
+"""Files on disk: writing them so that an interruption or a full disk never
+leaves one half-written, with the modes the user's umask gives; the run
+directory's lock; and the cache directories (prepared corpora, the kernel
+autotuner's choices). A failure of the machine (no space, no permission)
+becomes an `EnvironmentFailure` that names the file; a file where a directory
+should be, or a name too long for any file system, a `UsageError`. Imports
+nothing of the package but its errors."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -111,8 +114,40 @@ def lock_directory(directory: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UsageError(f"{directory} is in use by another run; wait for it or choose another --out") from None
+        raise UsageError(f"{directory} is in use by another run; wait for it or choose another out=") from None
     except OSError:
         os.close(fd)
         return None
     return fd
+
+
+def cache_dirs(spare: Path | None = None) -> list[Path]:
+    """Where the program keeps what it can make again (prepared forms of raw
+    corpora, kernel choices), in order: $RNN_GPU_CACHE if set (then only it),
+    else $XDG_CACHE_HOME/rnn_gpu, ~/.cache/rnn_gpu, then `spare` (a cache
+    beside the run directory)."""
+    if os.environ.get("RNN_GPU_CACHE"):
+        return [Path(os.environ["RNN_GPU_CACHE"])]
+    dirs = []
+    if os.environ.get("XDG_CACHE_HOME"):
+        dirs.append(Path(os.environ["XDG_CACHE_HOME"]) / "rnn_gpu")
+    with contextlib.suppress(RuntimeError, KeyError):  # no $HOME and no passwd entry
+        dirs.append(Path.home() / ".cache" / "rnn_gpu")
+    if spare is not None:
+        dirs.append(Path(spare))
+    return dirs
+
+
+def cache_dir() -> Path:
+    """The first cache directory (see cache_dirs)."""
+    return cache_dirs()[0]
+
+
+def writable_dir(path: Path) -> bool:
+    """The directory exists or was made, and a file can be written in it."""
+    try:
+        make_directory(path)
+        check_writable(path)
+    except (EnvironmentFailure, UsageError):  # no permission, no space, a file in the way
+        return False
+    return True

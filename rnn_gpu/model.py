@@ -1,5 +1,5 @@
-"""The character-level vanilla RNN, stacked L layers deep, batched over B
-streams of T steps.
+"""The vanilla RNN over symbols (characters, bytes or word tokens), stacked L
+layers deep, batched over B streams of T steps.
 
     h1_t = tanh(U x_t + W h1_{t-1} + b)                 layer 1 (one-hot x_t)
     hk_t = tanh(Uk h(k-1)_t + Wk hk_{t-1} + bk)          layers k = 2..L
@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dropout import Dropout, DropoutError
+from .dropout import Dropout
+from .errors import DropoutError
 from .layout import PARAM_NAMES, FlatLayout, layer_names, layers_in, param_shapes, state_shape
 
-__all__ = ["PARAM_NAMES", "CharRNN", "Dropout", "init_params"]
+__all__ = ["PARAM_NAMES", "CharRNN", "Dropout", "TextRNN", "init_params"]
 
 
 def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -> dict[str, np.ndarray]:
@@ -52,7 +53,9 @@ def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -
     return {k: params[k] if k in params else np.zeros(shapes[k]) for k in shapes}
 
 
-class CharRNN:
+class TextRNN:
+    """The stacked vanilla RNN over a vocabulary of symbols: characters, bytes or word tokens."""
+
     def __init__(self, vocab_size: int, hidden_size: int, backend, dtype="float32", seed: int = 0,
                  params: dict | None = None, layers: int | None = None, reserve: int = 0):
         """`reserve`: extra elements after the gradients in one buffer
@@ -214,3 +217,6 @@ class CharRNN:
         from .sample import sample
 
         return sample(self, vocab, length, **options)
+
+
+CharRNN = TextRNN  # its first name, from when it modelled characters alone

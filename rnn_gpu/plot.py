@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .fileio import atomic_write
-from .metrics import read_metrics
+from .training.metrics import read_metrics
 
 
 def image_format(output: Path, supported) -> str:
@@ -31,7 +31,7 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
     records = read_metrics(metrics_path)
     has_lr = any("lr" in r for r in records)
     fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(15 if has_lr else 11, 4))
-    for ax, x_key, label in ((axes[0], "step", "step"), (axes[1], "chars", "characters seen")):
+    for ax, x_key, label in ((axes[0], "step", "step"), (axes[1], "symbols", "symbols seen")):
         train = [(r[x_key], r["train_loss"]) for r in records if x_key in r]
         val = [(r[x_key], r["val_loss"]) for r in records if x_key in r and "val_loss" in r]
         per_char = [(r[x_key], r["val_loss_per_char"]) for r in records if x_key in r and "val_loss_per_char" in r]

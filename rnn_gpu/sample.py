@@ -7,23 +7,26 @@ import sys
 
 import numpy as np
 
-from . import words
 from .checks import MAX_SEED, real_in, whole
-from .data import CorpusError, Vocab, format_chars
-from .errors import UsageError
+from .data import words
+from .data.vocab import Vocab, format_chars
+from .errors import CorpusError, UsageError
 from .layout import layer_names
+
+# The options of sampling, as `sample` and `generate` take them.
+OPTIONS = ("length", "temperature", "top_k", "top_p", "prime", "seed", "num_samples")
 
 
 def check_options(length, temperature, top_k, prime, seed, num_samples, top_p) -> None:
     """The sampling options the CLI's flags check, for callers in Python: a
     UsageError naming the first bad one."""
-    checks = [(whole(length, 1), "length must be a whole number of at least 1"),
-              (real_in(temperature, 0, 100), "temperature must be a number in [0, 100]"),
-              (top_k is None or whole(top_k, 1), "top_k must be None or a whole number of at least 1"),
-              (top_p is None or real_in(top_p, 0, 1, low_inclusive=False), "top_p must be None or in (0, 1]"),
-              (isinstance(prime, str), "prime must be a string"),
-              (whole(seed, 0, MAX_SEED), f"seed must be a whole number in [0, {MAX_SEED}]"),
-              (whole(num_samples, 1), "num_samples must be a whole number of at least 1")]
+    checks = [(whole(length, 1), "length= must be a whole number of at least 1"),
+              (real_in(temperature, 0, 100), "temperature= must be a number in [0, 100]"),
+              (top_k is None or whole(top_k, 1), "top_k= must be None or a whole number of at least 1"),
+              (top_p is None or real_in(top_p, 0, 1, low_inclusive=False), "top_p= must be None or in (0, 1]"),
+              (isinstance(prime, str), "prime= must be a string"),
+              (whole(seed, 0, MAX_SEED), f"seed= must be a whole number in [0, {MAX_SEED}]"),
+              (whole(num_samples, 1), "num_samples= must be a whole number of at least 1")]
     for ok, what in checks:
         if not ok:
             raise UsageError(what)
@@ -105,7 +108,7 @@ def encode_prime(vocab: Vocab, prime: str) -> np.ndarray:
     return ids
 
 
-def generate(model, vocab: Vocab, length: int, temperature: float = 1.0, top_k: int | None = None,
+def generate(model, vocab: Vocab, length: int, *, temperature: float = 1.0, top_k: int | None = None,
              prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
     """Yields (sample index, text) pieces: first the prime for every sample,
     then each generated symbol, decoded as it comes. Without a prime the first
@@ -140,7 +143,9 @@ def sample(model, vocab: Vocab | None = None, length: int = 500, temperature: fl
     if vocab is None:
         raise UsageError("sample needs the vocabulary: pass vocab=, or a model from rnn_gpu.load")
     check_options(length, temperature, top_k, prime, seed, num_samples, top_p)
-    texts = collect(generate(model, vocab, length, temperature, top_k, prime, seed, num_samples, top_p), num_samples)
+    pieces = generate(model, vocab, length, temperature=temperature, top_k=top_k, prime=prime, seed=seed,
+                      num_samples=num_samples, top_p=top_p)
+    texts = collect(pieces, num_samples)
     return texts[0] if num_samples == 1 else texts
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 from .checks import real_in, whole
@@ -72,6 +73,22 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# A keyword as errors for Python callers write it, `batch=32` or `steps=`, not inside a path or another word.
+_KEYWORD = re.compile(r"(?<![\w./=-])([a-z][a-z0-9_]*)=(\S*)")
+
+
+def as_flags(text: str, names) -> str:
+    """An error written for Python callers (`batch=32`, `steps=`) as the
+    command line says it (`--batch 32`, `--steps`), for the keywords in `names`."""
+    def flagged(match):
+        name, value = match.groups()
+        if name not in names:
+            return match.group(0)
+        return flag(name) + (f" {value}" if value else "")
+
+    return _KEYWORD.sub(flagged, text)
+
+
 # -- the checks ---------------------------------------------------------------
 def bounds_text(spec: Spec) -> str:
     if spec.choices:
@@ -106,7 +123,7 @@ def problem(field: dataclasses.Field, value) -> str | None:
     if (value is None and spec.absent) or (value is NOT_GIVEN and field.default is NOT_GIVEN) or fits(value, spec):
         return None
     optional = " (or None)" if spec.absent else ""
-    return f"{field.name} must be {bounds_text(spec)}{optional}, got {value!r}"
+    return f"{field.name}= must be {bounds_text(spec)}{optional}, got {value!r}"
 
 
 # -- the command line ------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The kernel autotuner's choices kept per device and shape in the cache
-directory (the one prepared corpora use, `prepare.cache_dirs`), so that a
+directory (the one prepared corpora use, `fileio.cache_dirs`), so that a
 later run on the same device takes the same launch plans, and rounds alike,
 instead of timing again. A checkpoint carries its run's own choices, which
 win on resume (`Trainer`)."""
@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 from .errors import RnnGpuError
-from .fileio import atomic_write, make_directory
-from .prepare import cache_dirs
+from .fileio import atomic_write, cache_dirs, make_directory
 
 FILENAME = "kernel-choices.json"
 

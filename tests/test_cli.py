@@ -2,7 +2,6 @@
 no traceback, no file changed."""
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,19 +135,6 @@ def test_prime_outside_vocabulary(capsys, trained_run):
 def test_unknown_option_is_one_line(capsys):
     assert_usage_error(capsys, ["train", "--out", "x", "--bogus"], "--bogus")
     assert_usage_error(capsys, ["frobnicate"], "frobnicate")
-
-
-def test_the_readme_python_examples_run(tmp_path, monkeypatch):
-    """Every ```python block of the README, in order, in a fresh directory."""
-    import re
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert len(blocks) >= 2
-    monkeypatch.chdir(tmp_path)
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})  # noqa: S102
-    assert (tmp_path / "runs" / "api" / "checkpoint.npz").exists()
 
 
 def test_a_closed_pipe_ends_sampling_quietly(trained_run):

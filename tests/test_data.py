@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from rnn_gpu.corpus import load_corpus
 from rnn_gpu.data import BatchStream, CorpusError, Vocab, evaluation_windows
+from rnn_gpu.data.corpus import load_corpus
 
 
 def test_char_vocab_is_sorted_code_points_and_compact():
@@ -35,7 +35,7 @@ def test_byte_vocab_takes_any_file(tmp_path):
 def test_invalid_utf8_names_the_offset(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"hello \xff world")
-    with pytest.raises(CorpusError, match="byte offset 6.*--vocab bytes"):
+    with pytest.raises(CorpusError, match="byte offset 6.*vocab=bytes"):
         load_corpus(path, "chars")
 
 

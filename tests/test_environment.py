@@ -98,7 +98,7 @@ def test_no_writable_home_falls_back_and_says_where(read_only, corpus_file, tmp_
 
 
 def test_a_cache_path_that_is_a_file_falls_back_to_memory(corpus_file, monkeypatch):
-    from rnn_gpu.prepare import prepared_for
+    from rnn_gpu.data.corpus import prepared_for
 
     monkeypatch.setenv("RNN_GPU_CACHE", str(corpus_file))  # a file where the cache directory should be
     prepared = prepared_for(str(corpus_file), "chars")
@@ -107,9 +107,9 @@ def test_a_cache_path_that_is_a_file_falls_back_to_memory(corpus_file, monkeypat
 
 
 def test_nothing_writable_prepares_a_small_corpus_in_memory(corpus_file, monkeypatch):
-    from rnn_gpu.prepare import prepared_for
+    from rnn_gpu.data.corpus import prepared_for
 
-    monkeypatch.setattr("rnn_gpu.prepare.cache_dirs", lambda spare=None: [Path("/proc/no-such-cache")])
+    monkeypatch.setattr("rnn_gpu.data.corpus.cache_dirs", lambda spare=None: [Path("/proc/no-such-cache")])
     prepared = prepared_for(str(corpus_file), "chars")
     assert prepared.origin.startswith("prepared in memory")
     assert prepared.vocab.decode(prepared.ids) == corpus_file.read_text()
@@ -264,7 +264,7 @@ def test_quiet_hides_the_description(corpus_file, tmp_path):
 def test_status_lines_off_a_terminal_are_plain_and_spaced(capsys):
     import io
 
-    from rnn_gpu.progress import StatusLines
+    from rnn_gpu.training.progress import StatusLines
 
     stream = io.StringIO()
     bar = StatusLines(total=100, initial=0, interval=3600, stream=stream)
@@ -440,14 +440,15 @@ def test_python_api_refuses_bad_sampling_options(trained_small_run, option):
 
 SLOW_PREPARE = """
 import sys, time
-import rnn_gpu.prepare as prep
+import rnn_gpu.data.prepared as prep
+import rnn_gpu.data.sources as sources
 from rnn_gpu.cli import main
 encode = prep.encoded_chunks
 def slowly(paths, vocab, *rest):
     for ids in encode(paths, vocab, *rest):
         time.sleep(0.05)
         yield ids
-prep.CHUNK_BYTES, prep.encoded_chunks = 64, slowly
+sources.CHUNK_BYTES, prep.encoded_chunks = 64, slowly
 sys.exit(main(sys.argv[1:]))
 """
 

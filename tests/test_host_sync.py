@@ -7,10 +7,10 @@ import signal
 import numpy as np
 import pytest
 
-from rnn_gpu import training
 from rnn_gpu.backends.base import NumpyBackend
 from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.training import Interrupted, TrainConfig, Trainer, train
+from rnn_gpu.training import setup as training_setup
 
 
 class Watched(np.ndarray):
@@ -56,7 +56,7 @@ class CountingBackend(NumpyBackend):
 def reads_per_step(monkeypatch, cfg, corpus_file, tmp_path):
     """{step: host reads after it}, and whether any came inside a step."""
     events = []
-    monkeypatch.setattr(training, "get_backend", lambda name: CountingBackend(events))
+    monkeypatch.setattr(training_setup, "get_backend", lambda name: CountingBackend(events))
     original = Trainer.train_step
 
     def marked(self, *args):

@@ -103,7 +103,7 @@ def test_ranks_equal_one_process(mpiexec, small_corpus, tmp_path, dtype, extra, 
         singles = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in records] == [r["step"] for r in singles]  # one writer, no duplicates
         assert records[-1]["val_loss"] == pytest.approx(singles[-1]["val_loss"], rel=1e-5)
-        assert records[-1]["chars"] == singles[-1]["chars"]  # global characters
+        assert records[-1]["symbols"] == singles[-1]["symbols"]  # global symbols
 
 
 CHECKSUM_WRAPPER = textwrap.dedent("""

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from test_mpi import child_pids, job_env, mpiexec, rnn_gpu, run_job, small_corpus, train_args, wait_for_step  # noqa: F401 (fixtures)
 
-from rnn_gpu import prepare as prep
+from rnn_gpu.data import prepared as prep
 
 FAIL_ON_ONE_RANK = textwrap.dedent("""
     import os, sys
@@ -130,7 +130,7 @@ def test_the_mpi_library_own_messages_are_dropped_unless_asked_for(mpiexec, keep
 def test_a_stop_signal_while_a_command_is_set_up_is_one_line(monkeypatch, capsys, signum):
     """A signal before run_command's own handling begins (the soak met one there):
     the signal's handler raises where the process is; main reports it."""
-    from rnn_gpu import cli
+    from rnn_gpu.cli import process as cli
 
     def build_parser():
         os.kill(os.getpid(), signum)  # delivered here, as a signal from outside would be
@@ -143,7 +143,7 @@ def test_a_stop_signal_while_a_command_is_set_up_is_one_line(monkeypatch, capsys
 
 EARLY_SIGNAL = textwrap.dedent("""
     import os, signal, sys
-    from rnn_gpu import cli
+    from rnn_gpu.cli import process as cli
 
     if os.environ.get("PMI_RANK") == "1":  # a signal to one rank before its communicator exists
         original = cli.build_parser

@@ -5,15 +5,15 @@ import os
 import numpy as np
 import pytest
 
-from rnn_gpu import prepare as prep
 from rnn_gpu.cli import main
-from rnn_gpu.corpus import load_corpus
-from rnn_gpu.data import CorpusError, Vocab
+from rnn_gpu.data import CorpusError, Vocab, sources
+from rnn_gpu.data import prepared as prep
+from rnn_gpu.data.corpus import cache_prefix, load_corpus
 
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(prep, "CHUNK_BYTES", 7)  # split multi-byte characters at every turn
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 7)  # split multi-byte characters at every turn
 
 
 def random_text(rng, n):
@@ -55,7 +55,7 @@ def test_invalid_utf8_offset_across_chunks(tmp_path, small_chunks):
 def test_training_reuses_the_prepared_form_until_the_source_changes(corpus_file, tmp_path):
     first = load_corpus(corpus_file, None)
     assert isinstance(first.train, np.memmap)
-    prefix = prep.cache_prefix([corpus_file], "chars")
+    prefix = cache_prefix([corpus_file], "chars")
     data = prefix.with_name(prefix.name + ".bin")
     stamp = data.stat().st_mtime_ns
     load_corpus(corpus_file, None)

@@ -87,7 +87,7 @@ def test_training_logs_lr_and_what_validation_covered(corpus_file, tmp_path):
     assert records[0]["lr"] == pytest.approx(0.01) and records[-1]["lr"] < 0.0015  # step 5 ends the warm-up
     evals = [r for r in records if "val_loss" in r]
     assert [r["step"] for r in evals] == [10, 20, 30]
-    val_len = evals[0]["val_part_chars"]
+    val_len = evals[0]["val_part_symbols"]
     n_streams, _, stream_len = evaluation_streams(val_len, 4, 8, 300)
-    assert all(r["val_chars"] == n_streams * (stream_len - 1) <= 300 for r in evals)
+    assert all(r["val_symbols"] == n_streams * (stream_len - 1) <= 300 for r in evals)
     assert all(math.isfinite(r["val_loss"]) for r in evals)

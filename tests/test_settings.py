@@ -14,7 +14,7 @@ from rnn_gpu.cli import build_parser, main
 from rnn_gpu.settings import NOT_GIVEN, declared, flag, shown
 from rnn_gpu.training import DEFAULT_STEPS, MODEL_FIELDS, TrainConfig
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CLI_DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"  # the synopsis under its `## Synopsis` heading
 SETTINGS = declared(TrainConfig)
 
 
@@ -35,9 +35,9 @@ def options(parser) -> dict[str, argparse.Action]:
 
 
 def readme_synopsis() -> dict[str, list[tuple[str, str | None]]]:
-    """The README's `## Command line` block: per command, its (flag, shown value) pairs."""
-    text = README.read_text(encoding="utf-8")
-    block = text.split("## Command line", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    """The synopsis (docs/cli.md's `## Synopsis` block): per command, its (flag, shown value) pairs."""
+    text = CLI_DOC.read_text(encoding="utf-8")
+    block = text.split("\n## Synopsis\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     commands: dict[str, list] = {}
     command = None
     for line in block.splitlines():
@@ -174,7 +174,7 @@ def test_not_given_is_not_unbounded():
     longer = TrainConfig(time=120.0).run_length({"steps": 30, "time": 60.0})
     assert (longer.steps, longer.time) == (None, 120.0)
     assert TrainConfig().run_length({"steps": None, "time": None}).steps == DEFAULT_STEPS
-    with pytest.raises(rnn_gpu.UsageError, match="steps or time"):
+    with pytest.raises(rnn_gpu.UsageError, match="steps= or time="):
         TrainConfig(steps=None).validate()  # unbounded both ways: no run length at all
 
 

@@ -6,9 +6,9 @@ differently, and only adoption makes them agree."""
 import numpy as np
 import pytest
 
-from rnn_gpu import training
 from rnn_gpu.checkpoint import load_checkpoint
 from rnn_gpu.training import TrainConfig, train
+from rnn_gpu.training import setup as training_setup
 from rnn_gpu.tuning_cache import FILENAME, load_kernel_choices
 
 
@@ -69,7 +69,7 @@ def run(stand_in, monkeypatch, tmp_path, cache, seed, corpus_file, steps, resume
         return backend
 
     monkeypatch.setenv("RNN_GPU_CACHE", str(cache))
-    monkeypatch.setattr(training, "get_backend", make)
+    monkeypatch.setattr(training_setup, "get_backend", make)
     cfg = TrainConfig(hidden=16, batch=4, seq=8, steps=steps, val_fraction=0, backend="opencl")
     train(cfg, corpus_file, tmp_path, progress=False, resume=resume)
     return backend

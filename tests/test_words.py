@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli import assert_usage_error
 
-from rnn_gpu import CharRNN, words
-from rnn_gpu import prepare as prepare_module
+from rnn_gpu import CharRNN
 from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnn_gpu.cli import main
-from rnn_gpu.corpus import load_corpus, split
-from rnn_gpu.data import SymbolChars, Vocab
+from rnn_gpu.data import SymbolChars, Vocab, encoding, sources, words
+from rnn_gpu.data.corpus import load_corpus, split
+from rnn_gpu.data.prepared import load_prepared, prepare
 from rnn_gpu.model import init_params
-from rnn_gpu.prepare import load_prepared, prepare
 from rnn_gpu.training import evaluate
 
 TEXT = st.text(st.characters(codec="utf-8"), max_size=300)
@@ -110,9 +109,9 @@ def write_corpus(tmp_path, rng, n_tokens=30_000, distinct=2000):
 @pytest.mark.parametrize("capacity", [None, 100])
 def test_a_prepared_word_corpus_reads_back_as_the_text_encoded_in_memory(tmp_path, rng, monkeypatch, capacity):
     path, text = write_corpus(tmp_path, rng)
-    monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 1000)  # tokens split across reads
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 1000)  # tokens split across reads
     if capacity:
-        monkeypatch.setattr(prepare_module, "COUNT_CAPACITY", capacity)  # the pruning counter and its recount
+        monkeypatch.setattr(encoding, "COUNT_CAPACITY", capacity)  # the pruning counter and its recount
     size = 300
     prepared = load_prepared(prepare(path, "words", tmp_path / "p", vocab_size=size))
     reference = Vocab.from_words(text, size)
@@ -133,7 +132,7 @@ def test_a_prepared_word_corpus_reads_back_as_the_text_encoded_in_memory(tmp_pat
 def test_exact_vocabulary_after_pruning(tmp_path, rng, monkeypatch):
     """Capacity well above the vocabulary: the recount proves the choice exact."""
     path, text = write_corpus(tmp_path, rng, n_tokens=40_000, distinct=5000)
-    monkeypatch.setattr(prepare_module, "COUNT_CAPACITY", 300)
+    monkeypatch.setattr(encoding, "COUNT_CAPACITY", 300)
     prepared = load_prepared(prepare(path, "words", tmp_path / "p", vocab_size=10))
     assert prepared.meta["count_error"] > 0 and prepared.meta["vocab_exact"]
     assert set(prepared.vocab.symbols[1:]) == reference_top(words.tokenize(text), 10)
@@ -291,8 +290,8 @@ def test_train_and_sample_words(tmp_path, capsys):
     (["--vocab", "words", "--vocab-size", "1"], "--vocab-size"),
     (["--vocab", "words", "--vocab-size", str(10**12)], "--vocab-size"),
     (["--vocab", "words", "--vocab-size", "many"], "--vocab-size"),
-    (["--vocab", "chars", "--vocab-size", "100"], "vocab_size"),
-    (["--vocab-size", "100"], "vocab_size"),
+    (["--vocab", "chars", "--vocab-size", "100"], "--vocab-size goes with --vocab words"),
+    (["--vocab-size", "100"], "--vocab-size goes with --vocab words"),
 ])
 def test_bad_vocab_sizes(capsys, corpus_file, tmp_path, argv, fragment):
     assert_usage_error(capsys, ["train", str(corpus_file), "--out", str(tmp_path / "r"), *argv], fragment)
@@ -308,7 +307,7 @@ def test_prepare_refuses_a_size_without_words(capsys, corpus_file, tmp_path):
 
 def test_the_default_corpus_in_words_counts_its_characters():
     """Split into parts, the validation symbols cover exactly the characters of the text they encode."""
-    from rnn_gpu.corpus import default_corpus
+    from rnn_gpu.data.corpus import default_corpus
 
     corpus = load_corpus(None, "words", 0.1, vocab_size=500)
     tokens = words.tokenize(default_corpus()[0])

@@ -5,8 +5,8 @@ reference with its measured CPU fast path, and the GPU ones are imported only
 when asked for."""
 from __future__ import annotations
 
-from ..errors import UsageError
-from .base import BackendUnavailable, KernelBackend, NumpyBackend
+from ..errors import BackendUnavailable, UsageError
+from .base import KernelBackend, NumpyBackend
 from .cpu_threads import CpuBackend
 
 BACKEND_NAMES = ("auto", "numpy", "cupy", "opencl")

@@ -14,13 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dropout
-from ..errors import UsageError
 
 ONE_HOT_MAX_ROWS = 256  # above this, scatter-adds sort instead of multiplying by a one-hot matrix
-
-
-class BackendUnavailable(UsageError, RuntimeError):
-    """The requested backend cannot run on this machine."""
 
 
 class NumpyBackend:
@@ -45,7 +40,7 @@ class NumpyBackend:
         """The choices this backend measured (none here), to keep with a checkpoint."""
         return []
 
-    def keep_threads_chosen(self, chosen) -> None:
+    def adopt_threads_chosen(self, chosen) -> None:
         """Adopts a checkpoint's choices instead of measuring again (none to adopt here)."""
 
     def kernel_choices(self) -> list:
@@ -53,8 +48,8 @@ class NumpyBackend:
         checkpoint and in the cache directory; none here."""
         return []
 
-    def keep_kernel_choices(self, rows) -> None:
-        """Adopts earlier kernel choices instead of timing again (as keep_threads_chosen)."""
+    def adopt_kernel_choices(self, rows) -> None:
+        """Adopts earlier kernel choices instead of timing again (as adopt_threads_chosen)."""
 
     # -- GEMMs and the sequential part -------------------------------------
     def matmul(self, a, b, out=None):
@@ -226,7 +221,7 @@ class KernelBackend(NumpyBackend):
     def kernel_choices(self) -> list:
         return self.kernels.tuned_choices() if self.use_kernels else []
 
-    def keep_kernel_choices(self, rows) -> None:
+    def adopt_kernel_choices(self, rows) -> None:
         if self.use_kernels and rows:
             self.kernels.keep_tuned_choices(rows)
 

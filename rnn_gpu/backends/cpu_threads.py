@@ -181,7 +181,7 @@ class CpuBackend(NumpyBackend):
     def threads_chosen(self) -> list:
         return self.cpu.chosen()
 
-    def keep_threads_chosen(self, chosen) -> None:
+    def adopt_threads_chosen(self, chosen) -> None:
         """A resumed run rounds as the run it continues did: its choices, not new measurements."""
         self.cpu.keep(chosen)
 

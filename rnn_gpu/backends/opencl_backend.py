@@ -5,7 +5,8 @@ backend on the CPU (PoCL or Intel's OpenCL CPU runtime), which is how that sourc
 """
 from __future__ import annotations
 
-from .base import BackendUnavailable, KernelBackend
+from ..errors import BackendUnavailable
+from .base import KernelBackend
 
 
 class OpenCLBackend(KernelBackend):

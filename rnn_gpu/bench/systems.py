@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends import BackendUnavailable, get_backend
-from ..corpus import Corpus
-from ..data import Vocab
+from ..data.corpus import Corpus
+from ..data.vocab import Vocab
 from ..parallel import SingleCommunicator
 from ..training import TrainConfig, Trainer
 from .baselines import make_seed_step, make_torch_step, torch_unavailable_reason
@@ -63,7 +63,7 @@ def make_system(name: str, H: int, B: int, T: int, vocab: int = VOCAB, seed: int
         def step():
             trainer.train_step(0.0)
             trainer.step += 1
-            trainer.exchange_flags(trainer.stop_flags(None, 0.0))
+            trainer.exchange_flags(None, 0.0)
 
         return System(name, step, backend.synchronize, B * T, backend, backend.device_name())
     if name in TORCH_SYSTEMS:

@@ -13,9 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class NvrtcUnavailable(RuntimeError):
-    pass
+from ..errors import NvrtcUnavailable
 
 
 def _candidates():

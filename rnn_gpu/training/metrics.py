@@ -1,13 +1,19 @@
 """DIR/metrics.jsonl: one JSON object per logged step, written by training
-and read by `rnn-gpu plot`."""
+and read by `rnn-gpu plot`.
+
+A record counts `symbols` (what the model reads and predicts: characters,
+bytes or word tokens) apart from `chars` (characters of the original text);
+for a character model they are equal. Records written before the keys said
+so (`chars` for symbols seen, `val_text_chars` for characters) are read with
+today's keys (`current_keys`)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-from .errors import UsageError
-from .fileio import atomic_write, open_for_append, os_failure
+from ..errors import UsageError
+from ..fileio import atomic_write, open_for_append, os_failure
 
 
 class MetricsLog:
@@ -64,6 +70,18 @@ def rewind(path: Path, step: int) -> None:
         atomic_write(path, lambda f: f.write("".join(kept).encode()))
 
 
+# The keys of records from before `symbols` and `chars` were told apart, and theirs today.
+RENAMED = {"chars": "symbols", "chars_per_s": "symbols_per_s", "val_chars": "val_symbols",
+           "val_part_chars": "val_part_symbols", "val_text_chars": "val_chars"}
+
+
+def current_keys(record: dict) -> dict:
+    """A record with today's keys (one of today's is returned as it is)."""
+    if "symbols" in record or "chars" not in record:
+        return record
+    return {RENAMED.get(k, k): v for k, v in record.items()}
+
+
 def read_metrics(path: Path) -> list[dict]:
     if not path.is_file():
         raise UsageError(f"no metrics file: {path}")
@@ -76,7 +94,7 @@ def read_metrics(path: Path) -> list[dict]:
             float(record["step"]), float(record["train_loss"])
         except (ValueError, TypeError, KeyError):
             raise UsageError(f"{path}:{number}: not a metrics record") from None
-        records.append(record)
+        records.append(current_keys(record))
     if not records:
         raise UsageError(f"{path} holds no records yet")
     return records

@@ -1,8 +1,10 @@
 """A training corpus: the embedded default (the standard library's source),
-a raw file prepared once into a cache, or a prepared corpus, split into
-training and validation parts."""
+a raw file prepared once into the cache (and reused while its sources are
+unchanged), or a prepared corpus, split into training and validation parts."""
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -10,11 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CorpusError, EnvironmentFailure
+from ..fileio import cache_dir, cache_dirs, writable_dir
 from . import words
-from .data import VOCAB_KINDS, CorpusError, SymbolChars, Vocab
-from .prepare import as_specs, is_prepared, load_prepared, prepared_for
+from .encoding import corpus_vocab, encoded_chunks
+from .prepared import Prepared, is_prepared, load_prepared, metadata, prepare
+from .sources import as_specs, expand_sources, source_signature
+from .vocab import VOCAB_KINDS, SymbolChars, Vocab
 
 DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
+IN_MEMORY_MAX_BYTES = 256 << 20  # with no writable cache, sources up to this size are prepared in memory
 
 
 def default_corpus(cap: int = DEFAULT_CORPUS_CAP) -> tuple[str, str]:
@@ -92,9 +99,9 @@ def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.
     else:
         prepared = prepared_for(specs, vocab_kind or "chars", spare_cache, include, exclude, vocab_size)
     if vocab_kind is not None and prepared.vocab.kind != vocab_kind:
-        raise CorpusError(f"{path} was prepared with --vocab {prepared.vocab.kind}, not {vocab_kind}")
+        raise CorpusError(f"{path} was prepared with vocab={prepared.vocab.kind}, not {vocab_kind}")
     if vocab_size is not None and prepared.vocab.kind == "words" and prepared.meta.get("vocab_size") != vocab_size:
-        raise CorpusError(f"{path} was prepared with --vocab-size {prepared.meta.get('vocab_size')}, "
+        raise CorpusError(f"{path} was prepared with vocab_size={prepared.meta.get('vocab_size')}, "
                           f"not {vocab_size}")
     sources = prepared.meta.get("sources", [])
     size = sum(int(src.get("size", 0)) for src in sources)
@@ -102,3 +109,51 @@ def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.
     return split(prepared.vocab, prepared.ids, val_fraction, what, prepared.origin, prepared.unknown_lengths)
 
 
+def cache_prefix(paths, kind: str, directory: Path | None = None, vocab_size: int | None = None) -> Path:
+    if kind == "words":
+        kind = f"words{vocab_size or words.DEFAULT_VOCAB_SIZE}"
+    key = hashlib.sha256(json.dumps([str(p.resolve()) for p in paths] + [kind]).encode()).hexdigest()[:16]
+    return (directory or cache_dir()) / f"{paths[0].name}-{kind}-{key}"
+
+
+def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=(),
+                 vocab_size: int | None = None) -> Prepared:
+    """The prepared form of a raw corpus, made once and reused while the
+    sources are unchanged (size and modification time): from the first cache
+    directory that holds it, else made in the first writable one, else (for
+    sources up to IN_MEMORY_MAX_BYTES) prepared in memory."""
+    paths = expand_sources(spec, include, exclude)
+    dirs = cache_dirs(spare)
+    for directory in dirs:
+        prefix = cache_prefix(paths, kind, directory, vocab_size)
+        meta_path = prefix.with_name(prefix.name + ".json")
+        if meta_path.is_file():
+            try:
+                prepared = load_prepared(meta_path)
+                if prepared.meta.get("sources") == source_signature(paths):
+                    prepared.origin = f"reused the cache {meta_path}"
+                    return prepared
+            except CorpusError:
+                pass  # damaged cache: prepare again
+    for directory in dirs:
+        if writable_dir(directory):
+            prepared = load_prepared(prepare(paths, kind, cache_prefix(paths, kind, directory, vocab_size),
+                                             vocab_size=vocab_size))
+            prepared.origin = f"made the cache {prepared.meta['data']} in {directory}"
+            return prepared
+    size = sum(p.stat().st_size for p in paths)
+    if size > IN_MEMORY_MAX_BYTES:
+        tried = ", ".join(str(d) for d in dirs) or "none"
+        raise EnvironmentFailure(f"no writable cache directory for preparing {spec} ({size:,} bytes; tried {tried}); "
+                                 "set RNN_GPU_CACHE or run `rnn-gpu prepare` with -o")
+    return prepare_in_memory(paths, kind, f"prepared in memory (no writable cache in {', '.join(map(str, dirs))})",
+                             vocab_size)
+
+
+def prepare_in_memory(paths, kind: str, origin: str, vocab_size: int | None = None) -> Prepared:
+    vocab, how = corpus_vocab(paths, kind, vocab_size)
+    unknown = [] if kind == "words" else None
+    ids = np.concatenate([np.asarray(c, dtype=vocab.dtype) for c in encoded_chunks(paths, vocab, unknown)])
+    lengths = None if unknown is None else np.concatenate([np.zeros(0, np.uint8), *unknown])
+    top = int(ids.max()) if len(ids) else 0
+    return Prepared(vocab, ids, metadata(vocab, len(ids), paths, top, how), origin, lengths)
