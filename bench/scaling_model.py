@@ -8,7 +8,7 @@ no overlap. A ring all-reduce of S bytes over N GPUs takes about
 latency + 2 (N-1)/N * S / busbw, and each GPU keeps its own batch (weak
 scaling), so efficiency = step / (step + all-reduce), and it stays at 90% or
 above while a step takes at least 9 all-reduces. The step times are the
-measured single-GPU steps of the README's GPU table (H100, 2026-11-24); the
+measured single-GPU steps of the H100 GPU table (docs/performance.md, 2026-11-24); the
 bandwidths and latencies are the assumptions below, not measurements made
 here. Prints a markdown table.
 """

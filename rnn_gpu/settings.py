@@ -3,7 +3,7 @@ metadata (a `Spec`) holds the setting's type, bounds or choices, help and
 owner; from it follow the command line's flag (`add_flags`: its parser, its
 help with the default), the check of a value given in Python or read from a
 checkpoint (`problem`), and which settings a resumed run takes from its
-checkpoint (`owned_by`). A test holds the README's synopsis to the parsers.
+checkpoint (`owned_by`). A test holds the synopsis of docs/cli.md to the parsers.
 
 Imports nothing of the package but `checks`.
 """
@@ -153,7 +153,7 @@ def real(low, high, low_inclusive=False):
 
 
 def shown(value) -> str:
-    """A default as the help and the README's synopsis write it."""
+    """A default as the help and the synopsis of docs/cli.md write it."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

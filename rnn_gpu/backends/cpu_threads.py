@@ -20,7 +20,7 @@ Why threads of its own:
 Which of the two a step size gets is measured (`CpuThreads.choose`), once per
 (T, B, H, dtype, threads) in a process, like the GPU's kernel variants: at the
 sizes where ours are tried, the recurrence runs a few rounds both ways, and
-ours must be MIN_GAIN faster. The README ("CPU threads") and bench/results/
+ours must be MIN_GAIN faster. docs/backends-and-kernels.md ("CPU threads") and bench/results/
 have what this measured, on which machine and when.
 
 Threads: as many as the BLAS library uses when the pass starts, so an MPI
