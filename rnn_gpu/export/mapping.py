@@ -1,0 +1,226 @@
+"""What every export format shares: the model to export (from a run
+directory, a checkpoint or a `Checkpoint`), the output path's checks, the
+optional libraries, the vocabulary and configuration as strings, and the one
+mapping of rnn_gpu's parameters onto the standard RNN's (docs/export.md):
+
+    embedding      E = U^T (V, H): layer 1's input is E[x_t] = U[:, x_t]
+    layer k = 1:   input weights I (H, H), recurrent W, input bias b, recurrent bias 0
+    layer k >= 2:  input weights Uk,       recurrent Wk, input bias bk, recurrent bias 0
+    output         weight V (V, H), bias c (V,)
+
+which is exact: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) is
+rnn_gpu's layer with x_t I = x_t and b_hh = 0 (torch.nn.RNN's and ONNX's RNN
+equation alike). Imports no optional library.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import BEST_FILENAME, FILENAME, Checkpoint, load_for_sampling
+from ..data import words
+from ..data.vocab import VOCAB_KINDS, Vocab
+from ..errors import CheckpointError, UsageError
+from ..layout import layer_names, layers_in, param_shapes
+
+FORMATS = ("torch", "onnx", "safetensors")
+SUFFIXES = {"torch": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+# The tag each file carries (a "format" key), so a reader knows it for an rnn_gpu model.
+FORMAT_TAGS = {"torch": "rnn_gpu.torch/1", "onnx": "rnn_gpu.onnx/1", "safetensors": "rnn_gpu.safetensors/1"}
+# What the string metadata of an ONNX or a safetensors file holds (vocab_tokenizer for word vocabularies only).
+METADATA_KEYS = ("format", "vocab_kind", "vocab_symbols", "config", "vocab_size", "hidden_size", "layers", "dtype")
+EXTRAS = {"torch": "torch", "onnx": "export", "onnxruntime": "export", "safetensors": "export"}
+
+
+def require(module: str, doing: str):
+    """The optional library `module`, imported now; missing, a UsageError
+    that names the extra to install (as `rnn-gpu plot` does for matplotlib)."""
+    package = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(f"{doing} needs the {package} package: pip install 'rnn_gpu[{EXTRAS[package]}]'") from None
+
+
+def check_format(format) -> str:
+    if format not in FORMATS:
+        raise UsageError(f"cannot export to {format!r}; formats: {', '.join(FORMATS)}")
+    return format
+
+
+def check_output(output, source=None) -> Path:
+    """The file to write: not a directory, in a directory that exists, and not
+    the checkpoint being exported."""
+    if not isinstance(output, (str, Path)) or not str(output).strip():
+        raise UsageError(f"the output must be a file's path, got {output!r}")
+    p = Path(output)
+    if p.is_dir():
+        raise UsageError(f"-o {p}: is a directory; give the name of a file to write")
+    if not p.parent.is_dir():
+        why = "is not a directory" if p.parent.exists() else "does not exist"
+        raise UsageError(f"-o {p}: its directory {p.parent} {why}")
+    if isinstance(source, (str, Path)):
+        s = Path(source)
+        if p.resolve() in {c.resolve() for c in (s, s / FILENAME, s / BEST_FILENAME)}:
+            raise UsageError(f"-o {p}: is the checkpoint being exported; choose another file")
+    return p
+
+
+def is_safetensors(path) -> bool:
+    """Whether `path` is a file that starts as a safetensors file does (an
+    8-byte little-endian header length, then the JSON header's '{'); a .npz
+    checkpoint starts 'PK'."""
+    p = Path(path)
+    try:
+        if not p.is_file():  # a regular file: a FIFO's open would block
+            return False
+        with p.open("rb") as f:
+            head = f.read(9)
+            size = p.stat().st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8
+
+
+def read_model(path) -> Checkpoint:
+    """The model of a path: a safetensors export (a file that starts as one,
+    or any file named *.safetensors: `load_safetensors`), else
+    a checkpoint or run directory as `rnn_gpu.checkpoint.load_for_sampling` reads it."""
+    if is_safetensors(path) or (Path(path).suffix == ".safetensors" and Path(path).is_file()):
+        from .safetensors_format import load_safetensors
+
+        return load_safetensors(path)
+    return load_for_sampling(path)
+
+
+def model_of(source) -> Checkpoint:
+    """A `Checkpoint`, checked; or one read from a path (`read_model`)."""
+    if isinstance(source, Checkpoint):
+        if not isinstance(source.vocab, Vocab) or not source.vocab.valid or not isinstance(source.config, dict):
+            raise CheckpointError("the checkpoint to export has a damaged vocabulary or configuration")
+        params = {k: np.asarray(v) for k, v in source.params.items()}
+        check_params(params, len(source.vocab), "the checkpoint to export")
+        return Checkpoint(params=params, vocab=source.vocab, config=source.config)
+    if not isinstance(source, (str, Path)):
+        raise UsageError(f"export takes a run directory, a checkpoint file or a Checkpoint, "
+                         f"not {type(source).__name__}")
+    return read_model(source)
+
+
+def check_params(params: dict, vocab_size: int, where) -> dict:
+    """The parameters in `param_shapes` order, each finite floats of its
+    shape, no others; else a CheckpointError naming `where`."""
+    layers = layers_in(params)
+    if layers == 0:
+        missing = [k for k in layer_names(1) if k not in params]
+        raise CheckpointError(f"{where}: no parameters {', '.join(missing)}")
+    W = params["W"]
+    H = W.shape[0] if W.ndim == 2 else -1
+    shapes = param_shapes(vocab_size, H, layers)
+    missing = [k for k in shapes if k not in params]
+    extra = sorted(set(params) - set(shapes))
+    if missing or extra:
+        what = [f"no {', '.join(missing)}"] * bool(missing) + [f"unexpected {', '.join(extra)}"] * bool(extra)
+        raise CheckpointError(f"{where}: parameters of a {layers}-layer model expected; {'; '.join(what)}")
+    for k, shape in shapes.items():
+        a = params[k]
+        if a.shape != shape or a.dtype.kind != "f" or not np.isfinite(a).all():
+            raise CheckpointError(f"{where}: parameter {k} has shape {a.shape} and dtype {a.dtype}; "
+                                  f"expected finite floats of shape {shape} (vocabulary of {vocab_size})")
+    return {k: params[k] for k in shapes}
+
+
+def sizes(ckpt: Checkpoint) -> tuple[int, int, int]:
+    """(V, H, L)."""
+    return len(ckpt.vocab), ckpt.params["W"].shape[0], layers_in(ckpt.params)
+
+
+# -- the vocabulary and configuration as strings --------------------------
+def metadata(ckpt: Checkpoint, format: str, dtype) -> dict[str, str]:
+    """String metadata of an ONNX or safetensors file (METADATA_KEYS)."""
+    V, H, L = sizes(ckpt)
+    meta = {"format": FORMAT_TAGS[format], "vocab_kind": ckpt.vocab.kind,
+            "vocab_symbols": json.dumps(list(ckpt.vocab.symbols), ensure_ascii=False),
+            "config": json.dumps(ckpt.config, sort_keys=True, default=str), "vocab_size": str(V),
+            "hidden_size": str(H), "layers": str(L), "dtype": np.dtype(dtype).name}
+    if ckpt.vocab.kind == "words":
+        meta["vocab_tokenizer"] = words.TOKENIZER
+    return meta
+
+
+def vocab_record(vocab: Vocab) -> dict:
+    """The vocabulary as a torch file keeps it: kind, symbols (code points,
+    byte values, or token strings with "" the unknown token), tokenizer."""
+    record = {"kind": vocab.kind, "symbols": list(vocab.symbols)}
+    if vocab.kind == "words":
+        record["tokenizer"] = words.TOKENIZER
+    return record
+
+
+def read_metadata(meta, where, format: str) -> tuple[Vocab, dict, dict]:
+    """(vocabulary, configuration, the sizes V, H, L as recorded) of a file's
+    string metadata; a CheckpointError naming `where` for anything amiss."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_TAGS[format]:
+        raise CheckpointError(f"{where}: not an rnn_gpu model (its metadata has no format "
+                              f"'{FORMAT_TAGS[format]}')")
+    missing = [k for k in METADATA_KEYS if k not in meta]
+    if missing:
+        raise CheckpointError(f"{where}: its metadata is missing {', '.join(missing)}")
+    kind = meta["vocab_kind"]
+    try:
+        symbols = json.loads(meta["vocab_symbols"])
+        config = json.loads(meta["config"])
+        recorded = {k: int(meta[k]) for k in ("vocab_size", "hidden_size", "layers")}
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{where}: damaged metadata ({exc})") from None
+    if kind not in VOCAB_KINDS or not isinstance(symbols, list):
+        raise CheckpointError(f"{where}: damaged vocabulary (kind {kind!r})")
+    if kind != "words" and not all(isinstance(s, int) and not isinstance(s, bool) for s in symbols):
+        raise CheckpointError(f"{where}: damaged vocabulary (symbols of a {kind} vocabulary are integers)")
+    vocab = Vocab(kind, tuple(symbols))
+    if not vocab.valid:
+        raise CheckpointError(f"{where}: damaged vocabulary")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: damaged configuration (not a JSON object)")
+    tokenizer = meta.get("vocab_tokenizer")
+    if kind == "words" and tokenizer != words.TOKENIZER:
+        raise CheckpointError(f"{where}: its word vocabulary is of tokenizer {tokenizer}, not this version's "
+                              f"{words.TOKENIZER}")
+    return vocab, config, recorded
+
+
+# -- the standard RNN's parameters -----------------------------------------
+def standard_layers(params: dict, dtype=np.float32) -> tuple[np.ndarray, list, tuple]:
+    """(embedding (V, H), [(W_ih, W_hh, b_ih, b_hh) per layer], (output weight, output bias)),
+    contiguous arrays of `dtype` in the mapping above."""
+    L, H = layers_in(params), params["W"].shape[0]
+
+    def f(a):
+        return np.ascontiguousarray(np.asarray(a), dtype=dtype)
+
+    layers = []
+    for k in range(1, L + 1):
+        U, W, b = layer_names(k)
+        W_ih = np.eye(H, dtype=dtype) if k == 1 else f(params[U])
+        layers.append((W_ih, f(params[W]), f(params[b]), np.zeros(H, dtype=dtype)))
+    return f(params["U"].T), layers, (f(params["V"]), f(params["c"]))
+
+
+def torch_state_dict(params: dict, dtype=np.float32) -> dict[str, np.ndarray]:
+    """The state dict (as NumPy arrays) of ModuleDict(embedding=nn.Embedding(V, H),
+    rnn=nn.RNN(H, H, L), linear=nn.Linear(H, V))."""
+    embedding, layers, (weight, bias) = standard_layers(params, dtype)
+    state = {"embedding.weight": embedding}
+    for i, (W_ih, W_hh, b_ih, b_hh) in enumerate(layers):
+        state.update({f"rnn.weight_ih_l{i}": W_ih, f"rnn.weight_hh_l{i}": W_hh, f"rnn.bias_ih_l{i}": b_ih,
+                      f"rnn.bias_hh_l{i}": b_hh})
+    state.update({"linear.weight": weight, "linear.bias": bias})
+    return state
+
+
+def float32_bytes(params: dict) -> int:
+    return 4 * sum(math.prod(np.shape(v)) for v in params.values())
