@@ -22,7 +22,7 @@ import numpy as np
 from .data import words
 from .data.vocab import Vocab
 from .errors import CheckpointError
-from .fileio import atomic_write
+from .fileio import atomic_write, is_regular
 from .layout import PARAM_NAMES, layers_in, param_shapes
 
 FORMAT = "rnn_gpu.checkpoint/1"
@@ -88,7 +88,9 @@ def load_checkpoint(path) -> Checkpoint:
     p = resolve_path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
-    if p.is_file() and not zipfile.is_zipfile(p):
+    if not is_regular(p):
+        raise CheckpointError(f"{p}: not a regular file, so not a checkpoint")
+    if not zipfile.is_zipfile(p):
         raise CheckpointError(f"{p}: not an rnn_gpu checkpoint (not a .npz archive)")
     try:
         with np.load(p, allow_pickle=False) as z:

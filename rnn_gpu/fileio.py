@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -119,6 +120,30 @@ def lock_directory(directory: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file (after links): what the program reads of its own. A
+    FIFO would block the open, a device never end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # missing, no permission, a name no file system holds
+        return False
+
+
+def read_regular(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `max_bytes`;
+    OSError otherwise (missing, no permission, not a regular file, too
+    large). Opening never blocks: a FIFO is opened without waiting for a writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+        os.set_blocking(fd, True)
+        return f.read() if max_bytes is None else f.read(max_bytes + 1)[:max_bytes]
 
 
 def cache_dirs(spare: Path | None = None) -> list[Path]:

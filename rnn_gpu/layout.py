@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 ALIGN = 64  # elements: every view starts 256-byte aligned in float32 (any vector load, any device)
+MAX_HIDDEN, MAX_LAYERS = 16384, 64  # units per layer and layers: more is a typo, not a plan
+MAX_VOCAB = 0x110000  # symbols: every Unicode code point
+MAX_PARAMETER_BYTES = 64 << 30  # parameters, gradients and two optimiser slots
 PARAM_NAMES = ("U", "W", "V", "b", "c")  # a one-layer model's, which every model has; param_shapes lists all
 # U is stored as its transpose (V, H): the forward pass gathers its rows and its
 # gradient is a scatter-add of rows, both on contiguous memory.
@@ -34,6 +37,12 @@ def param_shapes(vocab_size: int, hidden_size: int, layers: int = 1) -> dict[str
         shapes[b] = (H,)
     shapes["V"], shapes["c"] = (V, H), (V,)
     return shapes
+
+
+def parameter_bytes(hidden: int, layers: int, dtype: str, vocab: int = 256) -> int:
+    """Parameters, gradients and two optimiser slots, at a vocabulary of `vocab`."""
+    count = layers * (2 * hidden * hidden + hidden) + 2 * vocab * hidden
+    return 4 * count * (8 if dtype == "float64" else 4)
 
 
 def state_shape(layers: int, batch: int, hidden: int) -> tuple:

@@ -21,9 +21,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backends import get_backend
+from .checks import MAX_SEED, whole
 from .dropout import Dropout
-from .errors import DropoutError
-from .layout import PARAM_NAMES, FlatLayout, layer_names, layers_in, param_shapes, state_shape
+from .errors import DropoutError, UsageError
+from .layout import (
+    MAX_HIDDEN,
+    MAX_LAYERS,
+    MAX_PARAMETER_BYTES,
+    MAX_VOCAB,
+    PARAM_NAMES,
+    FlatLayout,
+    layer_names,
+    layers_in,
+    param_shapes,
+    parameter_bytes,
+    state_shape,
+)
+
+DTYPES = ("float32", "float64")
 
 __all__ = ["PARAM_NAMES", "CharRNN", "Dropout", "TextRNN", "init_params"]
 
@@ -53,25 +69,72 @@ def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -
     return {k: params[k] if k in params else np.zeros(shapes[k]) for k in shapes}
 
 
+def check_sizes(vocab_size, hidden_size, layers, dtype, seed, reserve) -> tuple:
+    """(vocab_size, hidden_size, layers, dtype) as Python ints and a NumPy
+    float dtype; a UsageError naming the first bad one (the sizes of one
+    model, checked as the training settings are)."""
+    for name, value, high in (("vocab_size", vocab_size, MAX_VOCAB), ("hidden_size", hidden_size, MAX_HIDDEN),
+                              ("layers", layers, MAX_LAYERS), ("seed", seed, MAX_SEED), ("reserve", reserve, 64)):
+        if not whole(value, 0 if name in ("seed", "reserve") else 1, high):
+            raise UsageError(f"{name}= must be a whole number in [{0 if name in ('seed', 'reserve') else 1}, {high}], "
+                             f"got {value!r}")
+    try:
+        named = np.dtype(dtype).name
+    except Exception:  # noqa: BLE001 (NumPy's parser raises TypeError, ValueError, KeyError, SyntaxError, ...)
+        named = None
+    if named not in DTYPES:
+        raise UsageError(f"dtype= must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    dtype = np.dtype(named)
+    if parameter_bytes(int(hidden_size), int(layers), dtype.name, int(vocab_size)) > MAX_PARAMETER_BYTES:
+        raise UsageError(f"hidden_size={hidden_size} x layers={layers} x vocab_size={vocab_size} needs more than "
+                         f"{MAX_PARAMETER_BYTES >> 30} GiB for the parameters, gradients and optimiser state")
+    return int(vocab_size), int(hidden_size), int(layers), dtype
+
+
+def backend_of(backend):
+    """A backend object, or one found by its name."""
+    if isinstance(backend, str):
+        return get_backend(backend)
+    if not all(hasattr(backend, n) for n in ("xp", "asarray", "to_host", "recurrence_forward")):
+        raise UsageError(f"backend= must be a backend (rnn_gpu.get_backend) or its name, got {type(backend).__name__}")
+    return backend
+
+
+def check_param(params, name: str, shape: tuple) -> np.ndarray:
+    """params[name] as a finite float array of `shape`, or a UsageError saying what is wrong."""
+    if not isinstance(params, dict):
+        raise UsageError(f"params= must be a dict of arrays by name, got {type(params).__name__}")
+    if name not in params:
+        raise UsageError(f"params= lacks {name} (a model of this size has {', '.join(param_shapes(1, 1, 1))} ...)")
+    value = params[name]
+    try:
+        value = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else value
+        ok = tuple(value.shape) == shape and value.dtype.kind == "f"
+        ok = ok and (not isinstance(value, np.ndarray) or bool(np.isfinite(value).all()))
+    except (AttributeError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UsageError(f"params= {name} must be a finite float array of shape {shape}")
+    return value
+
+
 class TextRNN:
     """The stacked vanilla RNN over a vocabulary of symbols: characters, bytes or word tokens."""
 
     def __init__(self, vocab_size: int, hidden_size: int, backend, dtype="float32", seed: int = 0,
                  params: dict | None = None, layers: int | None = None, reserve: int = 0):
-        """`reserve`: extra elements after the gradients in one buffer
-        (`grad_buffer`, with `grad_extra` the reserved tail), for values that
-        travel with them, such as a data-parallel all-reduce's loss and flags."""
-        self.vocab_size = int(vocab_size)
-        self.hidden_size = int(hidden_size)
+        """`backend`: a backend (`rnn_gpu.get_backend`) or its name. `params`:
+        arrays by name (a checkpoint's), else drawn from `seed`. `reserve`:
+        extra elements after the gradients in one buffer (`grad_buffer`, with
+        `grad_extra` the reserved tail), for values that travel with them,
+        such as a data-parallel all-reduce's loss and flags."""
         if params is not None and layers is None:
-            layers = layers_in(params)
-        self.layers = int(layers or 1)
-        if self.layers < 1:
-            raise ValueError("a model has at least one layer")
-        self.backend = backend
-        self.dtype = np.dtype(dtype)
+            layers = layers_in(params) if isinstance(params, dict) else 1
+        self.vocab_size, self.hidden_size, self.layers, self.dtype = check_sizes(vocab_size, hidden_size, layers or 1,
+                                                                                 dtype, seed, reserve)
+        self.backend = backend_of(backend)
         self.layout = FlatLayout(param_shapes(self.vocab_size, self.hidden_size, self.layers))
-        xp = backend.xp
+        xp = self.backend.xp
         self.flat = xp.zeros(self.layout.size, dtype=self.dtype)  # all parameters
         self.grad_buffer = xp.zeros(self.layout.size + reserve, dtype=self.dtype)
         self.grad_flat = self.grad_buffer[:self.layout.size]  # all gradients, written by the backward pass
@@ -81,9 +144,7 @@ class TextRNN:
         if params is None:
             params = init_params(self.vocab_size, self.hidden_size, seed, self.layers)
         for k, view in self.params.items():
-            if tuple(params[k].shape) != view.shape:
-                raise ValueError(f"parameter {k} has shape {tuple(params[k].shape)}, expected {view.shape}")
-            view[...] = backend.asarray(params[k], dtype=self.dtype)
+            view[...] = self.backend.asarray(check_param(params, k, view.shape), dtype=self.dtype)
 
     def zero_state(self, batch: int):
         """(B, H) for one layer, (L, B, H) for more."""
@@ -147,8 +208,36 @@ class TextRNN:
             raise ValueError(f"h0 has shape {h0.shape}, expected {expected}")
         return inputs, targets, h0.reshape(self.layers, *h0.shape[-2:])
 
+    def check_window(self, inputs, targets, h0) -> None:
+        """What the public passes take: (T, B) integer ids of this vocabulary
+        and a finite (B, H) or (L, B, H) float state; a UsageError otherwise."""
+        xp = self.backend.xp
+        arrays = []
+        for name, value in (("inputs", inputs), ("targets", targets)):
+            try:
+                ids = xp.asarray(value)
+                ok = ids.ndim == 2 and ids.dtype.kind in "iu" and ids.size > 0
+                ok = ok and int(ids.min()) >= 0 and int(ids.max()) < self.vocab_size
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                raise UsageError(f"{name}= must be a (T, B) array of integer ids in [0, {self.vocab_size}), T and B "
+                                 "at least 1")
+            arrays.append(ids)
+        if arrays[0].shape != arrays[1].shape:
+            raise UsageError(f"inputs= has shape {arrays[0].shape} but targets= {arrays[1].shape}")
+        expected = self.state_shape(arrays[0].shape[1])
+        try:
+            state = xp.asarray(h0)
+            ok = state.shape == expected and state.dtype.kind == "f" and bool(xp.isfinite(state).all())
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UsageError(f"h0= must be a finite float array of shape {expected} (zero_state gives one)")
+
     def loss(self, inputs, targets, h0, dropout=None):
         """Mean NLL (nats) and the last hidden state, without gradients."""
+        self.check_window(inputs, targets, h0)
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
         layers, top, _ = self._forward(inputs, h0, self._dropout(dropout))
         loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
@@ -162,17 +251,20 @@ class TextRNN:
         overwritten by the next call) and the last hidden state. `dropout`:
         an `rnn_gpu.dropout.Dropout` naming the masks, None (or p = 0) for none.
         """
+        self.check_window(inputs, targets, h0)
         loss, grads, h_last = self.loss_and_grads_on_device(inputs, targets, h0, dropout)
         return float(loss), grads, h_last
 
     def loss_and_grads_on_device(self, inputs, targets, h0, dropout=None):
         """As `loss_and_grads`, the loss a 0-d array left on the device: the
-        trainer's form, which never waits for the device to finish."""
+        trainer's form, which never waits for the device to finish (nor
+        checks its inputs: the trainer's windows are checked as they are read)."""
         loss, grads, _, h_last = self._with_h0(inputs, targets, h0, dropout)
         return loss, grads, h_last
 
     def loss_and_grads_with_h0(self, inputs, targets, h0, dropout=None):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
+        self.check_window(inputs, targets, h0)
         loss, grads, dh0, h_last = self._with_h0(inputs, targets, h0, dropout)
         return float(loss), grads, dh0, h_last
 

@@ -9,6 +9,8 @@ from .errors import UsageError
 from .fileio import atomic_write
 from .training.metrics import read_metrics
 
+PLOTTABLE = 1e15  # the largest magnitude drawn
+
 
 def image_format(output: Path, supported) -> str:
     """The format named by the file's extension (png without one)."""
@@ -16,6 +18,14 @@ def image_format(output: Path, supported) -> str:
     if fmt not in supported:
         raise UsageError(f"-o {output}: cannot write .{fmt} images; use one of {', '.join(sorted(supported))}")
     return fmt
+
+
+def points(records: list[dict], x: str, y: str) -> list[tuple[float, float]]:
+    """The (x, y) pairs of the records that have both as finite numbers within
+    PLOTTABLE (a diverged step's NaN, or a number no axis can scale to, is
+    left out)."""
+    pairs = [(r[x], r[y]) for r in records if x in r and y in r]
+    return [(float(a), float(b)) for a, b in pairs if abs(a) < PLOTTABLE and abs(b) < PLOTTABLE]
 
 
 def plot_metrics(metrics_path: Path, output: Path) -> None:
@@ -32,22 +42,21 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
     has_lr = any("lr" in r for r in records)
     fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(15 if has_lr else 11, 4))
     for ax, x_key, label in ((axes[0], "step", "step"), (axes[1], "symbols", "symbols seen")):
-        train = [(r[x_key], r["train_loss"]) for r in records if x_key in r]
-        val = [(r[x_key], r["val_loss"]) for r in records if x_key in r and "val_loss" in r]
-        per_char = [(r[x_key], r["val_loss_per_char"]) for r in records if x_key in r and "val_loss_per_char" in r]
+        train, val = points(records, x_key, "train_loss"), points(records, x_key, "val_loss")
+        per_char = points(records, x_key, "val_loss_per_char")
         if train:
-            ax.plot(*zip(*train, strict=False), label="train", linewidth=1)
+            ax.plot(*zip(*train, strict=True), label="train", linewidth=1)
         if val:
-            ax.plot(*zip(*val, strict=False), "o-", label="validation", markersize=3)
+            ax.plot(*zip(*val, strict=True), "o-", label="validation", markersize=3)
         if per_char and per_char != val:
-            ax.plot(*zip(*per_char, strict=False), "s--", label="validation per character", markersize=3)
+            ax.plot(*zip(*per_char, strict=True), "s--", label="validation per character", markersize=3)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss (nats per symbol)")
     axes[1].sharey(axes[0])
     axes[0].legend()
     if has_lr:
-        axes[2].plot(*zip(*[(r["step"], r["lr"]) for r in records if "lr" in r], strict=True), linewidth=1)
+        axes[2].plot(*zip(*points(records, "step", "lr"), strict=True), linewidth=1)
         axes[2].set_xlabel("step")
         axes[2].set_ylabel("learning rate")
         axes[2].grid(alpha=0.3)

@@ -15,18 +15,21 @@ from .layout import layer_names
 
 # The options of sampling, as `sample` and `generate` take them.
 OPTIONS = ("length", "temperature", "top_k", "top_p", "prime", "seed", "num_samples")
+MAX_LENGTH = 10**7  # symbols of one sample, and the largest top_k
+MAX_SAMPLES = 4096  # samples generated together
 
 
 def check_options(length, temperature, top_k, prime, seed, num_samples, top_p) -> None:
     """The sampling options the CLI's flags check, for callers in Python: a
     UsageError naming the first bad one."""
-    checks = [(whole(length, 1), "length= must be a whole number of at least 1"),
+    checks = [(whole(length, 1, MAX_LENGTH), f"length= must be a whole number in [1, {MAX_LENGTH}]"),
               (real_in(temperature, 0, 100), "temperature= must be a number in [0, 100]"),
-              (top_k is None or whole(top_k, 1), "top_k= must be None or a whole number of at least 1"),
+              (top_k is None or whole(top_k, 1, MAX_LENGTH), f"top_k= must be None or a whole number in [1, "
+                                                            f"{MAX_LENGTH}]"),
               (top_p is None or real_in(top_p, 0, 1, low_inclusive=False), "top_p= must be None or in (0, 1]"),
               (isinstance(prime, str), "prime= must be a string"),
               (whole(seed, 0, MAX_SEED), f"seed= must be a whole number in [0, {MAX_SEED}]"),
-              (whole(num_samples, 1), "num_samples= must be a whole number of at least 1")]
+              (whole(num_samples, 1, MAX_SAMPLES), f"num_samples= must be a whole number in [1, {MAX_SAMPLES}]")]
     for ok, what in checks:
         if not ok:
             raise UsageError(what)
@@ -37,11 +40,13 @@ def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None 
     """Probabilities (N, V) after temperature, top-k and top-p (nucleus).
 
     top-k keeps exactly k symbols, ties broken by the lower index; top-p keeps
-    the smallest set of most likely symbols whose probability reaches p."""
+    the smallest set of most likely symbols whose probability reaches p. The
+    logits are shifted by their maximum before they are divided by the
+    temperature, so a small temperature sends the others to exp(-inf) = 0
+    instead of overflowing."""
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
-    z = logits / temperature
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
+    with np.errstate(over="ignore", under="ignore"):
+        p = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
     p /= p.sum(axis=1, keepdims=True)
     order = np.argsort(-logits, axis=1, kind="stable")  # most likely first; ties: lower index first
     keep = np.ones_like(p, dtype=bool)
@@ -57,14 +62,25 @@ def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None 
     return p / p.sum(axis=1, keepdims=True)
 
 
+def greedy(logits: np.ndarray) -> np.ndarray:
+    """The most likely symbol of each row (ties: the lower index; a NaN never wins)."""
+    return np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1)
+
+
 def choose(logits: np.ndarray, temperature: float, top_k: int | None, rng, top_p: float | None = None) -> np.ndarray:
-    """One symbol per row of logits (N, V)."""
-    logits = np.atleast_2d(logits)
-    if temperature == 0:
-        return np.argmax(logits, axis=1)
-    p = next_distribution(logits, temperature, top_k, top_p)
-    u = rng.random((len(p), 1))
-    return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+    """One symbol per row of logits (N, V). A temperature below the smallest
+    normal float is the greedy choice, as 0 is; so is a row whose logits are
+    not all finite (an overflowing model)."""
+    logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
+    if temperature < np.finfo(np.float64).tiny:
+        return greedy(logits)
+    finite = np.isfinite(logits).all(axis=1)
+    picks = greedy(logits)
+    if finite.any():
+        p = next_distribution(logits[finite], temperature, top_k, top_p)
+        u = rng.random((len(p), 1))
+        picks[finite] = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+    return picks
 
 
 def step(model, symbols, h) -> None:
@@ -90,22 +106,86 @@ class Decoder:
         return self.utf8.decode(bytes(int(i) for i in ids), final=final)
 
 
+def prime_codes(vocab: Vocab, prime: str) -> np.ndarray:
+    """The code points (chars) or bytes (bytes) of `prime`. Text from the
+    command line arrives with each byte that is not UTF-8 as a lone surrogate
+    (U+DC80..U+DCFF, Python's surrogateescape): a bytes model reads the byte
+    itself, a character model has no symbol for it."""
+    if vocab.kind == "bytes":
+        try:
+            return np.frombuffer(prime.encode("utf-8", "surrogateescape"), dtype=np.uint8)
+        except UnicodeEncodeError as exc:
+            raise CorpusError(f"prime= has {describe_code(prime, exc.start)}, which no byte sequence encodes") from None
+    codes = np.array([ord(c) for c in prime], dtype=np.int64)
+    surrogate = np.flatnonzero((codes >= 0xD800) & (codes <= 0xDFFF))
+    if surrogate.size:
+        raise CorpusError(f"prime= has {describe_code(prime, int(surrogate[0]))}, which is not text; a bytes model "
+                          "(vocab=bytes) reads any bytes")
+    return codes
+
+
+def describe_code(text: str, at: int) -> str:
+    """'byte 0xFF at position 3' for a surrogate escape, else 'U+00E9 ('é') at position 3'."""
+    code = ord(text[at])
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"byte 0x{code - 0xDC00:02X} (not UTF-8) at position {at}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"U+{code:04X} (a lone surrogate) at position {at}"
+    return f"U+{code:04X} ({text[at]!r}) at position {at}"
+
+
 def encode_prime(vocab: Vocab, prime: str) -> np.ndarray:
     """The ids of `prime`. A character outside a character vocabulary is bad
-    input; a word outside a word vocabulary becomes the unknown token, which
-    is said once on stderr."""
+    input, named with its position and code point (or byte); a word outside
+    a word vocabulary becomes the unknown token, which is said once on stderr."""
     if not prime:
         return np.zeros(0, dtype=np.int64)
-    try:
+    if vocab.kind == "words":
         ids = vocab.encode(prime)
-    except CorpusError as exc:
-        raise CorpusError(f"prime text has {exc}") from None
-    if vocab.kind == "words" and (ids == words.UNKNOWN).any():
-        tokens = words.tokenize(prime)
-        unknown = sorted({t for t, i in zip(tokens, ids, strict=True) if i == words.UNKNOWN})
-        print(f"note: the prime's {format_chars(unknown)} not in the vocabulary: the model reads the unknown "
-              f"token ({words.UNKNOWN_MARKER}) instead", file=sys.stderr, flush=True)
-    return ids
+        if (ids == words.UNKNOWN).any():
+            tokens = words.tokenize(prime)
+            unknown = sorted({t for t, i in zip(tokens, ids, strict=True) if i == words.UNKNOWN})
+            print(f"note: the prime's {format_chars(unknown)} not in the vocabulary: the model reads the unknown "
+                  f"token ({words.UNKNOWN_MARKER}) instead", file=sys.stderr, flush=True)
+        return ids
+    codes = prime_codes(vocab, prime)
+    outside = vocab.outside(codes)
+    if outside.size:
+        at = int(outside[0])
+        what = f"byte 0x{int(codes[at]):02X} at position {at}" if vocab.kind == "bytes" else describe_code(prime, at)
+        others = sorted({prime[i] for i in outside[1:]} - {prime[at]}) if vocab.kind == "chars" else []
+        also = f"; nor are {format_chars(others)}" if others else ""
+        raise CorpusError(f"prime= has {what}, which is not in the model's vocabulary{also}")
+    return vocab.encode_codes(codes.astype(np.uint32) if vocab.kind == "chars" else codes)
+
+
+def is_model(model) -> bool:
+    """What sampling reads of an rnn_gpu.TextRNN is there (model.py's `sample` calls this module, so
+    it is not imported here)."""
+    names = ("params", "backend", "layers", "hidden_size", "vocab_size", "dtype")
+    return all(hasattr(model, n) for n in names) and isinstance(model.params, dict) and "V" in model.params
+
+
+def check_model_and_vocab(model, vocab) -> Vocab:
+    """The vocabulary to sample `model` with: `vocab`, else the one
+    `rnn_gpu.load` attached; a UsageError if either is of the wrong kind or
+    they do not belong together."""
+    if not is_model(model):
+        raise UsageError(f"model= must be an rnn_gpu.TextRNN (rnn_gpu.load gives one), got {type(model).__name__}")
+    own = getattr(model, "vocab", None)
+    vocab = own if vocab is None else vocab
+    if vocab is None:
+        raise UsageError("sample needs the vocabulary: pass vocab=, or a model from rnn_gpu.load")
+    if not isinstance(vocab, Vocab) or not vocab.valid:
+        raise UsageError(f"vocab= must be an rnn_gpu vocabulary (rnn_gpu.load gives one), got {type(vocab).__name__}")
+    if len(vocab) != model.vocab_size:
+        raise UsageError(f"vocab= has {len(vocab)} symbols ({vocab.kind}) but the model predicts {model.vocab_size}: "
+                         "it is another model's vocabulary")
+    if own is not None and vocab != own:
+        differs = "kind" if vocab.kind != own.kind else "symbols"
+        raise UsageError(f"vocab= differs from the model's own vocabulary in its {differs} ({vocab.kind} against "
+                         f"{own.kind}): it is another model's vocabulary")
+    return vocab
 
 
 def generate(model, vocab: Vocab, length: int, *, temperature: float = 1.0, top_k: int | None = None,
@@ -139,9 +219,7 @@ def sample(model, vocab: Vocab | None = None, length: int = 500, temperature: fl
     """`prime` followed by `length` generated symbols, decoded: one string,
     or a list of `num_samples` strings when more than one is asked for.
     `vocab` defaults to the one `rnn_gpu.load` attached to the model."""
-    vocab = vocab or getattr(model, "vocab", None)
-    if vocab is None:
-        raise UsageError("sample needs the vocabulary: pass vocab=, or a model from rnn_gpu.load")
+    vocab = check_model_and_vocab(model, vocab)
     check_options(length, temperature, top_k, prime, seed, num_samples, top_p)
     pieces = generate(model, vocab, length, temperature=temperature, top_k=top_k, prime=prime, seed=seed,
                       num_samples=num_samples, top_p=top_p)

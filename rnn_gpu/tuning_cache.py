@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 from .errors import RnnGpuError
-from .fileio import atomic_write, cache_dirs, make_directory
+from .fileio import atomic_write, cache_dirs, make_directory, read_regular
 
 FILENAME = "kernel-choices.json"
+MAX_BYTES = 16 << 20  # a choices file larger than this is not one the program wrote
 
 
 def _key(row) -> tuple:
@@ -20,12 +21,15 @@ def _key(row) -> tuple:
 
 
 def load_kernel_choices(dirs: list[Path] | None = None) -> list:
-    """The rows of the first readable choices file (runner.tuned_choices' form), or none."""
+    """The rows of the first readable choices file (runner.tuned_choices' form), or none.
+    Whatever else is found there (any content, a FIFO, a directory, no
+    permission) counts as no file: the kernels are timed again."""
     for directory in dirs if dirs is not None else cache_dirs():
-        with contextlib.suppress(OSError, ValueError):
-            rows = json.loads((Path(directory) / FILENAME).read_text())
-            if isinstance(rows, list) and all(isinstance(r, list) and len(r) == 4 for r in rows):
-                return rows
+        with contextlib.suppress(OSError, ValueError, RecursionError):
+            rows = json.loads(read_regular(Path(directory) / FILENAME, MAX_BYTES))
+            if isinstance(rows, list):  # rows of another shape are dropped; the runner checks the rest
+                return [r for r in rows if isinstance(r, list) and len(r) == 4 and all(isinstance(v, str)
+                                                                                      for v in r[:2])]
     return []
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CorpusError, EnvironmentFailure
-from ..fileio import cache_dir, cache_dirs, writable_dir
+from ..fileio import cache_dir, cache_dirs, is_regular, writable_dir
 from . import words
 from .encoding import corpus_vocab, encoded_chunks
 from .prepared import Prepared, is_prepared, load_prepared, metadata, prepare
@@ -56,6 +56,7 @@ class Corpus:
     source: str  # what it is, for people
     prepared: str = ""  # where its prepared form came from, if it has one
     val_symbol_chars: SymbolChars | None = None  # characters each validation symbol covers (None: one each)
+    data_file: str = ""  # a cached corpus's metadata file, and what to do if its data is damaged
 
 
 def split(vocab: Vocab, ids: np.ndarray, val_fraction: float, source: str, prepared: str = "",
@@ -77,7 +78,7 @@ def in_memory_words(text: str, size: int | None) -> tuple[Vocab, np.ndarray, np.
 def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1,
                 spare_cache: Path | None = None, include=(), exclude=(), vocab_size: int | None = None) -> Corpus:
     """The corpus at `path` (None: the embedded default), split into training
-    and validation parts. Files are prepared once (see prepare.py) and read
+    and validation parts. Files are prepared once (see prepared.py) and read
     through a memory map; a prepared corpus (.json) is used as it is.
     `path` may be several files, directories and globs (`include`/`exclude`
     filter the files found in directories). `spare_cache`: where to prepare
@@ -86,12 +87,7 @@ def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.
     if vocab_kind not in (None, *VOCAB_KINDS):
         raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose {', '.join(VOCAB_KINDS)}")
     if path is None:
-        text, source = default_corpus()
-        if vocab_kind == "words":
-            vocab, ids, unknown = in_memory_words(text, vocab_size)
-            return split(vocab, ids, val_fraction, source, unknown_lengths=unknown)
-        vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
-        return split(vocab, vocab.encode(text), val_fraction, source)
+        return default_split(vocab_kind, val_fraction, vocab_size)
     specs = as_specs(path)
     if len(specs) == 1 and is_prepared(specs[0]):
         prepared = load_prepared(specs[0])
@@ -103,10 +99,35 @@ def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.
     if vocab_size is not None and prepared.vocab.kind == "words" and prepared.meta.get("vocab_size") != vocab_size:
         raise CorpusError(f"{path} was prepared with vocab_size={prepared.meta.get('vocab_size')}, "
                           f"not {vocab_size}")
+    try:
+        return split_prepared(prepared, specs, val_fraction)
+    except CorpusError as exc:
+        if not prepared.cached:
+            raise CorpusError(f"{prepared.meta_path}: {exc}; prepare the corpus again") from None
+        print(f"note: the cached corpus {prepared.meta_path} is damaged ({exc}); preparing it again",
+              file=sys.stderr, flush=True)
+    prepared = prepared_for(specs, vocab_kind or "chars", spare_cache, include, exclude, vocab_size, reuse=False)
+    return split_prepared(prepared, specs, val_fraction)
+
+
+def default_split(vocab_kind: str | None, val_fraction: float, vocab_size: int | None) -> Corpus:
+    """The embedded default corpus, encoded in memory."""
+    text, source = default_corpus()
+    if vocab_kind == "words":
+        vocab, ids, unknown = in_memory_words(text, vocab_size)
+        return split(vocab, ids, val_fraction, source, unknown_lengths=unknown)
+    vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
+    return split(vocab, vocab.encode(text), val_fraction, source)
+
+
+def split_prepared(prepared: Prepared, specs: list[str], val_fraction: float) -> Corpus:
     sources = prepared.meta.get("sources", [])
     size = sum(int(src.get("size", 0)) for src in sources)
     what = " ".join(specs) + (f" ({len(sources)} files, {size:,} bytes)" if len(sources) > 1 else f" ({size:,} bytes)")
-    return split(prepared.vocab, prepared.ids, val_fraction, what, prepared.origin, prepared.unknown_lengths)
+    corpus = split(prepared.vocab, prepared.ids, val_fraction, what, prepared.origin, prepared.unknown_lengths)
+    if prepared.cached:  # a file the user never named: say which it is, and that it can go
+        corpus.data_file = f"{prepared.meta_path}, a cached preparation of the corpus: delete it to prepare it again"
+    return corpus
 
 
 def cache_prefix(paths, kind: str, directory: Path | None = None, vocab_size: int | None = None) -> Path:
@@ -117,29 +138,23 @@ def cache_prefix(paths, kind: str, directory: Path | None = None, vocab_size: in
 
 
 def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude=(),
-                 vocab_size: int | None = None) -> Prepared:
-    """The prepared form of a raw corpus, made once and reused while the
-    sources are unchanged (size and modification time): from the first cache
-    directory that holds it, else made in the first writable one, else (for
-    sources up to IN_MEMORY_MAX_BYTES) prepared in memory."""
+                 vocab_size: int | None = None, reuse: bool = True) -> Prepared:
+    """The prepared form of a raw corpus, made once and reused (`reuse`)
+    while the sources are unchanged (size and modification time): from the
+    first cache directory that holds it, else made in the first writable one,
+    else (for sources up to IN_MEMORY_MAX_BYTES) prepared in memory. Whatever
+    else is found where a cached corpus should be is prepared again."""
     paths = expand_sources(spec, include, exclude)
     dirs = cache_dirs(spare)
-    for directory in dirs:
-        prefix = cache_prefix(paths, kind, directory, vocab_size)
-        meta_path = prefix.with_name(prefix.name + ".json")
-        if meta_path.is_file():
-            try:
-                prepared = load_prepared(meta_path)
-                if prepared.meta.get("sources") == source_signature(paths):
-                    prepared.origin = f"reused the cache {meta_path}"
-                    return prepared
-            except CorpusError:
-                pass  # damaged cache: prepare again
+    for directory in dirs if reuse else ():
+        prepared = cached(paths, kind, directory, vocab_size)
+        if prepared is not None:
+            return prepared
     for directory in dirs:
         if writable_dir(directory):
             prepared = load_prepared(prepare(paths, kind, cache_prefix(paths, kind, directory, vocab_size),
                                              vocab_size=vocab_size))
-            prepared.origin = f"made the cache {prepared.meta['data']} in {directory}"
+            prepared.origin, prepared.cached = f"made the cache {prepared.meta['data']} in {directory}", True
             return prepared
     size = sum(p.stat().st_size for p in paths)
     if size > IN_MEMORY_MAX_BYTES:
@@ -148,6 +163,22 @@ def prepared_for(spec, kind: str, spare: Path | None = None, include=(), exclude
                                  "set RNN_GPU_CACHE or run `rnn-gpu prepare` with -o")
     return prepare_in_memory(paths, kind, f"prepared in memory (no writable cache in {', '.join(map(str, dirs))})",
                              vocab_size)
+
+
+def cached(paths, kind: str, directory: Path, vocab_size: int | None) -> Prepared | None:
+    """The cache's prepared form of `paths` in `directory`, if it is whole and of these sources."""
+    prefix = cache_prefix(paths, kind, directory, vocab_size)
+    meta_path = prefix.with_name(prefix.name + ".json")
+    if not is_regular(meta_path):
+        return None
+    try:
+        prepared = load_prepared(meta_path)
+    except CorpusError:
+        return None  # damaged: prepared again
+    if prepared.meta.get("sources") != source_signature(paths):
+        return None
+    prepared.origin, prepared.cached = f"reused the cache {meta_path}", True
+    return prepared
 
 
 def prepare_in_memory(paths, kind: str, origin: str, vocab_size: int | None = None) -> Prepared:

@@ -42,6 +42,8 @@ class Prepared:
     meta: dict
     origin: str = ""  # made or reused, and where
     unknown_lengths: np.ndarray | None = None  # words: the length of each token the unknown token replaced
+    meta_path: Path | None = None  # its PREFIX.json
+    cached: bool = False  # a preparation in the cache directory, made again if damaged
 
 
 def prepare(spec, kind: str, prefix: Path, include=(), exclude=(), vocab_size: int | None = None) -> Path:
@@ -113,7 +115,7 @@ def load_prepared(meta_path) -> Prepared:
     if top >= len(vocab):
         raise CorpusError(f"{meta_path}: its data holds symbol id {top}, beyond its vocabulary of {len(vocab)}")
     unknown = None if unknown_file is None else mapped(meta_path, unknown_file, np.uint8, unknown_count)
-    return Prepared(vocab, ids, meta, unknown_lengths=unknown)
+    return Prepared(vocab, ids, meta, unknown_lengths=unknown, meta_path=meta_path)
 
 
 def mapped(meta_path: Path, data: Path, dtype, length: int) -> np.ndarray:

@@ -15,16 +15,18 @@ import numpy as np
 from ..errors import CorpusError
 
 
-def check_ids(ids, vocab_size: int, index=None, part: str = "training") -> None:
+def check_ids(ids, vocab_size: int, index=None, part: str = "training", data_file: str = "") -> None:
     """A CorpusError naming the corpus offset of the first id in `ids` at or
     beyond `vocab_size`; `index[...]` is each id's offset in its part (None:
-    `ids` is the whole part). One comparison of a window: cheap."""
+    `ids` is the whole part), `data_file` what holds them. One comparison of
+    a window: cheap."""
     if int(ids.max()) < vocab_size:
         return
     first = int((ids >= vocab_size).ravel().argmax())
     offset = first if index is None else int(index.ravel()[first])
     raise CorpusError(f"the corpus holds symbol id {int(ids.ravel()[first])} at offset {offset:,} of its {part} "
-                      f"part, beyond its vocabulary of {vocab_size} symbols (a damaged or mismatched data file)")
+                      f"part, beyond its vocabulary of {vocab_size} symbols (a damaged or mismatched data file"
+                      f"{': ' + data_file if data_file else ''})")
 
 
 class BatchStream:
@@ -39,7 +41,7 @@ class BatchStream:
     """
 
     def __init__(self, data, batch: int, seq: int, position: int = 0, xp=np, streams: slice = slice(None),
-                 vocab_size: int | None = None):
+                 vocab_size: int | None = None, data_file: str = ""):
         self.stream_len = len(data) // batch
         if self.stream_len < seq + 1:
             raise CorpusError(
@@ -50,17 +52,17 @@ class BatchStream:
         # `streams`: the ones this process reads, of the same B-stream layout (xp: where `data` lives)
         self.starts = (xp.arange(batch) * self.stream_len)[streams]
         self.offsets = xp.arange(seq + 1)[:, None]
-        self.position = position
+        self.position, self.data_file = position, data_file
         self.check_windows = vocab_size if xp is np else None
         if vocab_size is not None and xp is not np:
-            check_ids(data, vocab_size)
+            check_ids(data, vocab_size, data_file=data_file)
 
     def next(self):
         reset = self.position == 0
         index = self.starts[None, :] + self.position + self.offsets
         window = self.data[index]
         if self.check_windows is not None:
-            check_ids(window, self.check_windows, index)
+            check_ids(window, self.check_windows, index, data_file=self.data_file)
         self.position += self.seq
         if self.position + self.seq + 1 > self.stream_len:
             self.position = 0

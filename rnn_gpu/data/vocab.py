@@ -107,6 +107,14 @@ class Vocab:
         ids[inside] = table[inside]
         return ids.tobytes(), inside.astype(np.uint8).tobytes()
 
+    def outside(self, codes: np.ndarray) -> np.ndarray:
+        """Where in an array of code points (chars) or byte values (bytes) a symbol outside the vocabulary is."""
+        table = self._id_table
+        codes = np.asarray(codes, dtype=np.int64)
+        inside = (codes >= 0) & (codes < len(table))
+        inside[inside] = table[codes[inside]] >= 0
+        return np.flatnonzero(~inside)
+
     def encode_codes(self, codes: np.ndarray) -> np.ndarray:
         """The ids of an array of code points; CorpusError names any outside."""
         if codes.dtype == np.uint8 and self.dtype == np.uint8:  # ASCII text or raw bytes: a byte translation

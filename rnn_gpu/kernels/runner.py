@@ -121,16 +121,26 @@ class KernelRunner:
         T, B, H = X.shape
         if not self.autotune:
             return self.plan(H, B, X.dtype, variant)
-        return memo(self, "tuned_plan", (T, B, H, np.dtype(X.dtype).str, variant),
-                    lambda: self._tune(X, W, Hs, init, backward, variant))
+        key = (T, B, H, np.dtype(X.dtype).str, variant)
+        plan = memo(self, "tuned_plan", key, lambda: self._tune(X, W, Hs, init, backward, variant))
+        adopted = self.__dict__.get("_adopted", set())
+        if key in adopted:  # kept from a file: used only if it is a plan of this device for this shape
+            adopted.discard(key)
+            if plan is not None and plan not in variant_candidates(
+                    plan.variant, H, B, X.dtype.itemsize, self.limits_for(X.dtype, plan.variant, plan.tile), plan.tile):
+                plan = self.__dict__["_memo"]["tuned_plan"][key] = self._tune(X, W, Hs, init, backward, variant)
+        return plan
 
     def _tune(self, X, W, Hs, init, backward, variant) -> Plan | None:
-        H, B = X.shape[2], X.shape[1]
-        itemsize = np.dtype(X.dtype).itemsize
-        pool = [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES
-                for p in variant_candidates(v, H, B, itemsize, self.limits_for(X.dtype, v, tile),
-                                            tile)[:TUNE_CANDIDATES]]
+        pool = self._tune_pool(X.shape[2], X.shape[1], X.dtype, variant)
         return min(pool, key=lambda p: self._time(p, X, W, Hs, init, backward), default=None)
+
+    def _tune_pool(self, H: int, B: int, dtype, variant: str | None) -> list[Plan]:
+        """The plans autotuning times for a shape: the cost model's first few of each variant and tile."""
+        itemsize = np.dtype(dtype).itemsize
+        return [p for v in ((variant,) if variant else VARIANTS) for tile in TUNE_TILES
+                for p in variant_candidates(v, H, B, itemsize, self.limits_for(dtype, v, tile),
+                                            tile)[:TUNE_CANDIDATES]]
 
     def tuned_choices(self) -> list:
         """What autotuning decided, as JSON-ready rows [device, table, key,
@@ -145,16 +155,37 @@ class KernelRunner:
         """Adopts `tuned_choices` rows made on a device of this runner's name
         (others are left alone); returns how many."""
         kept = 0
-        for row in rows or ():
-            try:
-                device, table, key, value = row
-                key, value = tuple(key), _decode_choice(table, value)
-            except (TypeError, ValueError, KeyError):
-                continue  # a damaged row: that shape is timed again
-            if device == self.device_label:
+        for row in rows if isinstance(rows, (list, tuple)) else ():
+            choice = self._adoptable(row)
+            if choice is not None:  # else a damaged row, or another device's: that shape is timed again
+                table, key, value = choice
                 self.__dict__.setdefault("_memo", {}).setdefault(table, {})[key] = value
                 kept += 1
         return kept
+
+    def _adoptable(self, row) -> tuple | None:
+        """(table, key, value) of a well-formed `tuned_choices` row of this
+        device, else None. A row from a file is trusted for nothing but the
+        choice: a launch plan is used only once `tuned_plan` finds it among
+        the plans this device has for the shape."""
+        try:
+            device, table, key, value = row
+            if device != self.device_label or not isinstance(key, list):
+                return None
+            key, value = tuple(key), _decode_choice(table, value)
+            if table == "tuned_plan":
+                *sizes, dtype, variant = key  # T, B, H
+                valid = len(sizes) == 3 and variant in (None, *VARIANTS) and (
+                    value is None or (value.variant in VARIANTS and value.tile in (*TUNE_TILES, DEFAULT_TILE)))
+            else:
+                *sizes, dtype = key  # N, V
+                valid = len(sizes) == 2
+            valid = valid and all(type(n) is int and n >= 1 for n in sizes) and dtype in ("<f4", "<f8")
+        except (TypeError, ValueError, KeyError):
+            return None
+        if valid and table == "tuned_plan":
+            self.__dict__.setdefault("_adopted", set()).add(key)
+        return (table, key, value) if valid else None
 
     def softmax_variant(self, O, targets) -> str:
         """Which variant of SOFTMAX_VARIANTS runs on (N, V) logits; CudaKernels times them."""
@@ -244,7 +275,11 @@ def _encode_choice(table: str, value):
 def _decode_choice(table: str, value):
     """A `tuned_choices` row's value as its memo table holds it; ValueError if it is none."""
     if table == "tuned_plan":
-        return None if value is None else Plan(**{**value, "tile": tuple(value["tile"])})
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("tile"), (list, tuple)):
+            raise ValueError(f"not a launch plan: {value!r}")
+        return Plan(**{**value, "tile": tuple(value["tile"])})
     if table == "softmax_variant" and value in SOFTMAX_VARIANTS:
         return value
     raise ValueError(f"not a tuned choice: {table!r} {value!r}")

@@ -8,25 +8,18 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..backends import BACKEND_NAMES
-from ..checks import MAX_SEED
+from ..checks import MAX_SEED, python_value
 from ..data.vocab import VOCAB_KINDS, check_vocab_size
 from ..data.words import DEFAULT_VOCAB_SIZE, MAX_VOCAB_SIZE
 from ..errors import UsageError
+from ..layout import MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETER_BYTES, parameter_bytes
 from ..optim import DEFAULT_LR, OPTIMIZERS
 from ..schedule import SCHEDULES, LRSchedule
 from ..settings import NOT_GIVEN, declared, owned_by, problem, setting
 
 DEFAULT_STEPS = 2000  # a run's length when neither steps nor time is given
 COUNT = 10**9  # the most steps (of a run, between evaluations, ...) a setting takes
-# More is a typo, not a plan:
-MAX_PARAMETER_BYTES = 64 << 30  # parameters, gradients and two optimiser slots
-MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch
-
-
-def parameter_bytes(hidden: int, layers: int, dtype: str, vocab: int = 256) -> int:
-    """Parameters, gradients and two optimiser slots, at a vocabulary of `vocab`."""
-    count = layers * (2 * hidden * hidden + hidden) + 2 * vocab * hidden
-    return 4 * count * (8 if dtype == "float64" else 4)
+MAX_STATE_BYTES = 32 << 30  # the BPTT states of one batch: more is a typo, not a plan
 
 
 def state_bytes(hidden: int, layers: int, batch: int, seq: int, dtype: str) -> int:
@@ -50,8 +43,8 @@ def check_memory(hidden: int, layers: int, batch: int, seq: int, dtype: str, voc
 class TrainConfig:
     """Every training setting, declared once (rnn_gpu/settings.py): the
     command line's flags, the checks and the resume rules follow from here."""
-    hidden: int = setting(256, int, "model", "units per layer", low=1, high=16384)
-    layers: int = setting(1, int, "model", "stacked tanh layers", low=1, high=64)
+    hidden: int = setting(256, int, "model", "units per layer", low=1, high=MAX_HIDDEN)
+    layers: int = setting(1, int, "model", "stacked tanh layers", low=1, high=MAX_LAYERS)
     batch: int = setting(32, int, "model", "streams per step, over all processes of an MPI job", low=1, high=65536)
     seq: int = setting(64, int, "model", "time steps per window", low=1, high=100000)
     # steps and time: None is no bound (the other one is then needed); not given, see `run_length`
@@ -97,6 +90,16 @@ class TrainConfig:
     seed: int = setting(0, int, "model", "initialisation and dropout", low=0, high=MAX_SEED)
     skip_nonfinite: bool = setting(False, bool, "run", "skip steps with a non-finite loss or gradient instead of "
                                    "stopping")
+
+    def __post_init__(self):
+        """NumPy scalars (and a list of patterns) as the Python values they hold, so a checkpoint can store them."""
+        for name in declared(self):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                value = tuple(value)
+            if isinstance(value, tuple):
+                value = tuple(python_value(v) for v in value)
+            setattr(self, name, python_value(value))
 
     @property
     def learning_rate(self) -> float:

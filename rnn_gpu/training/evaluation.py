@@ -19,7 +19,7 @@ class Evaluation:
 
 
 def evaluate(model, data, batch: int, seq: int, max_chars: int | None = None,
-             comm=None, symbol_chars=None) -> Evaluation:
+             comm=None, symbol_chars=None, data_file: str = "") -> Evaluation:
     """Mean NLL (nats) over the windows of `evaluation_windows` (all of
     `data`, or at most `max_chars` symbols of it), the hidden state carried
     across windows, per symbol and per character: `symbol_chars` indexed as
@@ -34,7 +34,7 @@ def evaluate(model, data, batch: int, seq: int, max_chars: int | None = None,
         window, targets = data[where[:, mine]], where[1:, mine]
         if window.shape[1] == 0:
             break
-        check_ids(window, model.vocab_size, where[:, mine], "validation")  # this rank's streams
+        check_ids(window, model.vocab_size, where[:, mine], "validation", data_file)  # this rank's streams
         if h is None:
             h = model.zero_state(window.shape[1])
         loss, h = model.loss(window[:-1], window[1:], h)

@@ -140,7 +140,7 @@ class Run:
         trainer, cfg, corpus = self.trainer, self.trainer.cfg, self.trainer.corpus
         self.bar.set_description_str("evaluating", refresh=True)
         self.val = evaluate(trainer.model, corpus.val, cfg.batch, cfg.seq, cfg.val_chars, trainer.comm,
-                            corpus.val_symbol_chars)
+                            corpus.val_symbol_chars, corpus.data_file)
         self.bar.set_description_str("", refresh=False)
         improved = trainer.best_val_loss is None or self.val.loss < trainer.best_val_loss
         if improved:

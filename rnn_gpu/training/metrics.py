@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import UsageError
-from ..fileio import atomic_write, open_for_append, os_failure
+from ..fileio import atomic_write, is_regular, open_for_append, os_failure
 
 
 class MetricsLog:
@@ -28,6 +28,8 @@ class MetricsLog:
     def __init__(self, path: Path, resume_step: int | None = None, lock: int | None = None):
         """`lock`: the run directory's lock (fileio.lock_directory), released by close()."""
         self.path, self.append, self.file, self.lock = path, resume_step is not None, None, lock
+        if os.path.lexists(path) and not is_regular(path):  # a FIFO would block the run at its first record
+            raise UsageError(f"{path} is not a regular file; move it out of the run directory")
         if self.append and path.is_file():
             rewind(path, resume_step)
 
@@ -82,19 +84,46 @@ def current_keys(record: dict) -> dict:
     return {RENAMED.get(k, k): v for k, v in record.items()}
 
 
+# What `plot` reads of a record: the keys a record must have, and those it may.
+REQUIRED, PLOTTED = ("step", "train_loss"), ("symbols", "val_loss", "val_loss_per_char", "lr")
+
+
 def read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise UsageError(f"no metrics file: {path}")
+    """The records of a metrics file, with today's keys; a UsageError names
+    the file and line of anything that is not a record (a numeric field
+    that holds no number included)."""
+    if not is_regular(path):
+        raise UsageError(f"no metrics file: {path}" if not os.path.lexists(path) else
+                         f"{path} is not a regular file")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise os_failure(exc, "reading", path) from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-            float(record["step"]), float(record["train_loss"])
-        except (ValueError, TypeError, KeyError):
+        record = parse_record(line)
+        if record is None:
             raise UsageError(f"{path}:{number}: not a metrics record") from None
-        records.append(current_keys(record))
+        records.append(record)
     if not records:
         raise UsageError(f"{path} holds no records yet")
     return records
+
+
+def parse_record(line: str) -> dict | None:
+    """A metrics line as a record with today's keys, or None: a JSON object
+    whose required and plotted fields are numbers (bool is none)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    record = current_keys(record)
+    for key in (*REQUIRED, *PLOTTED):
+        value = record.get(key, 0 if key in PLOTTED else None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+    return record

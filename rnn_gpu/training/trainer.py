@@ -68,7 +68,7 @@ class Trainer:
         self.schedule = cfg.schedule()
         ids, xp = place_ids(backend, corpus.train)
         self.stream = BatchStream(ids, cfg.batch, cfg.seq, position=saved.position if saved else 0, xp=xp,
-                                  streams=self.streams, vocab_size=len(corpus.vocab))
+                                  streams=self.streams, vocab_size=len(corpus.vocab), data_file=corpus.data_file)
         self.h = self.model.zero_state(self.local_batch)
         self.step, self.best_val_loss, self.elapsed_before = 0, None, 0.0
         self.saved_step = None  # the step of the last checkpoint.npz written
