@@ -3,7 +3,7 @@ random moments, by SIGTERM, SIGINT, SIGHUP and SIGKILL of one rank or of the
 launcher, each time resumed with --resume until it reaches its step count.
 Not a test (minutes); tests/test_soak.py runs a short one.
 
-    python -m bench.soak [--steps 1500] [--faults 40] [--seed 0] [--dir DIR]
+    python -m bench.soak [--steps 1500] [--faults 40] [--seed 0] [--within-steps N] [--dir DIR]
 
 Then it checks, and reports as one JSON object: every checkpoint written
 loads; metrics.jsonl holds every step exactly once; the final parameters
@@ -74,29 +74,78 @@ def logged_steps(out: Path) -> list[int]:
     return steps
 
 
+def command_line(pid: int) -> str | None:
+    """The process's command line; None when it is gone. A process listed a
+    moment ago may have exited since (an attempt ends while it is faulted):
+    /proc/PID then is missing (FileNotFoundError) or being torn down
+    (ProcessLookupError), and the process is no candidate any more."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def last_logged_step(out: Path) -> int:
+    """The last whole line's step in metrics.jsonl (0 before any)."""
+    try:
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # a line being written, or cut by SIGKILL
+            return int(json.loads(line)["step"])
+    return 0
+
+
+def still_running_at_the_moment(proc: subprocess.Popen, seconds: float, out: Path, by_step: int | None) -> bool:
+    """Waits for the moment to fault the attempt: `seconds` after its start,
+    or sooner once metrics.jsonl logs step `by_step` (when given: a fast
+    machine would otherwise run most of the steps between two faults and
+    finish before the faults planned for it). False when the attempt ended
+    first."""
+    if by_step is None:
+        try:
+            proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None:
+        if time.monotonic() >= deadline or last_logged_step(out) >= by_step:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def rank_pids(launcher: int) -> list[int]:
-    """The launcher's descendants that run the trainer."""
+    """The launcher's descendants that run the trainer (those alive as they are read)."""
     found, frontier = [], [launcher]
     while frontier:
         children = subprocess.run(["pgrep", "-P", ",".join(map(str, frontier))], capture_output=True,
                                   text=True).stdout.split()
         frontier = [int(p) for p in children]
         found += frontier
-    return [p for p in found if "rnn_gpu" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    return [p for p in found if "rnn_gpu" in (command_line(p) or "")]
+
+
+def signal_if_alive(pid: int, signum: int) -> None:
+    """A process that exited since it was listed has nothing left to fault."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def inject(proc: subprocess.Popen, fault: str, rng: random.Random) -> None:
     if fault == "SIGHUP":  # to the ranks, as a scheduler's hangup (MPICH's launcher dies of its own SIGHUP)
         for pid in rank_pids(proc.pid):
-            os.kill(pid, signal.SIGHUP)
+            signal_if_alive(pid, signal.SIGHUP)
     elif fault in SIGNAL_FAULTS:
-        proc.send_signal(getattr(signal, fault))
+        proc.send_signal(getattr(signal, fault))  # Popen signals only a launcher it has not reaped
     elif fault == "kill -9 launcher":
         proc.kill()
     else:
         ranks = rank_pids(proc.pid)
         if ranks:
-            os.kill(rng.choice(ranks), signal.SIGKILL)
+            signal_if_alive(rng.choice(ranks), signal.SIGKILL)
 
 
 def interrupted_while_importing(err: str) -> bool:
@@ -123,8 +172,12 @@ def run_uninterrupted(corpus: Path, out: Path, steps: int, checkpoint_every: int
 
 
 def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0, checkpoint_every: int = 10,
-         wait=(0.3, 3.0)) -> dict:
-    """Runs the soak in `work`; returns its figures (see the module's docstring)."""
+         wait=(0.3, 3.0), within_steps: int | None = None) -> dict:
+    """Runs the soak in `work`; returns its figures (see the module's docstring).
+    Each fault comes at a random moment `wait` seconds into its attempt, start-up
+    included; with `within_steps`, no later than that many steps past the
+    checkpoint the attempt resumed from, so that the faults planned land before
+    the run ends however fast the machine trains."""
     rng = random.Random(seed)
     out, reference = work / "soak", work / "reference"
     planned = [kinds[i % len(kinds)] for i in range(faults)]
@@ -147,13 +200,11 @@ def soak(corpus: Path, work: Path, steps: int, faults: int, kinds, seed: int = 0
                                 stderr=subprocess.PIPE, text=True, env=job_env(), start_new_session=True)
         fault = planned.pop() if planned else None
         faulted = False
-        if fault:
-            try:
-                proc.wait(timeout=rng.uniform(*wait))  # a random moment, start-up included
-            except subprocess.TimeoutExpired:
-                inject(proc, fault, rng)
-                injected[fault] = injected.get(fault, 0) + 1
-                faulted = True
+        by_step = None if within_steps is None else resumed_from + within_steps
+        if fault and still_running_at_the_moment(proc, rng.uniform(*wait), out, by_step):  # start-up included
+            inject(proc, fault, rng)
+            injected[fault] = injected.get(fault, 0) + 1
+            faulted = True
         try:
             _, err = proc.communicate(timeout=JOB_TIMEOUT if faulted else 30 * JOB_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -195,6 +246,8 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=40, help="per soak (signals, then kills)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=10)
+    parser.add_argument("--within-steps", type=int, default=None,
+                        help="fault each attempt no later than this many steps past its checkpoint")
     parser.add_argument("--dir", type=Path, default=None, help="work here (default: a temporary directory)")
     args = parser.parse_args()
     from rnn_gpu.data.corpus import default_corpus
@@ -206,7 +259,8 @@ def main() -> int:
     results = {"date": time.strftime("%Y-%m-%d"), "load_average": os.getloadavg()}
     for name, kinds in (("signals", SIGNAL_FAULTS), ("kills", KILL_FAULTS)):
         start = time.perf_counter()
-        results[name] = soak(corpus, work / name, args.steps, args.faults, kinds, args.seed, args.checkpoint_every)
+        results[name] = soak(corpus, work / name, args.steps, args.faults, kinds, args.seed, args.checkpoint_every,
+                             within_steps=args.within_steps)
         results[name]["seconds"] = time.perf_counter() - start
     print(json.dumps(results))
     if args.dir is None:
