@@ -219,12 +219,13 @@ def test_group_sum_matches_a_plain_sum(opencl, rng, dtype, width):
     import pyopencl as cl
 
     from rnn_gpu.kernels import define_options, kernel_source
-    from rnn_gpu.kernels.opencl_runner import WORK_GROUP
+    from rnn_gpu.kernels.opencl_runner import WORK_GROUP, build_program
 
     n = int(rng.integers(1, 3 * WORK_GROUP))
     x = rng.uniform(-1, 1, n).astype(dtype)
     ctx, queue = opencl.context, opencl.queue
-    program = cl.Program(ctx, kernel_source("selftest.cu")).build(options=define_options(dtype))
+    program, _ = build_program(cl, ctx, opencl.device, kernel_source("selftest.cu"), define_options(dtype),
+                               "selftest.cu")
     mf = cl.mem_flags
     x_buf = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x)
     out = np.full(n, np.nan, dtype=dtype)
@@ -238,6 +239,32 @@ def test_group_sum_matches_a_plain_sum(opencl, rng, dtype, width):
     np.testing.assert_allclose(out, expected, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
     for start in range(0, n - width + 1, width):  # the butterfly leaves every lane with the very same bits
         assert np.all(out[start:start + width] == out[start])
+
+
+def test_opencl_builds_keep_their_log_without_a_warning(opencl, monkeypatch, capsys):
+    """pyopencl's CompilerWarning is silenced, not the log: the runner keeps each
+    build's log, RNN_GPU_OPENCL_LOG=1 prints it, and a failed build raises with
+    the compiler's message."""
+    import warnings
+
+    import pyopencl as cl
+
+    from rnn_gpu.kernels import SOURCE_FILE
+    from rnn_gpu.kernels.opencl_runner import OpenCLKernels, build_program
+    from rnn_gpu.kernels.plan import DEFAULT_TILE
+
+    monkeypatch.delenv("PYOPENCL_COMPILER_OUTPUT", raising=False)
+    monkeypatch.setenv("RNN_GPU_OPENCL_LOG", "1")
+    runner = OpenCLKernels()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cl.CompilerWarning)
+        program = runner._program(np.dtype(np.float32), DEFAULT_TILE, SOURCE_FILE)
+    log = program.get_build_info(runner.device, cl.program_build_info.LOG).strip()
+    assert runner.build_logs == {("<f4", DEFAULT_TILE, SOURCE_FILE): log} and runner.last_build_log == log
+    assert f"OpenCL build log of {SOURCE_FILE} (" in capsys.readouterr().err
+    with pytest.raises(cl.Error, match="undefined_name"):
+        build_program(cl, runner.context, runner.device, "__kernel void k(void) { undefined_name(); }", [],
+                      "a broken kernel")
 
 
 def softmax_reference(O, targets):

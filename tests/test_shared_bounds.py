@@ -12,7 +12,7 @@ import pytest
 
 from rnn_gpu.backends import NumpyBackend
 from rnn_gpu.kernels import SOURCE_FILE, define_options, kernel_source
-from rnn_gpu.kernels.opencl_runner import WORK_GROUP, OpenCLKernels
+from rnn_gpu.kernels.opencl_runner import WORK_GROUP, OpenCLKernels, build_program
 
 GUARD = 64  # reals on each side (a multiple of 4: the kernel's buffer stays 16-byte aligned)
 SENTINEL = 0x7FBADBAD
@@ -53,8 +53,9 @@ class GuardedKernels(OpenCLKernels):
         assert not cooperative and np.dtype(dtype) == np.float32
         if plan.tile not in self._programs:
             options = [*define_options(dtype, plan.tile), "-DCHECK_ALIGNMENT=1"]
-            self._programs[plan.tile] = self.cl.Program(self.context,
-                                                        guarded_wrappers(kernel_source(SOURCE_FILE))).build(options)
+            self._programs[plan.tile], _ = build_program(self.cl, self.context, self.device,
+                                                         guarded_wrappers(kernel_source(SOURCE_FILE)), options,
+                                                         "the guarded wrappers")
         zero = np.zeros(1, np.uint32)
         counter = self._output(zero, zero)
         kernel = self.cl.Kernel(self._programs[plan.tile], f"guarded_{plan.kernel}")

@@ -2,6 +2,10 @@
 runtime) every test run executes the same kernel source that the GPU runs."""
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 import numpy as np
 
 from . import SOURCE_FILE, define_options, kernel_source
@@ -44,6 +48,36 @@ def _pick_device(cl):
     return (cpus or devices)[0]
 
 
+def build_program(cl, context, device, source: str, options: list[str], label: str = "kernels"):
+    """Builds `source` for `device`; returns (program, its build log).
+
+    Intel's OpenCL CPU runtime writes remarks into every build log ("Device
+    build started", the options, "Device build done"), and pyopencl turns any
+    non-empty log into a CompilerWarning, "Non-empty compiler output
+    encountered", twice per build: about 90 per test run, which bury the
+    warnings that are news. That warning carries no log of its own (only
+    PYOPENCL_COMPILER_OUTPUT=1 puts the log in it), so it is silenced here and
+    the log is read from the built program instead, so nothing is lost: the
+    caller keeps it (OpenCLKernels.build_logs and last_build_log), and
+    RNN_GPU_OPENCL_LOG=1 prints every build's log to stderr. A failed build
+    raises pyopencl's error as before, whose message holds the log. Where
+    PYOPENCL_COMPILER_OUTPUT is set, pyopencl's own warnings are left alone:
+    they were asked for. (catch_warnings is process-wide: builds happen on
+    the calling thread, not in the worker threads of a recurrence.)
+    """
+    with warnings.catch_warnings():
+        if not os.environ.get("PYOPENCL_COMPILER_OUTPUT"):
+            warnings.simplefilter("ignore", cl.CompilerWarning)
+        program = cl.Program(context, source).build(options=options)
+    try:
+        log = program.get_build_info(device, cl.program_build_info.LOG).strip()
+    except cl.Error as exc:  # a runtime that keeps no log for a program it loaded from a binary
+        log = f"(no build log: {exc})"
+    if os.environ.get("RNN_GPU_OPENCL_LOG") == "1":
+        print(f"OpenCL build log of {label} ({' '.join(options)}) on {device.name}:\n{log}", file=sys.stderr)
+    return program, log
+
+
 class OpenCLKernels(KernelRunner):
     def __init__(self):
         import pyopencl as cl
@@ -58,12 +92,17 @@ class OpenCLKernels(KernelRunner):
             max_threads_per_block=min(WORK_GROUP, self.device.max_work_group_size),
             cooperative=False,  # OpenCL 1.2 cannot promise co-resident work-groups
         )
+        # The build log of each program (see build_program), by (dtype, tile, source), and the latest one.
+        self.build_logs: dict[tuple, str] = {}
+        self.last_build_log: str | None = None
 
     @per_instance_cache
     def _program(self, dtype: np.dtype, tile: tuple, source: str):
         # Misaligned 128-bit shared loads fault on CUDA; here they give NaN, so every test run checks them.
         options = [*define_options(dtype, tile), "-DCHECK_ALIGNMENT=1"]
-        return self.cl.Program(self.context, kernel_source(source)).build(options=options)
+        program, log = build_program(self.cl, self.context, self.device, kernel_source(source), options, source)
+        self.build_logs[(np.dtype(dtype).str, tuple(tile), source)] = self.last_build_log = log
+        return program
 
     @per_instance_cache
     def _kernel(self, dtype: np.dtype, tile: tuple, name: str, source: str = SOURCE_FILE):
