@@ -1,7 +1,9 @@
-"""Shared fixtures: every backend-generic test runs once per backend.
+"""Shared fixtures (plain helpers: helpers.py): every backend-generic test
+runs once per backend.
 
 CuPy cases carry the `gpu` marker and are skipped (reported as skipped)
-where no CUDA device is usable.
+where no CUDA device is usable. Tests that start MPI jobs (the `mpiexec`
+fixture) carry the `slow` marker: `pytest -m "not slow"` is the quick loop.
 """
 import os
 import zlib
@@ -9,31 +11,43 @@ import zlib
 import numpy as np
 import pytest
 
+# Re-exported for test modules that still import them from here; new code imports them from helpers.
+from helpers import (  # noqa: F401
+    REQUIRE_KERNEL_TOOLS,
+    REQUIRE_MPI,
+    SMALL,
+    WORDS,
+    make_corpus_text,
+    mpiexec_path,
+    numerical_gradient,
+    skip_unless_required,
+)
+
 from rnn_gpu import get_backend
 from rnn_gpu.backends import cupy_unavailable_reason
 
 BACKENDS = ["numpy", "opencl", pytest.param("cupy", marks=pytest.mark.gpu)]
 
-
-# CI sets this: there, missing kernel tools (PyOpenCL with PoCL, NVRTC) are
-# a failure, not a skip, so the kernel source is always run and compiled.
-REQUIRE_KERNEL_TOOLS = os.environ.get("RNN_GPU_REQUIRE_KERNEL_TOOLS") == "1"
-
-
-def skip_unless_required(reason: str):
-    if REQUIRE_KERNEL_TOOLS:
-        pytest.fail(f"required kernel tool missing: {reason}")
-    pytest.skip(reason)
+# A test that uses one of these fixtures is `slow` wherever it is written.
+SLOW_FIXTURES = {"mpiexec"}
+# Slow tests in modules whose owners have not marked them there yet (each trains models for seconds):
+# a mark in the module itself replaces an entry here.
+SLOW_TESTS = {"test_docs.py::test_the_readme_python_examples_run",
+              "test_docs.py::test_the_python_api_page_examples_run"}
 
 
 def pytest_collection_modifyitems(items):
     """Marks `opencl` every test that runs the kernels through OpenCL (the
     `opencl` fixture or the opencl backend): `pytest -m opencl` runs them
-    alone, as .ci/run does on its second OpenCL platform."""
+    alone, as .ci/run does on its second OpenCL platform. Marks `slow` every
+    test that starts MPI jobs (SLOW_FIXTURES), so a new one is left out of
+    `pytest -m "not slow"` without a mark of its own, and SLOW_TESTS."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if "opencl" in item.fixturenames or (callspec and callspec.params.get("backend") == "opencl"):
             item.add_marker(pytest.mark.opencl)
+        if SLOW_FIXTURES & set(item.fixturenames) or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,20 +102,6 @@ def prepared_corpus_cache(tmp_path_factory):
     os.environ["RNN_GPU_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "red", "hat"]
-
-
-def make_corpus_text(n_chars: int, seed: int = 0) -> str:
-    """A small learnable language: random sentences over a dozen words."""
-    rng = np.random.default_rng(seed)
-    parts, size = [], 0
-    while size < n_chars:
-        sentence = " ".join(rng.choice(WORDS, size=rng.integers(3, 8))) + ".\n"
-        parts.append(sentence)
-        size += len(sentence)
-    return "".join(parts)[:n_chars]
-
-
 @pytest.fixture
 def corpus_file(tmp_path):
     path = tmp_path / "corpus.txt"
@@ -109,15 +109,39 @@ def corpus_file(tmp_path):
     return path
 
 
-def numerical_gradient(f, x, eps=1e-6):
-    """Central differences of scalar f() with respect to every element of x (in place)."""
-    grad = np.zeros(x.shape)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
+@pytest.fixture
+def trained_small_run(corpus_file, tmp_path):
+    """A finished 10-step run (helpers.SMALL) in tmp_path / "run"."""
+    from rnn_gpu.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", str(corpus_file), "--out", str(out), *SMALL, "--steps", "10", "--eval-every", "5"]) == 0
+    return out
+
+
+# -- MPI jobs (helpers.py starts them) ------------------------------------------
+@pytest.fixture(scope="module")
+def mpiexec():
+    """The launcher's path; a skip (under RNN_GPU_REQUIRE_MPI=1 a failure) without MPI. Its tests are `slow`."""
+    path = mpiexec_path()
+    reason = None
+    if path is None:
+        reason = "no mpiexec (pip install 'rnn_gpu[mpi]')"
+    else:
+        try:
+            import mpi4py  # noqa: F401
+        except ImportError:
+            reason = "mpi4py is not installed (pip install 'rnn_gpu[mpi]')"
+    if reason:
+        if REQUIRE_MPI:
+            pytest.fail(f"required MPI missing: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """Short enough that 4 streams of 8 wrap within 50 steps (1,080 training symbols: 33 steps a pass)."""
+    path = tmp_path_factory.mktemp("mpi") / "corpus.txt"
+    path.write_text(make_corpus_text(1_200, seed=3), encoding="utf-8")
+    return path

@@ -2,7 +2,7 @@
 differences in float64, and a plain per-time-step loop."""
 import numpy as np
 import pytest
-from conftest import numerical_gradient
+from helpers import numerical_gradient
 
 from rnn_gpu import CharRNN
 from rnn_gpu.model import PARAM_NAMES

@@ -3,7 +3,7 @@ central finite differences, a plain per-step, per-layer loop, and the
 one-layer model as it was before layers existed."""
 import numpy as np
 import pytest
-from conftest import numerical_gradient
+from helpers import numerical_gradient
 
 from rnn_gpu import CharRNN
 from rnn_gpu.backends import NumpyBackend

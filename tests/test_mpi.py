@@ -2,85 +2,34 @@
 each against one process with B streams, failures, signals and resumes.
 
 Each job runs `mpiexec -n N` as a subprocess with OMP_NUM_THREADS=1 and a
-hard timeout, so a hung collective fails a test instead of the suite. CI sets
-RNN_GPU_REQUIRE_MPI=1: there a missing MPI fails instead of skipping.
+hard timeout (tests/helpers.py), so a hung collective fails a test instead of
+the suite. CI sets RNN_GPU_REQUIRE_MPI=1: there a missing MPI fails instead of
+skipping (the `mpiexec` fixture, conftest.py, which also marks its tests
+`slow`).
 """
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_corpus_text
+from helpers import (
+    TIMEOUT,
+    job_env,
+    rnn_gpu_command,
+    run_job,
+    run_single,
+    train_args,
+    training_ranks,
+    wait_for_step,
+)
 
 from rnn_gpu.checkpoint import load_checkpoint
-
-TIMEOUT = 180  # seconds for any one job
-REQUIRE_MPI = os.environ.get("RNN_GPU_REQUIRE_MPI") == "1"
-
-
-def mpiexec_path() -> str | None:
-    beside = Path(sys.executable).parent / "mpiexec"
-    return str(beside) if beside.exists() else shutil.which("mpiexec")
-
-
-@pytest.fixture(scope="module")
-def mpiexec():
-    path = mpiexec_path()
-    reason = None
-    if path is None:
-        reason = "no mpiexec (pip install 'rnn_gpu[mpi]')"
-    else:
-        try:
-            import mpi4py  # noqa: F401
-        except ImportError:
-            reason = "mpi4py is not installed (pip install 'rnn_gpu[mpi]')"
-    if reason:
-        if REQUIRE_MPI:
-            pytest.fail(f"required MPI missing: {reason}")
-        pytest.skip(reason)
-    return path
-
-
-def job_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_", "SLURM_"))}
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return env
-
-
-def rnn_gpu(*args):
-    return [sys.executable, "-m", "rnn_gpu", *args]
-
-
-def run_job(mpiexec, n, args, timeout=TIMEOUT, wrapper=None):
-    """`mpiexec -n n python -m rnn_gpu ARGS`, or a Python wrapper script run on every rank."""
-    command = [sys.executable, "-c", wrapper, *args] if wrapper else rnn_gpu(*args)
-    return subprocess.run([mpiexec, "-n", str(n), *command], capture_output=True, text=True, timeout=timeout,
-                          env=job_env())
-
-
-def run_single(args, timeout=TIMEOUT):
-    return subprocess.run(rnn_gpu(*args), capture_output=True, text=True, timeout=timeout, env=job_env())
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    """Short enough that 4 streams of 8 wrap within 50 steps (1,080 training symbols: 33 steps a pass)."""
-    path = tmp_path_factory.mktemp("mpi") / "corpus.txt"
-    path.write_text(make_corpus_text(1_200, seed=3), encoding="utf-8")
-    return path
-
-
-def train_args(corpus, out, *extra):
-    return ["train", str(corpus), "--out", str(out), "--hidden", "12", "--batch", "4", "--seq", "8", "--quiet",
-            "--eval-every", "25", "--log-every", "5", "--backend", "numpy", *extra]
 
 
 @pytest.mark.parametrize("dtype,extra,tol", [("float64", [], 1e-12), ("float32", [], 1e-6),
@@ -187,24 +136,9 @@ def test_other_commands_run_once_per_job(mpiexec, small_corpus, tmp_path):
     assert job.returncode == 0 and len(job.stdout) == 31, job.stdout
 
 
-def wait_for_step(metrics: Path, step: int, proc, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metrics.exists():
-            lines = metrics.read_text().splitlines()
-            try:
-                if lines and json.loads(lines[-1])["step"] >= step:
-                    return
-            except ValueError:
-                pass  # read while rank 0 was writing the line
-        assert proc.poll() is None, proc.communicate()[1]
-        time.sleep(0.2)
-    raise AssertionError(f"no step {step} in {metrics}")
-
-
 def test_sigterm_stops_every_rank_at_the_same_step(mpiexec, small_corpus, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu(*train_args(small_corpus, out, "--steps", "100000",
+    proc = subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu_command(*train_args(small_corpus, out, "--steps", "100000",
                                                                       "--log-every", "1", "--eval-every", "1000"))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=job_env())
     try:
@@ -247,12 +181,11 @@ def test_one_rank_failing_ends_the_job(mpiexec, small_corpus, tmp_path):
 def test_killing_one_rank_ends_the_job_and_the_checkpoint_resumes(mpiexec, small_corpus, tmp_path):
     out = tmp_path / "run"
     args = train_args(small_corpus, out, "--steps", "100000", "--log-every", "1", "--checkpoint-every", "5")
-    proc = subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu(*args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=job_env())
+    proc = subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu_command(*args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=job_env())
     try:
         wait_for_step(out / "metrics.jsonl", 12, proc)
-        ranks = [int(p) for p in subprocess.run(["pgrep", "-f", "-P", ",".join(child_pids(proc.pid)),
-                                                 "rnn_gpu train"], capture_output=True, text=True).stdout.split()]
+        ranks = training_ranks(proc.pid)
         assert ranks, "no rank processes found"
         os.kill(ranks[-1], signal.SIGKILL)
         start = time.monotonic()
@@ -266,16 +199,6 @@ def test_killing_one_rank_ends_the_job_and_the_checkpoint_resumes(mpiexec, small
     resumed = run_single(train_args(small_corpus, out, "--steps", str(saved.step + 5), "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     assert load_checkpoint(out).step == saved.step + 5
-
-
-def child_pids(pid: int) -> list[str]:
-    """The launcher's descendants' parents: mpiexec, then its proxies."""
-    found, frontier = [str(pid)], [str(pid)]
-    while frontier:
-        out = subprocess.run(["pgrep", "-P", ",".join(frontier)], capture_output=True, text=True).stdout.split()
-        frontier = [p for p in out if p not in found]
-        found += frontier
-    return found
 
 
 def test_a_plain_run_never_imports_mpi4py(small_corpus, tmp_path):

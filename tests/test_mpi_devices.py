@@ -1,10 +1,10 @@
 """Ranks that share a device: two real MPI ranks with stand-ins for CuPy's
-device query and NCCL decide how device buffers are reduced. Jobs start as in
-test_mpi.py (OMP_NUM_THREADS=1, a hard timeout)."""
+device query and NCCL decide how device buffers are reduced. Jobs start through
+tests/helpers.py (OMP_NUM_THREADS=1, a hard timeout)."""
 import textwrap
 
 import pytest
-from test_mpi import mpiexec, run_job, small_corpus, train_args  # noqa: F401 (fixtures)
+from helpers import run_job, train_args
 
 DECISION = textwrap.dedent("""
     import sys
@@ -56,7 +56,7 @@ DECISION = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("layout,reducer,built", [("shared", "HostStagedReducer", 0), ("distinct", "StandInNccl", 1)])
-def test_ranks_sharing_a_device_reduce_through_the_host(mpiexec, layout, reducer, built):  # noqa: F811
+def test_ranks_sharing_a_device_reduce_through_the_host(mpiexec, layout, reducer, built):
     job = run_job(mpiexec, 2, [layout], wrapper=DECISION, timeout=120)
     assert job.returncode == 0, job.stderr
     lines = sorted(job.stdout.strip().splitlines())
@@ -77,7 +77,7 @@ def test_shared_device_lists_the_ranks_of_the_first_shared_device():
     assert shared_device(["a", "b", "a", "b"]) == ("a", [0, 2])
 
 
-def test_the_run_description_says_how_gradients_travel(mpiexec, small_corpus, tmp_path):  # noqa: F811
+def test_the_run_description_says_how_gradients_travel(mpiexec, small_corpus, tmp_path):
     args = [a for a in train_args(small_corpus, tmp_path / "run", "--steps", "3") if a != "--quiet"]
     job = run_job(mpiexec, 2, args)
     assert job.returncode == 0, job.stderr

@@ -1,7 +1,7 @@
 """Every way an MPI job ends badly prints its `error:` line and nothing else:
 an error on one rank only (expected or not), a signal to the launcher, a
 rank killed with SIGKILL, a corpus window beyond the vocabulary on one rank.
-Jobs start as in test_mpi.py (OMP_NUM_THREADS=1, a hard timeout)."""
+Jobs start through tests/helpers.py (OMP_NUM_THREADS=1, a hard timeout)."""
 import json
 import os
 import signal
@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import pytest
-from test_mpi import child_pids, job_env, mpiexec, rnn_gpu, run_job, small_corpus, train_args, wait_for_step  # noqa: F401 (fixtures)
+from helpers import job_env, rnn_gpu_command, run_job, train_args, training_ranks, wait_for_step
 
 from rnn_gpu.data import prepared as prep
 
@@ -42,14 +42,14 @@ def error_lines(stderr: str) -> list[str]:
 
 
 @pytest.mark.parametrize("ranks", ["0", "1"])
-def test_an_unexpected_error_on_one_rank_is_one_line(mpiexec, small_corpus, tmp_path, ranks):  # noqa: F811
+def test_an_unexpected_error_on_one_rank_is_one_line(mpiexec, small_corpus, tmp_path, ranks):
     job = run_job(mpiexec, 2, [ranks, *train_args(small_corpus, tmp_path / "run", "--steps", "1000")],
                   wrapper=FAIL_ON_ONE_RANK, timeout=120)
     assert job.returncode == 1
     assert error_lines(job.stderr) == [f"error: unexpected InjectedFault: injected on rank {ranks}"]
 
 
-def test_an_error_on_every_rank_leaves_no_traceback(mpiexec, small_corpus, tmp_path):  # noqa: F811
+def test_an_error_on_every_rank_leaves_no_traceback(mpiexec, small_corpus, tmp_path):
     """As NCCL's refusal of a shared device did: each rank reports, none prints a traceback."""
     job = run_job(mpiexec, 2, ["0,1", *train_args(small_corpus, tmp_path / "run", "--steps", "1000")],
                   wrapper=FAIL_ON_ONE_RANK, timeout=120)
@@ -57,21 +57,21 @@ def test_an_error_on_every_rank_leaves_no_traceback(mpiexec, small_corpus, tmp_p
     assert 1 <= len(error_lines(job.stderr)) <= 2  # the first rank to abort may end the other before it speaks
 
 
-def start(mpiexec, out, corpus):  # noqa: F811
+def start(mpiexec, out, corpus):
     args = train_args(corpus, out, "--steps", "100000", "--log-every", "1", "--checkpoint-every", "5")
-    return subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu(*args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=job_env())
+    return subprocess.Popen([mpiexec, "-n", "2", *rnn_gpu_command(*args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=job_env())
 
 
 @pytest.mark.parametrize("fault", ["SIGINT", "SIGTERM", "kill -9 rank"])
-def test_signals_and_dead_ranks_leave_one_line_at_most(mpiexec, small_corpus, tmp_path, fault):  # noqa: F811
+def test_signals_and_dead_ranks_leave_one_line_at_most(mpiexec, small_corpus, tmp_path, fault):
     proc = start(mpiexec, tmp_path / "run", small_corpus)
     try:
         wait_for_step(tmp_path / "run" / "metrics.jsonl", 6, proc, timeout=120)
         if fault == "kill -9 rank":
-            ranks = subprocess.run(["pgrep", "-f", "-P", ",".join(child_pids(proc.pid)), "rnn_gpu train"],
-                                   capture_output=True, text=True).stdout.split()
-            os.kill(int(ranks[-1]), signal.SIGKILL)
+            ranks = training_ranks(proc.pid)
+            assert ranks, "no rank processes found"
+            os.kill(ranks[-1], signal.SIGKILL)
         else:
             proc.send_signal(getattr(signal, fault))
         _, err = proc.communicate(timeout=60)
@@ -85,8 +85,7 @@ def test_signals_and_dead_ranks_leave_one_line_at_most(mpiexec, small_corpus, tm
 
 
 @pytest.mark.parametrize("part", ["training", "validation"])
-def test_a_window_beyond_the_vocabulary_ends_the_job_with_one_line(mpiexec, small_corpus, tmp_path,  # noqa: F811
-                                                                   part):
+def test_a_window_beyond_the_vocabulary_ends_the_job_with_one_line(mpiexec, small_corpus, tmp_path, part):
     """Only the rank that reads the bad window (rank 1's training streams, rank
     0's validation share) meets it: it reports and ends the job."""
     meta = prep.prepare(str(small_corpus), "chars", tmp_path / "p")
@@ -116,7 +115,7 @@ LIBRARY_NOISE = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("keep", ["", "1"])
-def test_the_mpi_library_own_messages_are_dropped_unless_asked_for(mpiexec, keep):  # noqa: F811
+def test_the_mpi_library_own_messages_are_dropped_unless_asked_for(mpiexec, keep):
     env = {**job_env(), "RNN_GPU_MPI_STDERR": keep}
     job = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", LIBRARY_NOISE], capture_output=True, text=True,
                          timeout=120, env=env)
@@ -155,7 +154,7 @@ EARLY_SIGNAL = textwrap.dedent("""
 """)
 
 
-def test_a_signal_to_one_rank_before_mpi_starts_ends_the_job(mpiexec, small_corpus, tmp_path):  # noqa: F811
+def test_a_signal_to_one_rank_before_mpi_starts_ends_the_job(mpiexec, small_corpus, tmp_path):
     """Rank 0 waits in MPI's start-up for rank 1, which no abort can reach: rank 1
     ends by the signal itself, and the launcher ends rank 0."""
     job = run_job(mpiexec, 2, train_args(small_corpus, tmp_path / "run", "--steps", "1000"), wrapper=EARLY_SIGNAL,

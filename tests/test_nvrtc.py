@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import skip_unless_required
+from helpers import skip_unless_required
 
 from rnn_gpu.kernels import SOURCES
 from rnn_gpu.kernels.__main__ import ARCHITECTURES, DTYPES, compile_all
@@ -23,6 +23,7 @@ def nvrtc():
         skip_unless_required(str(exc))
 
 
+@pytest.mark.slow  # compiles every kernel for every target: seconds
 def test_compile_command_compiles_every_variant(nvrtc, capsys):
     assert compile_all() == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("ok", "FAILED"))]
@@ -48,6 +49,7 @@ COMPILE_ONE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a fresh Python process compiles a kernel
 def test_compiles_when_libnvrtc_does_not_look_beside_itself_for_its_builtins(nvrtc, tmp_path):
     """As with nvidia-cuda-nvrtc 13.0: a libnvrtc whose search path does not
     reach the builtins library next to it. Made here from the installed one

@@ -6,10 +6,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import make_corpus_text
+from helpers import assert_usage_error, make_corpus_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_cli import assert_usage_error
 
 from rnn_gpu import CharRNN
 from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
