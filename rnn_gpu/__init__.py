@@ -3,8 +3,9 @@ from .api import load, sample, train
 from .backends import get_backend
 from .dropout import Dropout
 from .errors import BackendUnavailable, EnvironmentFailure, RnnGpuError, UsageError
+from .export import export
 from .model import CharRNN, TextRNN
 
 __all__ = ["BackendUnavailable", "CharRNN", "Dropout", "EnvironmentFailure", "RnnGpuError", "TextRNN", "UsageError",
-           "get_backend", "load", "sample", "train"]
+           "export", "get_backend", "load", "sample", "train"]
 __version__ = "0.1.0"

@@ -5,17 +5,19 @@
     model, vocab = rnn_gpu.load("runs/a")
     print(rnn_gpu.sample(model, vocab, length=200, prime="The "))
 
-Everything raises `rnn_gpu.RnnGpuError` subclasses for bad input or a
-failing machine, the same errors the CLI prints as `error:` lines.
+Every door checks what it is given as the command line does: bad input is
+an `rnn_gpu.UsageError` that names the keyword, a failing machine an
+`rnn_gpu.EnvironmentFailure`; nothing but `rnn_gpu.RnnGpuError` subclasses
+escapes.
 """
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from .backends import get_backend
-from .checkpoint import load_for_sampling
+from .checks import flag_value, path_value, paths_value
 from .errors import UsageError
+from .export import read_model
 from .model import TextRNN
 from .sample import sample
 from .training import TrainConfig
@@ -33,18 +35,24 @@ def train(corpus=None, out="runs/rnn_gpu", *, resume: bool = False, progress: bo
     unknown = sorted(set(config) - fields)
     if unknown:
         raise UsageError(f"unknown training setting {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
-    if not isinstance(out, (str, Path)) or not str(out).strip():
-        raise UsageError(f"out must be a run directory's path, got {out!r}")
+    corpus = None if corpus is None else [str(p) for p in paths_value(corpus, "corpus")]
+    out = path_value(out, "out")
+    resume, progress = flag_value(resume, "resume"), flag_value(progress, "progress")
+    if comm is not None and not all(hasattr(comm, a) for a in ("rank", "size", "allreduce_mean_", "agree")):
+        raise UsageError(f"comm= must be None or an rnn_gpu.parallel communicator, got {type(comm).__name__}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out={out} exists and is not a directory")
     cfg = TrainConfig(**config)
     cfg.validate()
-    return _train(cfg, corpus, Path(out), progress=progress, resume=resume, comm=comm)
+    return _train(cfg, corpus, out, progress=progress, resume=resume, comm=comm)
 
 
 def load(path, backend: str = "numpy"):
     """The model and vocabulary of a checkpoint (a .npz file, or a run
-    directory: its checkpoint.npz, else best.npz). Returns (model, vocab);
-    `model.vocab` is set too, so `model.sample(...)` needs nothing more."""
-    ckpt = load_for_sampling(path)
+    directory: its checkpoint.npz, else best.npz) or of a safetensors export.
+    Returns (model, vocab); `model.vocab` is set too, so `model.sample(...)`
+    needs nothing more."""
+    ckpt = read_model(path_value(path, "path"))
     W = ckpt.params["W"]
     model = TextRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params)
     model.vocab = ckpt.vocab

@@ -130,3 +130,10 @@ def run_plot(args) -> int:
     plot_metrics(args.run_dir / "metrics.jsonl", output)
     print(f"wrote {output}")
     return 0
+
+
+def run_export(args) -> int:
+    from ..export import export
+
+    print(f"wrote {export(args.source, args.format, args.output)}")
+    return 0

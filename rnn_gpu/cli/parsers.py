@@ -10,9 +10,10 @@ from ..checks import MAX_SEED
 from ..data.vocab import VOCAB_KINDS
 from ..errors import UsageError
 from ..parallel import DISTRIBUTED_MODES
+from ..sample import MAX_LENGTH, MAX_SAMPLES
 from ..settings import add_flags, int_in, real
 from ..training.config import TrainConfig
-from .commands import run_bench, run_plot, run_prepare, run_sample, run_train
+from .commands import run_bench, run_export, run_plot, run_prepare, run_sample, run_train
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,14 +59,14 @@ def add_train_parser(sub):
 def add_sample_parser(sub):
     p = sub.add_parser("sample", allow_abbrev=False, help="generate text from a checkpoint")
     p.add_argument("checkpoint", type=path, help="run directory (its checkpoint.npz, else best.npz) or .npz checkpoint")
-    p.add_argument("--length", type=positive_int(10**7), default=500, help="symbols to generate (default 500)")
+    p.add_argument("--length", type=positive_int(MAX_LENGTH), default=500, help="symbols to generate (default 500)")
     p.add_argument("--temperature", type=real(0, 100, low_inclusive=True), default=1.0,
                    help="default 1; 0 picks the most likely symbol")
-    p.add_argument("--top-k", type=positive_int(10**7), default=None,
+    p.add_argument("--top-k", type=positive_int(MAX_LENGTH), default=None,
                    help="keep exactly the k most likely symbols (ties: the lower index)")
     p.add_argument("--top-p", type=real(0, 1), default=None,
                    help="nucleus sampling: keep the fewest most likely symbols whose probability reaches p")
-    p.add_argument("--num-samples", type=positive_int(4096), default=1,
+    p.add_argument("--num-samples", type=positive_int(MAX_SAMPLES), default=1,
                    help="independent samples generated together (default 1)")
     p.add_argument("--prime", default="", help="text to start from (default none)")
     p.add_argument("--seed", type=non_negative_int(MAX_SEED), default=None,
@@ -114,6 +115,18 @@ def add_plot_parser(sub):
     p.set_defaults(run=run_plot)
 
 
+def add_export_parser(sub):
+    from ..export import FORMATS
+
+    p = sub.add_parser("export", allow_abbrev=False,
+                       help="write a model for PyTorch, ONNX Runtime or safetensors (docs/export.md)")
+    p.add_argument("source", type=path, metavar="RUN",
+                   help="run directory (its checkpoint.npz, else best.npz), .npz checkpoint or .safetensors export")
+    p.add_argument("--format", required=True, choices=FORMATS, help="torch, onnx or safetensors (required)")
+    p.add_argument("-o", "--output", required=True, type=path, help="the file to write (required)")
+    p.set_defaults(run=run_export)
+
+
 def build_parser() -> Parser:
     from .. import __version__
 
@@ -126,4 +139,5 @@ def build_parser() -> Parser:
     add_bench_parser(sub)
     add_prepare_parser(sub)
     add_plot_parser(sub)
+    add_export_parser(sub)
     return parser

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .mapping import FORMATS, SUFFIXES, check_format, check_output, is_safetensors, model_of, read_model, require
+import numpy as np
+
+from ..checkpoint import Checkpoint, load_for_sampling
+from ..data.vocab import Vocab
+from ..errors import CheckpointError, UsageError
+from .mapping import FORMATS, SUFFIXES, check_format, check_output, check_params, is_safetensors, require
 from .safetensors_format import load_safetensors
 
 __all__ = ["FORMATS", "SUFFIXES", "export", "is_safetensors", "load_safetensors", "read_model"]
@@ -42,3 +47,26 @@ def export(source, format: str, output) -> Path:
         from .safetensors_format import write_safetensors as write
     write(ckpt, output)
     return output
+
+
+def read_model(path) -> Checkpoint:
+    """The model of a path: a safetensors export (a file that starts as one,
+    or any file named *.safetensors: `load_safetensors`), else
+    a checkpoint or run directory as `rnn_gpu.checkpoint.load_for_sampling` reads it."""
+    if is_safetensors(path) or (Path(path).suffix == ".safetensors" and Path(path).is_file()):
+        return load_safetensors(path)
+    return load_for_sampling(path)
+
+
+def model_of(source) -> Checkpoint:
+    """A `Checkpoint`, checked; or one read from a path (`read_model`)."""
+    if isinstance(source, Checkpoint):
+        if not isinstance(source.vocab, Vocab) or not source.vocab.valid or not isinstance(source.config, dict):
+            raise CheckpointError("the checkpoint to export has a damaged vocabulary or configuration")
+        params = {k: np.asarray(v) for k, v in source.params.items()}
+        check_params(params, len(source.vocab), "the checkpoint to export")
+        return Checkpoint(params=params, vocab=source.vocab, config=source.config)
+    if not isinstance(source, (str, Path)):
+        raise UsageError(f"export takes a run directory, a checkpoint file or a Checkpoint, "
+                         f"not {type(source).__name__}")
+    return read_model(source)

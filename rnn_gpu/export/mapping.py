@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import BEST_FILENAME, FILENAME, Checkpoint, load_for_sampling
+from ..checkpoint import BEST_FILENAME, FILENAME, Checkpoint
 from ..data import words
 from ..data.vocab import VOCAB_KINDS, Vocab
 from ..errors import CheckpointError, UsageError
@@ -84,31 +84,6 @@ def is_safetensors(path) -> bool:
     except OSError:
         return False
     return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8
-
-
-def read_model(path) -> Checkpoint:
-    """The model of a path: a safetensors export (a file that starts as one,
-    or any file named *.safetensors: `load_safetensors`), else
-    a checkpoint or run directory as `rnn_gpu.checkpoint.load_for_sampling` reads it."""
-    if is_safetensors(path) or (Path(path).suffix == ".safetensors" and Path(path).is_file()):
-        from .safetensors_format import load_safetensors
-
-        return load_safetensors(path)
-    return load_for_sampling(path)
-
-
-def model_of(source) -> Checkpoint:
-    """A `Checkpoint`, checked; or one read from a path (`read_model`)."""
-    if isinstance(source, Checkpoint):
-        if not isinstance(source.vocab, Vocab) or not source.vocab.valid or not isinstance(source.config, dict):
-            raise CheckpointError("the checkpoint to export has a damaged vocabulary or configuration")
-        params = {k: np.asarray(v) for k, v in source.params.items()}
-        check_params(params, len(source.vocab), "the checkpoint to export")
-        return Checkpoint(params=params, vocab=source.vocab, config=source.config)
-    if not isinstance(source, (str, Path)):
-        raise UsageError(f"export takes a run directory, a checkpoint file or a Checkpoint, "
-                         f"not {type(source).__name__}")
-    return read_model(source)
 
 
 def check_params(params: dict, vocab_size: int, where) -> dict:
