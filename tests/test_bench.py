@@ -1,6 +1,10 @@
-"""`rnn-gpu bench`: the row it reports and the comparison files it writes
-(the timings themselves are measured in bench/, not asserted here)."""
+"""`rnn-gpu bench`: the row it reports, the comparison files it writes and
+the wall time --seconds bounds (the timings themselves are measured in bench/,
+not asserted here)."""
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -20,6 +24,7 @@ def test_single_run_json(capsys):
     assert row["chars_per_s"] > 0 and row["recurrence_fwd_us_per_step"] > 0 and row["peak_mem_bytes"] > 0
 
 
+@pytest.mark.slow  # times every system for its share of --seconds
 def test_compare_writes_table_json_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     result = bench.compare(tmp_path, 0.2, systems=("numpy", "seed", "torch-cuda"), configs=((16, 4, 8),),
@@ -46,6 +51,7 @@ def test_unavailable_system_is_an_error(capsys):
     assert capsys.readouterr().err.startswith("error: ")
 
 
+@pytest.mark.slow  # times PyTorch against a budget of seconds
 def test_torch_rows_time_the_recurrence_alone_too():
     pytest.importorskip("torch")
     row = bench.run_one("torch-cpu", 16, 4, 8, 6.0)  # a quarter of it left for the recurrence timing
@@ -55,3 +61,16 @@ def test_torch_rows_time_the_recurrence_alone_too():
     if bench.torch_unavailable_reason("cuda") is not None:
         with pytest.raises(BackendUnavailable, match="torch-cuda-bf16"):
             bench.make_system("torch-cuda-bf16", 16, 4, 8)
+
+
+@pytest.mark.slow  # a second of timing by design, in a fresh process
+def test_bench_seconds_bounds_the_wall_time():
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "rnn_gpu", "bench", "--backend", "numpy", "--hidden", "64",
+                           "--batch", "8", "--seq", "16", "--seconds", "1", "--json"], capture_output=True, text=True,
+                          timeout=300)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["chars_per_s"] > 0 and elapsed < 1 + 15  # the second, plus start-up and the recurrence timing
+

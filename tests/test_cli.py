@@ -1,10 +1,12 @@
 """The command line, bad input included: one `error:` line, exit code 2,
-no traceback, no file changed."""
+no traceback, no file changed; its help, version and bare command. (Bad
+paths: test_cli_paths.py; what the machine refuses: test_machine_failures.py.)"""
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import SMALL, assert_usage_error, one_error
 
 from rnn_gpu.backends import cupy_unavailable_reason
 from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -19,17 +21,6 @@ def trained_run(tmp_path, corpus_file):
     out = tmp_path / "run"
     assert main(["train", str(corpus_file), "--out", str(out), "--steps", "20", *TINY]) == 0
     return out
-
-
-def assert_usage_error(capsys, argv, *fragments):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def test_train_then_sample(trained_run, capsys):
@@ -144,3 +135,39 @@ def test_a_closed_pipe_ends_sampling_quietly(trained_run):
     sample.stdout.close()  # like `| head -c 10`
     _, err = sample.communicate(timeout=120)
     assert sample.returncode == 141 and b"Traceback" not in err and err == b"", err
+
+
+def test_negative_seed_is_rejected_before_anything_is_made(capsys, corpus_file, tmp_path):
+    out = tmp_path / "run"
+    line = one_error(capsys, ["train", str(corpus_file), "--out", str(out), "--seed", "-1", *SMALL], 2)
+    assert "--seed" in line and not out.exists()
+    one_error(capsys, ["sample", str(tmp_path), "--seed", "-1"], 2)
+
+
+def test_help_version_and_bare_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--hidden", "--layers", "--dropout", "--lr-schedule", "--val-chars", "--distributed", "--seed"):
+        assert flag in text
+    assert "(default 256)" in text
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("rnn-gpu ")
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and all(c in err for c in ("train", "sample", "prepare", "plot", "bench"))
+
+
+def test_every_train_flag_has_help_with_its_default():
+    from rnn_gpu.cli import build_parser
+
+    parser = build_parser()
+    train_parser = parser._subparsers._group_actions[0].choices["train"]
+    for action in train_parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, action.option_strings
+            if action.default not in (None, False, [], "==SUPPRESS=="):
+                assert "default" in action.help, action.option_strings
+
