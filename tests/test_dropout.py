@@ -168,6 +168,7 @@ def correlation(a, b) -> tuple[float, int]:
     return float(np.corrcoef(a, b)[0, 1]), a.size
 
 
+@pytest.mark.slow  # statistics over 10^7 draws a mask
 def test_masks_keep_1_minus_p_with_no_correlation_between_neighbours(rng):
     shape = (50, 100, 2001)  # 10,005,000 draws a mask
     drop = random_key(rng)

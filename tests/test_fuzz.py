@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 from rnn_gpu.cli import main
 
 # RNN_GPU_FUZZ_EXAMPLES=N fuzzes deeper than CI's 40 examples per test.
-FUZZ = settings(max_examples=int(os.environ.get("RNN_GPU_FUZZ_EXAMPLES", 40)), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_SETTINGS = settings(max_examples=int(os.environ.get("RNN_GPU_FUZZ_EXAMPLES", 40)), deadline=None,
+                         suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def fuzz(test):
+    """Hypothesis with the settings above, marked `slow`: these run as long as RNN_GPU_FUZZ_EXAMPLES asks."""
+    return pytest.mark.slow(FUZZ_SETTINGS(test))
 
 
 def run_cli(capsys, argv):
@@ -35,7 +40,7 @@ def assert_clean_failure_or_success(code, err, allowed=(2,)):
         assert len(lines) == 1 and err.strip().splitlines()[-1].startswith("error: "), err
 
 
-@FUZZ
+@fuzz
 @given(data=st.binary(max_size=400))
 def test_random_corpus_bytes(tmp_path_factory, capsys, data):
     d = tmp_path_factory.mktemp("corpus")
@@ -48,7 +53,7 @@ def test_random_corpus_bytes(tmp_path_factory, capsys, data):
     assert path.read_bytes() == data
 
 
-@FUZZ
+@fuzz
 @given(meta=st.one_of(
     st.binary(max_size=200),
     st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
@@ -85,7 +90,7 @@ REPLACEMENTS = st.sampled_from([np.zeros((2, 2)), np.array("text"), np.array(3),
                                 np.array("[1, 2]"), np.array(-1)])
 
 
-@FUZZ
+@fuzz
 @given(key=st.sampled_from(sorted(VALID_ARRAYS) + ["step", "position", "h", "best_val_loss", "opt.mem.W"]),
        value=REPLACEMENTS, cut=st.integers(0, 2000), truncate=st.booleans())
 def test_damaged_checkpoint(tmp_path_factory, capsys, key, value, cut, truncate):
@@ -127,7 +132,7 @@ def test_prepared_corpus_ids_and_symbols_are_checked(tmp_path, capsys, symbols, 
     assert not (tmp_path / "run").exists()
 
 
-@FUZZ
+@fuzz
 @given(data=st.binary(max_size=300))
 def test_random_bytes_as_checkpoint(tmp_path_factory, capsys, data):
     d = tmp_path_factory.mktemp("rand")
@@ -152,7 +157,7 @@ TRAIN_FLAGS = {
 SWITCHES = ["--resume", "--force", "--skip-nonfinite", "--quiet", "--bogus", "--hid"]
 
 
-@FUZZ
+@fuzz
 @given(flags=st.dictionaries(st.sampled_from(sorted(TRAIN_FLAGS)), st.none(), max_size=5).flatmap(
     lambda keys: st.fixed_dictionaries({k: TRAIN_FLAGS[k] for k in keys})),
     switches=st.lists(st.sampled_from(SWITCHES), max_size=2, unique=True))
@@ -176,7 +181,7 @@ def corpus_file_small(tmp_path_factory):
     return path
 
 
-@FUZZ
+@fuzz
 @given(command=st.sampled_from(["sample", "prepare", "plot", "bench"]),
        args=st.lists(st.one_of(st.sampled_from(["--length", "--temperature", "--top-k", "--top-p", "--num-samples",
                                                  "--seed", "--prime", "-o", "--vocab", "--seconds", "--hidden",

@@ -52,12 +52,14 @@ def test_torch_recurrence_rows_say_when_torch_cannot_run(gpu_check):
     assert gpu_check.torch_recurrence_rows("cuda", [(16, 4)])[0]["status"].startswith("not run")
 
 
+@pytest.mark.slow  # times training steps of each backend
 def test_training_step_rows(gpu_check):
     result = gpu_check.training_step_rows(("numpy", "seed"), [(16, 4, 8, 1), (16, 4, 8, 2)], 0.2)
     json.dumps(result)
     assert [[r["backend"] for r in c["rows"]] for c in result["configs"]] == [["numpy", "seed"], ["numpy"]]
 
 
+@pytest.mark.slow  # times runs of the trainer, the bench command and PyTorch
 def test_trainer_rows(gpu_check, tmp_path):
     """The trainer section on the CPU: `rnn-gpu train` in a fresh process, its
     step as `bench` times it, and PyTorch's (CPU) with the same recipe."""

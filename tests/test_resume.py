@@ -151,6 +151,7 @@ def wait_for(path, timeout=60):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # a training process killed after random waits
 def test_kill_9_leaves_a_loadable_checkpoint(corpus_file, tmp_path, rng):
     out = tmp_path / "run"
     proc = start_training(corpus_file, out, "--checkpoint-every", "1")
@@ -163,6 +164,7 @@ def test_kill_9_leaves_a_loadable_checkpoint(corpus_file, tmp_path, rng):
     assert load_checkpoint(out).step >= 1
 
 
+@pytest.mark.slow  # a training process per signal, signalled after a wait
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_finishes_the_step_and_checkpoints(corpus_file, tmp_path, signum, code):
     out = tmp_path / "run"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel and a virtual environment
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
