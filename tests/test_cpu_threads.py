@@ -150,14 +150,23 @@ def test_a_threaded_step_equals_one_on_openblas_threads(rng, tiny_parts, layers)
 
 
 class FakeProbe:
-    """A probe that takes `ours` seconds inside a region of ours, else `theirs`."""
+    """A probe that takes `ours` seconds inside a region of ours, else `theirs`,
+    on a clock of its own that stands in for cpu_threads' `time` (perf_counter,
+    sleep): what is chosen follows from the durations alone, not from how a
+    busy machine oversleeps (0.01 s against 0.0102 s is within MIN_GAIN)."""
 
     def __init__(self, cpu, ours, theirs):
-        self.cpu, self.ours, self.theirs, self.made = cpu, ours, theirs, 0
+        self.cpu, self.ours, self.theirs, self.made, self.now = cpu, ours, theirs, 0, 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
 
     def make(self):
         self.made += 1
-        return lambda: time.sleep(self.ours if self.cpu._count > 1 else self.theirs)
+        return lambda: self.sleep(self.ours if self.cpu._count > 1 else self.theirs)
 
 
 @pytest.mark.parametrize("ours, theirs, chosen", [(0.001, 0.02, 2), (0.02, 0.001, 1), (0.01, 0.0102, 1)])
@@ -165,6 +174,7 @@ def test_our_threads_are_chosen_only_where_measured_faster(monkeypatch, ours, th
     monkeypatch.setattr(cpu_threads, "SPIN_SETTLE_S", 0)
     cpu = CpuThreads(threads=2)
     probe = FakeProbe(cpu, ours, theirs)
+    monkeypatch.setattr(cpu_threads, "time", probe)
     assert cpu.choose("size", 2, cpu_threads.MIN_STEP_FLOPS, probe.make) == chosen
     assert cpu.choose("size", 2, cpu_threads.MIN_STEP_FLOPS, probe.make) == chosen
     assert probe.made == 1  # measured once per size
