@@ -3,10 +3,13 @@ together, one symbol at a time (one GEMM per layer and symbol for all N)."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import sys
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from .backends.cpu_threads import MIN_PART_FLOPS
 from .checks import MAX_SEED, real_in, whole
 from .data import words
 from .data.vocab import Vocab, format_chars
@@ -17,6 +20,8 @@ from .layout import layer_names
 OPTIONS = ("length", "temperature", "top_k", "top_p", "prime", "seed", "num_samples")
 MAX_LENGTH = 10**7  # symbols of one sample, and the largest top_k
 MAX_SAMPLES = 4096  # samples generated together
+# Below this temperature a logit gap of a float32's range divided by it can overflow a float64.
+TINY_TEMPERATURE = 1e-250
 
 
 def check_options(length, temperature, top_k, prime, seed, num_samples, top_p) -> None:
@@ -45,14 +50,22 @@ def next_distribution(logits: np.ndarray, temperature: float, top_k: int | None 
     temperature, so a small temperature sends the others to exp(-inf) = 0
     instead of overflowing."""
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
-    with np.errstate(over="ignore", under="ignore"):
-        p = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    if temperature < TINY_TEMPERATURE:  # the division may overflow to -inf, which is meant
+        with np.errstate(over="ignore"):
+            shifted /= temperature
+    else:
+        shifted /= temperature
+    p = np.exp(shifted)  # underflow to 0 is NumPy's default "ignore"
     p /= p.sum(axis=1, keepdims=True)
+    cut_k, cut_p = top_k is not None and top_k < p.shape[1], top_p is not None and top_p < 1
+    if not (cut_k or cut_p):
+        return p
     order = np.argsort(-logits, axis=1, kind="stable")  # most likely first; ties: lower index first
     keep = np.ones_like(p, dtype=bool)
-    if top_k is not None and top_k < p.shape[1]:
+    if cut_k:
         keep[np.arange(len(p))[:, None], order[:, top_k:]] = False
-    if top_p is not None and top_p < 1:
+    if cut_p:
         sorted_p = np.take_along_axis(p, order, axis=1)
         before = np.cumsum(sorted_p, axis=1) - sorted_p  # mass of the more likely symbols
         outside = before >= top_p
@@ -75,22 +88,75 @@ def choose(logits: np.ndarray, temperature: float, top_k: int | None, rng, top_p
     if temperature < np.finfo(np.float64).tiny:
         return greedy(logits)
     finite = np.isfinite(logits).all(axis=1)
+    if finite.all():
+        return draw(next_distribution(logits, temperature, top_k, top_p), rng)
     picks = greedy(logits)
     if finite.any():
-        p = next_distribution(logits[finite], temperature, top_k, top_p)
-        u = rng.random((len(p), 1))
-        picks[finite] = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+        picks[finite] = draw(next_distribution(logits[finite], temperature, top_k, top_p), rng)
     return picks
 
 
+def draw(p: np.ndarray, rng) -> np.ndarray:
+    """One index per row of probabilities (N, V), by inversion of one uniform number each."""
+    u = rng.random((len(p), 1))
+    return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+
+
 def step(model, symbols, h) -> None:
-    """One time step of every layer for N streams: symbols (N,), h (L, N, H) in place."""
+    """One time step of every layer for N streams: symbols (N,), h (L, N, H)
+    in place: the plain reference that `Stepper` is tested against."""
     xp, p = model.backend.xp, model.params
     symbols = xp.asarray(symbols)
     for k in range(1, model.layers + 1):
         U, W, b = (p[n] for n in layer_names(k))
         x = U.T[symbols] if k == 1 else h[k - 2] @ U.T
         h[k - 1] = xp.tanh(x + h[k - 1] @ W.T + b)
+
+
+class Stepper:
+    """`step` for N streams in buffers kept from step to step (a step is a
+    few small GEMMs: allocating their results costs as much as they do)."""
+
+    def __init__(self, model, num_samples: int):
+        xp, H, p = model.backend.xp, model.hidden_size, model.params
+        self.xp = xp
+        self.h = xp.zeros((model.layers, num_samples, H), dtype=model.dtype)
+        self.x, self.r = xp.empty((2, num_samples, H), dtype=model.dtype)
+        self.o = xp.empty((num_samples, model.vocab_size), dtype=model.dtype)
+        self.inputs = model.layout.stored(p, "U")  # (V, H): layer 1's input is a row of it
+        self.weights = [(p[U].T, p[W].T, p[b]) for U, W, b in map(layer_names, range(1, model.layers + 1))]
+        self.V, self.c = p["V"].T, p["c"]
+
+    def __call__(self, symbols) -> None:
+        xp, h, x, r = self.xp, self.h, self.x, self.r
+        for k, (UT, WT, b) in enumerate(self.weights):
+            if k == 0:
+                xp.take(self.inputs, xp.asarray(symbols), axis=0, out=x)
+            else:
+                xp.matmul(h[k - 1], UT, out=x)
+            xp.matmul(h[k], WT, out=r)
+            x += r
+            x += b
+            xp.tanh(x, out=h[k])
+
+    def logits(self):
+        """o = V h + c of the top layer, (N, V), in a buffer the next call overwrites."""
+        self.xp.matmul(self.h[-1], self.V, out=self.o)
+        self.o += self.c
+        return self.o
+
+
+@contextlib.contextmanager
+def sampling_threads(model, num_samples: int):
+    """BLAS on one thread while a step's GEMMs are too small to share (the
+    CPU backend's MIN_PART_FLOPS): handing them to threads costs more than it
+    saves, and on a busy machine many times more."""
+    work = 2 * num_samples * model.hidden_size * max(model.hidden_size, model.vocab_size)
+    if model.backend.xp is not np or work >= 2 * MIN_PART_FLOPS:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 class Decoder:
@@ -188,29 +254,32 @@ def check_model_and_vocab(model, vocab) -> Vocab:
     return vocab
 
 
+def symbol_steps(model, prime_ids, length: int, temperature: float, top_k, top_p, seed: int, num_samples: int):
+    """Yields the (N,) symbols drawn at each of `length` steps, after the
+    prime's; without a prime the first is drawn from the output at h = 0."""
+    rng = np.random.default_rng(seed)
+    stepper = Stepper(model, num_samples)
+    for symbol in prime_ids:
+        stepper(np.full(num_samples, symbol))
+    for n in range(length):
+        symbols = choose(model.backend.to_host(stepper.logits()), temperature, top_k, rng, top_p)
+        yield symbols
+        if n + 1 < length:
+            stepper(symbols)
+
+
 def generate(model, vocab: Vocab, length: int, *, temperature: float = 1.0, top_k: int | None = None,
              prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
-    """Yields (sample index, text) pieces: first the prime for every sample,
-    then each generated symbol, decoded as it comes. Without a prime the first
-    symbol is drawn from the output at h = 0."""
-    xp, be = model.backend.xp, model.backend
-    rng = np.random.default_rng(seed)
+    """Yields (sample index, text) pieces as they come: first the prime for
+    every sample, then each generated symbol, decoded."""
     prime_ids = encode_prime(vocab, prime)
-    N = num_samples
-    h = xp.zeros((model.layers, N, model.hidden_size), dtype=model.dtype)
-    V, c = model.params["V"], model.params["c"]
-    decoders = [Decoder(vocab) for _ in range(N)]
-    for symbol in prime_ids:
-        step(model, np.full(N, symbol), h)
-    for i in range(N):
+    decoders = [Decoder(vocab) for _ in range(num_samples)]
+    for i in range(num_samples):
         yield i, decoders[i](prime_ids)
-    for _ in range(length):
-        logits = be.to_host(h[-1] @ V.T + c)
-        symbols = choose(logits, temperature, top_k, rng, top_p)
-        for i in range(N):
+    for symbols in symbol_steps(model, prime_ids, length, temperature, top_k, top_p, seed, num_samples):
+        for i in range(num_samples):
             yield i, decoders[i]([symbols[i]])
-        step(model, symbols, h)
-    for i in range(N):
+    for i in range(num_samples):
         yield i, decoders[i]([], final=True)
 
 
@@ -218,18 +287,20 @@ def sample(model, vocab: Vocab | None = None, length: int = 500, temperature: fl
            prime: str = "", seed: int = 0, num_samples: int = 1, top_p: float | None = None):
     """`prime` followed by `length` generated symbols, decoded: one string,
     or a list of `num_samples` strings when more than one is asked for.
-    `vocab` defaults to the one `rnn_gpu.load` attached to the model."""
+    `vocab` defaults to the one `rnn_gpu.load` attached to the model. The
+    samples are drawn together, one step for all of them, and each is
+    decoded once at the end (the text `generate` yields, joined)."""
     vocab = check_model_and_vocab(model, vocab)
     check_options(length, temperature, top_k, prime, seed, num_samples, top_p)
-    pieces = generate(model, vocab, length, temperature=temperature, top_k=top_k, prime=prime, seed=seed,
-                      num_samples=num_samples, top_p=top_p)
-    texts = collect(pieces, num_samples)
+    texts = sample_texts(model, vocab, encode_prime(vocab, prime), length, temperature=temperature, top_k=top_k,
+                         seed=seed, num_samples=num_samples, top_p=top_p)
     return texts[0] if num_samples == 1 else texts
 
 
-def collect(pieces, num_samples: int) -> list[str]:
-    """The (sample index, text) pieces of `generate`, joined per sample."""
-    texts = [""] * num_samples
-    for i, piece in pieces:
-        texts[i] += piece
-    return texts
+def sample_texts(model, vocab: Vocab, prime_ids, length: int, *, temperature: float, top_k, seed: int,
+                 num_samples: int, top_p) -> list[str]:
+    """The texts of `sample`, options checked and the prime encoded."""
+    with sampling_threads(model, num_samples):
+        steps = list(symbol_steps(model, prime_ids, length, temperature, top_k, top_p, seed, num_samples))
+    drawn = np.stack(steps, axis=1) if steps else np.zeros((num_samples, 0), dtype=np.int64)
+    return [vocab.decode(np.concatenate([prime_ids, row])) for row in drawn]

@@ -79,3 +79,32 @@ def test_samples_in_a_batch_follow_the_distribution(model_and_vocab):
     np.testing.assert_allclose(np.bincount(picks, minlength=4) / 20000, expected, atol=0.015)
     greedy = sample(model, vocab, 25, temperature=0, prime="ab", num_samples=3)
     assert greedy == [sample(model, vocab, 25, temperature=0, prime="ab")] * 3
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_the_stepper_computes_what_the_plain_step_does(rng, layers):
+    """The sampler's buffered step against the plain reference, bit for bit."""
+    from rnn_gpu import TextRNN
+    from rnn_gpu.sample import Stepper, step
+
+    model = TextRNN(11, 7, "numpy", layers=layers, seed=int(rng.integers(1000)))
+    stepper, h = Stepper(model, 5), np.zeros((layers, 5, 7), dtype=np.float32)
+    for _ in range(4):
+        symbols = rng.integers(0, 11, size=5)
+        step(model, symbols, h)
+        stepper(symbols)
+        assert np.array_equal(stepper.h, h)
+        logits = h[-1] @ model.params["V"].T + model.params["c"]
+        assert np.array_equal(stepper.logits(), logits)
+
+
+@pytest.mark.parametrize("options", [{}, {"top_k": 3}, {"top_p": 0.5, "temperature": 0.7}, {"temperature": 0}])
+def test_samples_drawn_together_are_the_text_generate_streams(model_and_vocab, options):
+    from rnn_gpu.sample import generate
+
+    model, vocab = model_and_vocab
+    texts = sample(model, vocab, length=30, prime="ab", seed=4, num_samples=3, **options)
+    streamed = [""] * 3
+    for i, piece in generate(model, vocab, 30, prime="ab", seed=4, num_samples=3, **options):
+        streamed[i] += piece
+    assert texts == streamed and all(t.startswith("ab") and len(t) == 32 for t in texts)

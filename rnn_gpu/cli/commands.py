@@ -62,25 +62,33 @@ def run_sample(args) -> int:
     import secrets
 
     from ..api import load
-    from ..sample import collect, generate
+    from ..sample import encode_prime, generate, sample_texts, sampling_threads
 
     model, vocab = load(args.checkpoint, args.backend)  # any depth
     seed = args.seed if args.seed is not None else secrets.randbelow(MAX_SEED + 1)
-    pieces = generate(model, vocab, args.length, temperature=args.temperature, top_k=args.top_k, prime=args.prime,
-                      seed=seed, num_samples=args.num_samples, top_p=args.top_p)
-    first = next(pieces)  # the prime is checked here, before anything is printed
-    if args.seed is None:
-        print(f"seed: {seed}", file=sys.stderr, flush=True)
-    pieces = itertools.chain([first], pieces)
+    options = {"temperature": args.temperature, "top_k": args.top_k, "seed": seed, "num_samples": args.num_samples,
+               "top_p": args.top_p}
     if args.num_samples == 1:  # streamed as generated: Ctrl-C keeps what was printed
-        for _, piece in pieces:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+        pieces = generate(model, vocab, args.length, prime=args.prime, **options)
+        first = next(pieces)  # the prime is checked here, before anything is printed
+        announce_seed(args.seed, seed)
+        with sampling_threads(model, 1):
+            for _, piece in itertools.chain([first], pieces):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
-    texts = collect(pieces, args.num_samples)
+    prime_ids = encode_prime(vocab, args.prime)
+    announce_seed(args.seed, seed)
+    texts = sample_texts(model, vocab, prime_ids, args.length, **options)
     sys.stdout.write("".join(f"--- sample {i + 1} of {len(texts)} ---\n{t}\n" for i, t in enumerate(texts)))
     return 0
+
+
+def announce_seed(given, seed: int) -> None:
+    """A sample drawn from a fresh seed says which, so that it can be drawn again."""
+    if given is None:
+        print(f"seed: {seed}", file=sys.stderr, flush=True)
 
 
 def run_bench(args) -> int:

@@ -1,0 +1,52 @@
+"""Sampling throughput against the number of streams generated together: the
+symbols per second of `rnn_gpu.sample` with N samples at once, and the ratio
+to one stream, side by side in one run. Not a test: a measurement.
+
+    python -m bench.sampling [--hidden 384] [--layers 2] [--vocab 65] [--streams 1,8,32] [--length 400] [--repeats 3]
+
+A model of random weights (the speed does not depend on what it learned),
+NumPy backend, temperature 1; each configuration's median of `--repeats`
+timings, the configurations alternating so that load from other jobs falls
+on all alike. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+from rnn_gpu import TextRNN, sample
+from rnn_gpu.bench import machine
+from rnn_gpu.data import Vocab
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--vocab", type=int, default=65)
+    parser.add_argument("--streams", default="1,8,32")
+    parser.add_argument("--length", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    vocab = Vocab("chars", tuple(range(32, 32 + args.vocab)))
+    model = TextRNN(args.vocab, args.hidden, "numpy", layers=args.layers, seed=0)
+    streams = [int(n) for n in args.streams.split(",")]
+    times = {n: [] for n in streams}
+    for repeat in range(args.repeats):
+        for n in streams:
+            start = time.perf_counter()
+            sample(model, vocab, length=args.length, num_samples=n, seed=repeat, prime="AB")
+            times[n].append(time.perf_counter() - start)
+    rows = [{"streams": n, "symbols_per_s": n * args.length / statistics.median(times[n]),
+             "seconds": statistics.median(times[n])} for n in streams]
+    one = next((r["symbols_per_s"] for r in rows if r["streams"] == 1), None)
+    for row in rows:
+        row["vs_one_stream"] = row["symbols_per_s"] / one if one else None
+    print(json.dumps({"machine": machine(), "load_avg": os.getloadavg()[0], **vars(args), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
