@@ -32,21 +32,17 @@ BACKENDS = ["numpy", "opencl", pytest.param("cupy", marks=pytest.mark.gpu)]
 SLOW_FIXTURES = {"mpiexec"}
 # Slow tests in modules whose owners have not marked them there yet (each trains models for seconds):
 # a mark in the module itself replaces an entry here.
-SLOW_TESTS = {"test_docs.py::test_the_readme_python_examples_run",
-              "test_docs.py::test_the_python_api_page_examples_run"}
-
-
 def pytest_collection_modifyitems(items):
     """Marks `opencl` every test that runs the kernels through OpenCL (the
     `opencl` fixture or the opencl backend): `pytest -m opencl` runs them
     alone, as .ci/run does on its second OpenCL platform. Marks `slow` every
     test that starts MPI jobs (SLOW_FIXTURES), so a new one is left out of
-    `pytest -m "not slow"` without a mark of its own, and SLOW_TESTS."""
+    `pytest -m "not slow"` without a mark of its own."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if "opencl" in item.fixturenames or (callspec and callspec.params.get("backend") == "opencl"):
             item.add_marker(pytest.mark.opencl)
-        if SLOW_FIXTURES & set(item.fixturenames) or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+        if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
 
 

@@ -62,7 +62,8 @@ def test_train_takes_anything_and_checks_it(world, monkeypatch, key, value):
                  "backend": "numpy", key: value}
     only_our_errors(lambda: rnn_gpu.train(**arguments))
     for cfg in ran:  # what passed the checks is stored as JSON can hold it
-        json.dumps(dataclasses.asdict(cfg.run_length()), default=lambda v: pytest.fail(f"{v!r} in a checked configuration"))
+        stored = dataclasses.asdict(cfg.run_length())
+        json.dumps(stored, default=lambda v: pytest.fail(f"{v!r} in a checked configuration"))
     assert snapshot(root) == before
 
 

@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PYTHON_API = ROOT / "docs" / "python-api.md"
@@ -115,11 +117,13 @@ def run_blocks(path: Path, tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "api" / "checkpoint.npz").exists()
 
 
+@pytest.mark.slow  # trains a model (seconds)
 def test_the_readme_python_examples_run(tmp_path, monkeypatch):
     """Every ```python block of the README, in order, in a fresh directory."""
     run_blocks(README, tmp_path, monkeypatch)
 
 
+@pytest.mark.slow  # trains a model (seconds)
 def test_the_python_api_page_examples_run(tmp_path, monkeypatch):
     """docs/python-api.md's blocks (a few seconds on two cores)."""
     run_blocks(PYTHON_API, tmp_path, monkeypatch)
