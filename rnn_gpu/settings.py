@@ -114,6 +114,8 @@ def fits(value, spec: Spec) -> bool:
         return real_in(value, spec.low, spec.high, spec.low_inclusive)
     if spec.kind is tuple:
         return isinstance(value, (list, tuple)) and all(isinstance(g, str) for g in value)
+    if spec.kind is str:
+        return isinstance(value, str) and bool(value.strip()) and "\0" not in value
     return type(value) is spec.kind
 
 
@@ -152,6 +154,13 @@ def real(low, high, low_inclusive=False):
     return parse
 
 
+def text(value: str) -> str:
+    """A string flag's value (a path, say): empty would mean nothing, or the current directory."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
 def shown(value) -> str:
     """A default as the help and the synopsis of docs/cli.md write it."""
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -186,6 +195,8 @@ def add_flags(parser, config, names=None, defaults=None, helps=None) -> None:
             options["choices"] = spec.choices
         elif spec.kind is int:
             options.update(type=int_in(spec.low, spec.high), metavar=spec.metavar)
+        elif spec.kind is str:
+            options.update(type=text, metavar=spec.metavar)
         else:
             options.update(type=real(spec.low, spec.high, spec.low_inclusive), metavar=spec.metavar)
         parser.add_argument(flag(name), **options)

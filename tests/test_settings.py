@@ -74,7 +74,7 @@ def test_resume_rules_follow_the_owners():
     # The model and data settings a checkpoint fixes, as they were listed by hand before the declaration.
     assert set(MODEL_FIELDS) == {"hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup",
                                  "min_lr", "clip", "clip_norm", "dropout", "vocab", "vocab_size", "val_fraction",
-                                 "val_chars", "include", "exclude", "dtype", "seed"}
+                                 "val_chars", "include", "exclude", "dtype", "seed", "init_from"}
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "bench", "prepare", "plot"])

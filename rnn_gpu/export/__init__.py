@@ -20,6 +20,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_for_sampling
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, UsageError
+from ..fileio import is_regular
 from .mapping import FORMATS, SUFFIXES, check_format, check_output, check_params, is_safetensors, require
 from .safetensors_format import load_safetensors
 
@@ -70,3 +71,28 @@ def model_of(source) -> Checkpoint:
         raise UsageError(f"export takes a run directory, a checkpoint file or a Checkpoint, "
                          f"not {type(source).__name__}")
     return read_model(source)
+
+
+def initial_weights(path, vocab: Vocab) -> dict:
+    """Starting weights for a run on `vocab` (`train --init-from`): a PyTorch
+    export or a state dict of its modules, a safetensors export, or a
+    checkpoint (run directory or .npz). A file that keeps its vocabulary must
+    keep this one; one without (a bare state dict) must have its size."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"init_from={p}: no such file")
+    if not p.is_dir() and not is_regular(p):
+        raise UsageError(f"init_from={p}: not a regular file")
+    if p.is_dir() or p.suffix in (".npz", ".safetensors") or is_safetensors(p):
+        ckpt = read_model(p)
+        params, kept = ckpt.params, ckpt.vocab
+    else:
+        from .torch_format import read_torch
+
+        params, kept = read_torch(p)
+    if kept is not None and kept != vocab:
+        raise UsageError(f"init_from={p} is a model of another vocabulary ({kept.kind}, {len(kept)} symbols; the "
+                         f"corpus's: {vocab.kind}, {len(vocab)})")
+    if params["V"].shape[0] != len(vocab):
+        raise UsageError(f"init_from={p} predicts {params['V'].shape[0]} symbols; the corpus has {len(vocab)}")
+    return params

@@ -199,3 +199,31 @@ def torch_state_dict(params: dict, dtype=np.float32) -> dict[str, np.ndarray]:
 
 def float32_bytes(params: dict) -> int:
     return 4 * sum(math.prod(np.shape(v)) for v in params.values())
+
+
+def params_from_torch(state: dict, where) -> dict[str, np.ndarray]:
+    """rnn_gpu's parameters from the state dict of the PyTorch export
+    (`torch_state_dict`'s names), or of the same modules with one-hot inputs
+    (no `embedding.weight`; `rnn.weight_ih_l0` of shape (H, V)). Both
+    biases of a layer add up to its b; an embedding E with input weights
+    W_ih folds into U = W_ih E^T (exactly U = E^T for the identity)."""
+    L = sum(1 for k in state if k.startswith("rnn.weight_hh_l"))
+    names = ["linear.weight", "linear.bias"] + [f"rnn.{w}_l{i}" for i in range(L)
+                                                for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    missing = [k for k in names if k not in state]
+    if L == 0 or missing:
+        raise CheckpointError(f"{where}: not the state dict of nn.Embedding + nn.RNN + nn.Linear (docs/export.md); "
+                              f"missing {', '.join(missing) or 'rnn.weight_hh_l0'}")
+    params = {}
+    for i in range(L):
+        U, W, b = layer_names(i + 1)
+        W_ih, params[W] = state[f"rnn.weight_ih_l{i}"], state[f"rnn.weight_hh_l{i}"]
+        params[b] = state[f"rnn.bias_ih_l{i}"] + state[f"rnn.bias_hh_l{i}"]
+        params[U] = W_ih
+    if "embedding.weight" in state:
+        E, W_ih = state["embedding.weight"], params["U"]
+        if E.ndim != 2 or W_ih.ndim != 2 or W_ih.shape[1] != E.shape[1]:
+            raise CheckpointError(f"{where}: embedding.weight {E.shape} does not feed rnn.weight_ih_l0 {W_ih.shape}")
+        params["U"] = E.T.copy() if np.array_equal(W_ih, np.eye(*W_ih.shape)) else W_ih @ E.T
+    params["V"], params["c"] = state["linear.weight"], state["linear.bias"]
+    return check_params(params, params["V"].shape[0] if params["V"].ndim == 2 else -1, where)

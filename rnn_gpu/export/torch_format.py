@@ -17,8 +17,10 @@ import json
 from pathlib import Path
 
 from ..checkpoint import Checkpoint
+from ..data.vocab import Vocab
+from ..errors import CheckpointError
 from ..fileio import atomic_write
-from .mapping import FORMAT_TAGS, require, sizes, torch_state_dict, vocab_record
+from .mapping import FORMAT_TAGS, params_from_torch, require, sizes, torch_state_dict, vocab_record
 
 
 def torch_export(ckpt: Checkpoint) -> dict:
@@ -35,3 +37,32 @@ def write_torch(ckpt: Checkpoint, output: Path) -> None:
     torch = require("torch", "exporting to torch")
     content = torch_export(ckpt)
     atomic_write(Path(output), lambda f: torch.save(content, f))
+
+
+def read_torch(path) -> tuple[dict, Vocab | None]:
+    """(rnn_gpu's parameters, the vocabulary or None) of a PyTorch export, or
+    of a bare state dict of the same modules (`mapping.params_from_torch`).
+    Read with weights_only: a file that would need to run code is refused."""
+    torch = require("torch", "reading a PyTorch file")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (torch raises what its unpickler and zip reader raise)
+        raise CheckpointError(f"{path}: not a PyTorch file of tensors ({type(exc).__name__}: {exc})") from None
+    exported = isinstance(content, dict) and content.get("format") == FORMAT_TAGS["torch"]
+    state = content.get("state_dict") if exported else content
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path}: holds no state dict of tensors")
+    params = params_from_torch({k: v.detach().cpu().numpy() for k, v in state.items()}, path)
+    return params, vocab_of(content.get("vocab"), path) if exported else None
+
+
+def vocab_of(record, where) -> Vocab:
+    """The vocabulary a torch export keeps (`vocab_record`)."""
+    try:
+        vocab = Vocab(record["kind"], tuple(record["symbols"]))
+        valid = vocab.valid
+    except (KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise CheckpointError(f"{where}: damaged vocabulary")
+    return vocab

@@ -5,6 +5,7 @@ and the bounds on what a configuration may ask of memory."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from ..backends import BACKEND_NAMES
@@ -88,6 +89,10 @@ class TrainConfig:
     dtype: str = setting("float32", str, "model", "the parameters' and activations' type",
                          choices=("float32", "float64"))
     seed: int = setting(0, int, "model", "initialisation and dropout", low=0, high=MAX_SEED)
+    init_from: str | None = setting(None, str, "model", "start from the weights of a PyTorch export (rnn-gpu export "
+                                    "--format torch) or a state dict of its modules, a safetensors export or a "
+                                    "checkpoint; the corpus's vocabulary must be the file's",
+                                    absent="random, from --seed", metavar="FILE")
     skip_nonfinite: bool = setting(False, bool, "run", "skip steps with a non-finite loss or gradient instead of "
                                    "stopping")
 
@@ -95,6 +100,8 @@ class TrainConfig:
         """NumPy scalars (and a list of patterns) as the Python values they hold, so a checkpoint can store them."""
         for name in declared(self):
             value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                value = os.fspath(value)
             if isinstance(value, list):
                 value = tuple(value)
             if isinstance(value, tuple):

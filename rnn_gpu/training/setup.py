@@ -12,6 +12,7 @@ from ..backends import get_backend
 from ..data.corpus import Corpus, load_corpus
 from ..data.streams import BatchStream
 from ..errors import CheckpointError, CorpusError, UsageError
+from ..export import initial_weights as read_weights
 from ..layout import layers_in, state_shape
 from .config import MODEL_FIELDS, TrainConfig
 from .run_dir import open_metrics
@@ -68,7 +69,18 @@ def make_trainer(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, g
     check_corpus_fits(corpus, cfg)
     if saved and saved.vocab != corpus.vocab:
         raise CorpusError(f"the corpus's vocabulary differs from the checkpoint's in {out}")
-    return Trainer(cfg, corpus, backend, saved, corpus_path, comm)
+    initial = initial_weights(cfg, corpus) if cfg.init_from and not saved else None
+    return Trainer(cfg, corpus, backend, saved, corpus_path, comm, initial)
+
+
+def initial_weights(cfg: TrainConfig, corpus: Corpus) -> dict:
+    """A new run's starting weights from cfg.init_from, of the configured sizes."""
+    params = read_weights(cfg.init_from, corpus.vocab)
+    hidden, layers = params["W"].shape[0], layers_in(params)
+    if (hidden, layers) != (cfg.hidden, cfg.layers):
+        raise UsageError(f"init_from={cfg.init_from} is a model of {layers} layer(s) of {hidden} units; pass "
+                         f"hidden={hidden} layers={layers}")
+    return params
 
 
 def set_up(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, given) -> tuple:

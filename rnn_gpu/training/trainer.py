@@ -57,13 +57,15 @@ class Trainer:
     """Each rank holds its own streams' states; everything else is the same on every rank."""
 
     def __init__(self, cfg: TrainConfig, corpus: Corpus, backend, saved: ckpt_io.Checkpoint | None, corpus_path,
-                 comm):
+                 comm, initial: dict | None = None):
+        """`saved`: the checkpoint a resumed run continues; `initial`: a new
+        run's starting weights (`--init-from`), else drawn from the seed."""
         self.cfg, self.corpus, self.backend, self.comm = cfg, corpus, backend, comm
         self.corpus_path = None if corpus_path is None else [str(Path(s).resolve()) for s in as_specs(corpus_path)]
         self.streams = rank_streams(cfg.batch, comm)
         self.local_batch = self.streams.stop - self.streams.start
         self.model = TextRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed,
-                             params=saved.params if saved else None, layers=cfg.layers, reserve=len(EXCHANGED))
+                             params=saved.params if saved else initial, layers=cfg.layers, reserve=len(EXCHANGED))
         self.optimizer = make_optimizer(cfg.optimizer, self.model, cfg.learning_rate)
         self.schedule = cfg.schedule()
         ids, xp = place_ids(backend, corpus.train)
