@@ -10,7 +10,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .backends.cpu_threads import MIN_PART_FLOPS
-from .checks import MAX_SEED, real_in, whole
+from .checks import MAX_SEED, python_value, real_in, whole
 from .data import words
 from .data.vocab import Vocab, format_chars
 from .errors import CorpusError, UsageError
@@ -292,6 +292,8 @@ def sample(model, vocab: Vocab | None = None, length: int = 500, temperature: fl
     decoded once at the end (the text `generate` yields, joined)."""
     vocab = check_model_and_vocab(model, vocab)
     check_options(length, temperature, top_k, prime, seed, num_samples, top_p)
+    length, temperature, top_k, seed, num_samples, top_p = map(python_value, (length, temperature, top_k, seed,
+                                                                              num_samples, top_p))
     texts = sample_texts(model, vocab, encode_prime(vocab, prime), length, temperature=temperature, top_k=top_k,
                          seed=seed, num_samples=num_samples, top_p=top_p)
     return texts[0] if num_samples == 1 else texts
