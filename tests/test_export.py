@@ -137,21 +137,6 @@ def test_torch_forward_equals_textrnn(kind, layers, rng, tmp_path):
         np.testing.assert_allclose(h_torch.numpy(), h, rtol=0, atol=TOL)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("layers", [1, 3])
-def test_the_docs_torch_snippet_samples_as_rnn_gpu_does(kind, layers, rng, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("torch")
-    block = doc_block("import torch")
-    prime, length = prime_and_length(block)
-    model = model_for_greedy(rng, make_vocab(kind), layers, prime, length)
-    export(checkpoint_of(model), "torch", tmp_path / "model.pt")
-    expected = sample(model, length=length, temperature=0, prime=prime)
-    capsys.readouterr()
-    monkeypatch.chdir(tmp_path)
-    exec(compile(block, str(DOC), "exec"), {})  # noqa: S102
-    assert capsys.readouterr().out == expected + "\n"
-
-
 # -- ONNX ----------------------------------------------------------------------
 def onnx_session(path):
     onnx = pytest.importorskip("onnx")
@@ -187,14 +172,15 @@ def test_onnx_forward_equals_textrnn(kind, layers, rng, tmp_path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("layers", [1, 2])
-def test_the_docs_onnxruntime_snippet_samples_as_rnn_gpu_does(kind, layers, rng, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    block = doc_block("import onnxruntime")
+@pytest.mark.parametrize("fmt, layers", [("torch", 1), ("torch", 3), ("onnx", 1), ("onnx", 2)])
+def test_the_docs_snippets_sample_as_rnn_gpu_does(kind, fmt, layers, rng, tmp_path, monkeypatch, capsys):
+    """docs/export.md's greedy loop in PyTorch alone and in ONNX Runtime alone."""
+    for library in {"torch": ("torch",), "onnx": ("onnx", "onnxruntime")}[fmt]:
+        pytest.importorskip(library)
+    block = doc_block({"torch": "import torch", "onnx": "import onnxruntime"}[fmt])
     prime, length = prime_and_length(block)
     model = model_for_greedy(rng, make_vocab(kind), layers, prime, length)
-    export(checkpoint_of(model), "onnx", tmp_path / "model.onnx")
+    export(checkpoint_of(model), fmt, tmp_path / f"model.{'pt' if fmt == 'torch' else fmt}")
     expected = sample(model, length=length, temperature=0, prime=prime)
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
