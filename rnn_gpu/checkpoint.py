@@ -2,7 +2,9 @@
 
 Keys: the parameters (`U`, `W`, `V`, `b`, `c`, and `U2`, `W2`, `b2`, ... for
 deeper layers); `vocab_kind` and `vocab_symbols` (integers; for words JSON
-text, with `vocab_tokenizer`); `config` (JSON text);
+text, with `vocab_tokenizer`; for bpe the tokenizer's JSON as `tokenizers`
+wrote it, with `vocab_tokenizer` and `vocab_tokenizers_version`, the
+library's version that saved it); `config` (JSON text);
 `format`; and the training state (`step`, `position`, `h`, `opt.*`,
 `elapsed_s`, `cpu_threads`, `kernel_choices`) for resuming. `h` is (B, H)
 for one layer and (L, B, H) for more. No pickles, so a checkpoint from a GPU run loads
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import words
+from .data import bpe, words
 from .data.vocab import Vocab
 from .errors import CheckpointError
 from .fileio import atomic_write, is_regular
@@ -58,6 +60,9 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     )
     if ckpt.vocab.kind == "words":
         arrays["vocab_tokenizer"] = np.array(words.TOKENIZER)
+    if ckpt.vocab.kind == "bpe":
+        arrays["vocab_tokenizer"] = np.array(bpe.TOKENIZER)
+        arrays["vocab_tokenizers_version"] = np.array(bpe.library_version())
     if ckpt.cpu_threads:
         arrays["cpu_threads"] = np.array(json.dumps(ckpt.cpu_threads))
     if ckpt.kernel_choices:
@@ -113,13 +118,17 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
     if missing:
         raise CheckpointError(f"{p}: checkpoint is missing {', '.join(missing)}")
     config = json.loads(arrays["config"].item())
-    vocab = Vocab.from_stored(str(arrays["vocab_kind"].item()), arrays["vocab_symbols"])
+    kind = str(arrays["vocab_kind"].item())
+    vocab = bpe_vocab(arrays, p) if kind == "bpe" else Vocab.from_stored(kind, arrays["vocab_symbols"])
     if not isinstance(config, dict) or not vocab.valid:
         raise CheckpointError(f"{p}: damaged configuration or vocabulary")
     tokenizer = str(arrays["vocab_tokenizer"].item()) if "vocab_tokenizer" in arrays else None
     if vocab.kind == "words" and tokenizer != words.TOKENIZER:
         raise CheckpointError(f"{p}: its word vocabulary is of tokenizer {tokenizer}, not this version's "
                               f"{words.TOKENIZER}")
+    if vocab.kind == "bpe" and np.ndim(arrays["V"]) == 2 and arrays["V"].shape[0] != len(vocab):
+        raise CheckpointError(f"{p}: its BPE tokenizer has {len(vocab)} tokens but the model predicts "
+                              f"{arrays['V'].shape[0]}")
     names = param_shapes(len(vocab), 1, layers_in(arrays)).keys()
     params = {k: arrays[k] for k in names}
     _check_shapes(params, len(vocab), p)
@@ -138,6 +147,23 @@ def _from_arrays(arrays: dict, p: Path) -> Checkpoint:
         cpu_threads=cpu_threads if isinstance(cpu_threads, list) else None,
         kernel_choices=kernel_choices if isinstance(kernel_choices, list) else None,
     )
+
+
+def bpe_vocab(arrays: dict, p: Path) -> Vocab:
+    """A checkpoint's BPE vocabulary, its tokenizer checked (bpe.check): a
+    CheckpointError naming the file, or a UsageError without the library."""
+    tag = str(arrays["vocab_tokenizer"].item()) if "vocab_tokenizer" in arrays else None
+    if tag != bpe.TOKENIZER:
+        raise CheckpointError(f"{p}: its BPE vocabulary is of tokenizer {tag}, not this version's {bpe.TOKENIZER}")
+    bpe.library(f"{p}: its BPE vocabulary")
+    stored, version = arrays["vocab_symbols"], arrays.get("vocab_tokenizers_version")
+    version = str(version.item()) if version is not None and version.shape == () else None
+    try:
+        if stored.shape != () or stored.dtype.kind != "U":
+            raise ValueError(f"a {stored.dtype} array of shape {stored.shape}, not one string")
+        return Vocab.from_bpe(str(stored.item()), version)
+    except ValueError as exc:
+        raise CheckpointError(f"{p}: its BPE tokenizer (vocab_symbols) is damaged or unreadable: {exc}") from None
 
 
 def _check_shapes(params: dict, vocab_size: int, p: Path) -> None:

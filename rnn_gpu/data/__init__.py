@@ -1,5 +1,6 @@
 """Corpora, from the files on disk to the windows a step reads:
-`vocab` (symbols, text to ids), `words` (the word tokenizer), `sources`
+`vocab` (symbols, text to ids), `words` (the word tokenizer), `bpe` (the
+byte-level BPE, on Hugging Face `tokenizers`), `sources`
 (finding and reading files), `encoding` (the passes that choose a vocabulary
 and encode), `prepared` (the on-disk format), `corpus` (the corpus a run
 trains on, and its cache), `streams` (batch streams and evaluation windows).

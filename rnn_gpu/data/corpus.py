@@ -14,11 +14,11 @@ import numpy as np
 
 from ..errors import CorpusError, EnvironmentFailure
 from ..fileio import cache_dir, cache_dirs, is_regular, writable_dir
-from . import words
+from . import bpe, words
 from .encoding import corpus_vocab, encoded_chunks
 from .prepared import Prepared, is_prepared, load_prepared, metadata, prepare
 from .sources import as_specs, expand_sources, source_signature
-from .vocab import VOCAB_KINDS, SymbolChars, Vocab
+from .vocab import VOCAB_KINDS, VOCAB_SIZES, SymbolChars, Vocab, default_vocab_size
 
 DEFAULT_CORPUS_CAP = 2_000_000  # characters of the embedded default corpus
 IN_MEMORY_MAX_BYTES = 256 << 20  # with no writable cache, sources up to this size are prepared in memory
@@ -75,6 +75,13 @@ def in_memory_words(text: str, size: int | None) -> tuple[Vocab, np.ndarray, np.
     return (vocab, *vocab.encode_words(tokens))
 
 
+def in_memory_bpe(text: str, size: int | None) -> tuple[Vocab, np.ndarray]:
+    """A BPE vocabulary trained on `text`, and its ids."""
+    pieces = bpe.batches(text)
+    vocab = Vocab.from_bpe(bpe.train(iter([pieces]), size or default_vocab_size("bpe")))
+    return vocab, bpe.encode_pieces(vocab.bpe_tokenizer, pieces, vocab.dtype)
+
+
 def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.1,
                 spare_cache: Path | None = None, include=(), exclude=(), vocab_size: int | None = None) -> Corpus:
     """The corpus at `path` (None: the embedded default), split into training
@@ -82,8 +89,8 @@ def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.
     through a memory map; a prepared corpus (.json) is used as it is.
     `path` may be several files, directories and globs (`include`/`exclude`
     filter the files found in directories). `spare_cache`: where to prepare
-    when no user cache directory is writable. `vocab_size`: of a word
-    vocabulary (default words.DEFAULT_VOCAB_SIZE)."""
+    when no user cache directory is writable. `vocab_size`: of a word or BPE
+    vocabulary (default vocab.VOCAB_SIZES)."""
     if vocab_kind not in (None, *VOCAB_KINDS):
         raise CorpusError(f"unknown vocabulary {vocab_kind!r}; choose {', '.join(VOCAB_KINDS)}")
     if path is None:
@@ -96,7 +103,7 @@ def load_corpus(path, vocab_kind: str | None = "chars", val_fraction: float = 0.
         prepared = prepared_for(specs, vocab_kind or "chars", spare_cache, include, exclude, vocab_size)
     if vocab_kind is not None and prepared.vocab.kind != vocab_kind:
         raise CorpusError(f"{path} was prepared with vocab={prepared.vocab.kind}, not {vocab_kind}")
-    if vocab_size is not None and prepared.vocab.kind == "words" and prepared.meta.get("vocab_size") != vocab_size:
+    if vocab_size is not None and prepared.vocab.kind in VOCAB_SIZES and prepared.meta.get("vocab_size") != vocab_size:
         raise CorpusError(f"{path} was prepared with vocab_size={prepared.meta.get('vocab_size')}, "
                           f"not {vocab_size}")
     try:
@@ -116,6 +123,8 @@ def default_split(vocab_kind: str | None, val_fraction: float, vocab_size: int |
     if vocab_kind == "words":
         vocab, ids, unknown = in_memory_words(text, vocab_size)
         return split(vocab, ids, val_fraction, source, unknown_lengths=unknown)
+    if vocab_kind == "bpe":
+        return split(*in_memory_bpe(text, vocab_size), val_fraction, source)
     vocab = Vocab.from_text(text) if vocab_kind != "bytes" else Vocab.bytes256()
     return split(vocab, vocab.encode(text), val_fraction, source)
 
@@ -131,8 +140,8 @@ def split_prepared(prepared: Prepared, specs: list[str], val_fraction: float) ->
 
 
 def cache_prefix(paths, kind: str, directory: Path | None = None, vocab_size: int | None = None) -> Path:
-    if kind == "words":
-        kind = f"words{vocab_size or words.DEFAULT_VOCAB_SIZE}"
+    if kind in VOCAB_SIZES:  # a size of its own: part of the key
+        kind = f"{kind}{vocab_size or default_vocab_size(kind)}"
     key = hashlib.sha256(json.dumps([str(p.resolve()) for p in paths] + [kind]).encode()).hexdigest()[:16]
     return (directory or cache_dir()) / f"{paths[0].name}-{kind}-{key}"
 

@@ -1,6 +1,7 @@
 """The passes over a corpus's sources: the first chooses the vocabulary
 (the sorted set of code points for characters; for words the most frequent
-tokens, counted in bounded memory), the second encodes the text to ids."""
+tokens, counted in bounded memory; for bpe a byte-level BPE trained on the
+text as it streams), the second encodes the text to ids."""
 from __future__ import annotations
 
 from collections import Counter
@@ -8,9 +9,9 @@ from collections import Counter
 import numpy as np
 
 from ..errors import CorpusError
-from . import words
-from .sources import decoded_chunks, read_chunks, word_tokens
-from .vocab import Vocab
+from . import bpe, words
+from .sources import decoded_chunks, read_chunks, text_pieces, word_tokens
+from .vocab import Vocab, default_vocab_size
 
 COUNT_CAPACITY = 1 << 19  # distinct tokens a word count keeps exactly (it holds up to twice as many)
 
@@ -45,6 +46,26 @@ def count_words(paths, size: int, capacity: int | None = None) -> tuple[Vocab, d
                                      "count_error": counted.error, "tokens_counted": counted.total}
 
 
+def bpe_texts(paths):
+    """The text of each file in turn, in lists of short pieces cut where the
+    BPE pre-tokenizer cuts anyway (bpe.whole_pieces; none spans two files)."""
+    for path in paths:
+        for text in bpe.whole_pieces(text_pieces(path)):
+            yield bpe.batches(text)
+
+
+def train_bpe(paths, size: int) -> tuple[Vocab, dict]:
+    """The byte-level BPE vocabulary of `size` tokens (at most) trained on
+    the sources, streamed, and what PREFIX.json says of it."""
+    bpe.library("vocab=bpe")  # before any file is read
+    text = bpe.train(bpe_texts(paths), size)
+    try:
+        vocab = Vocab.from_bpe(text)
+    except ValueError as exc:  # the library's own output: not expected
+        raise CorpusError(f"the BPE tokenizer trained on {', '.join(map(str, paths))} is unusable: {exc}") from None
+    return vocab, {"tokenizer": bpe.TOKENIZER, "vocab_size": size, "tokenizers_version": bpe.library_version()}
+
+
 def encoded_chunks(paths, vocab: Vocab, unknown_lengths: list | None = None):
     """The ids of the sources in pieces. Words: the lengths of the tokens
     that became the unknown token are appended to `unknown_lengths`."""
@@ -54,6 +75,10 @@ def encoded_chunks(paths, vocab: Vocab, unknown_lengths: list | None = None):
             if unknown_lengths is not None:
                 unknown_lengths.append(unknown)
             yield ids
+        return
+    if vocab.kind == "bpe":
+        for texts in bpe_texts(paths):
+            yield bpe.encode_pieces(vocab.bpe_tokenizer, texts, vocab.dtype)
         return
     if vocab.kind == "bytes":
         for path in paths:
@@ -69,7 +94,9 @@ def corpus_vocab(paths, kind: str, vocab_size: int | None = None) -> tuple[Vocab
     """The vocabulary of the sources (a first pass over them for chars and
     words), and what PREFIX.json records of how it was made."""
     if kind == "words":
-        vocab, how = count_words(paths, vocab_size or words.DEFAULT_VOCAB_SIZE)
+        vocab, how = count_words(paths, vocab_size or default_vocab_size(kind))
+    elif kind == "bpe":
+        vocab, how = train_bpe(paths, vocab_size or default_vocab_size(kind))
     else:
         vocab, how = collect_code_points(paths) if kind == "chars" else Vocab.bytes256(), {}
     if not vocab.symbols:

@@ -5,7 +5,9 @@ uint16 or uint32, raw) and PREFIX.json (vocabulary, dtype, length, sources),
 streaming: the sources are read in chunks (sources.py), once to choose the
 vocabulary and once to encode (encoding.py). For a word vocabulary
 PREFIX.unk.bin keeps the length of every token that the unknown token
-replaced (uint8), so losses can be reported per character.
+replaced (uint8), so losses can be reported per character. For a BPE
+vocabulary PREFIX.json holds the tokenizer itself (`tokenizer_json`, the
+JSON `tokenizers` wrote, with the library's version) instead of `symbols`.
 
 PREFIX.json also records the largest id (`max_id`), seen while encoding, so
 a start reads the metadata alone; training checks each window it reads
@@ -26,7 +28,7 @@ import numpy as np
 
 from ..errors import CorpusError, EnvironmentFailure, UsageError
 from ..fileio import atomic_write, make_directory
-from . import sources, words
+from . import bpe, sources, words
 from .encoding import corpus_vocab, encoded_chunks
 from .sources import expand_sources, source_signature
 from .vocab import Vocab
@@ -80,9 +82,24 @@ def metadata(vocab: Vocab, length: int, paths, max_id: int, how=None) -> dict:
     """What PREFIX.json records of a prepared corpus (less where its data lies)."""
     if length == 0:
         raise CorpusError(f"corpus is empty: {', '.join(map(str, paths))}")
-    return {"format": FORMAT, "vocab_kind": vocab.kind, "symbols": list(vocab.symbols),
+    symbols = {"tokenizer_json": vocab.tokenizer} if vocab.kind == "bpe" else {"symbols": list(vocab.symbols)}
+    return {"format": FORMAT, "vocab_kind": vocab.kind, **symbols,
             "dtype": np.dtype(vocab.dtype).name, "length": length, "max_id": max_id,
             "sources": source_signature(paths), **(how or {})}
+
+
+def bpe_vocab(meta: dict, meta_path: Path) -> Vocab:
+    """The BPE vocabulary of a prepared corpus's metadata, its tokenizer
+    checked (bpe.check); a CorpusError naming the file."""
+    if meta.get("tokenizer") != bpe.TOKENIZER:
+        raise CorpusError(f"{meta_path}: its BPE vocabulary is of tokenizer {meta.get('tokenizer')!r}, not this "
+                          f"version's {bpe.TOKENIZER}; prepare the corpus again")
+    bpe.library(f"{meta_path}: its BPE vocabulary")
+    try:
+        return Vocab.from_bpe(meta.get("tokenizer_json"), meta.get("tokenizers_version"))
+    except ValueError as exc:
+        raise CorpusError(f"{meta_path}: its BPE tokenizer (tokenizer_json) is damaged or unreadable: {exc}; "
+                          "prepare the corpus again") from None
 
 
 def load_prepared(meta_path) -> Prepared:
@@ -94,7 +111,10 @@ def load_prepared(meta_path) -> Prepared:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("no format tag")
         kind = str(meta["vocab_kind"])
-        vocab = Vocab(kind, tuple(str(s) if kind == "words" else int(s) for s in meta["symbols"]))
+        if kind == "bpe":
+            vocab = bpe_vocab(meta, meta_path)
+        else:
+            vocab = Vocab(kind, tuple(str(s) if kind == "words" else int(s) for s in meta["symbols"]))
         dtype, length = np.dtype(meta["dtype"]), int(meta["length"])
         data = meta_path.with_name(str(meta["data"]))
         if not vocab.valid or dtype != np.dtype(vocab.dtype) or length < 1:
@@ -106,6 +126,8 @@ def load_prepared(meta_path) -> Prepared:
             raise ValueError(f"max_id {top!r} is not a whole number >= 0")
         unknown_file = meta_path.with_name(str(meta["unknown_data"])) if kind == "words" else None
         unknown_count = int(meta["unknown_count"]) if kind == "words" else 0
+    except CorpusError:
+        raise  # says what is wrong already
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{meta_path}: not a prepared rnn_gpu corpus ({exc})") from None
     ids = mapped(meta_path, data, dtype, length)

@@ -1,37 +1,69 @@
-"""Vocabularies: the symbols of a model (characters, bytes or word tokens),
-text to ids and back, and how many characters of the original text each id
-stands for (what a loss per character counts).
+"""Vocabularies: the symbols of a model (characters, bytes, word tokens or
+byte-level BPE tokens), text to ids and back, and how many characters of the
+original text each id stands for (what a loss per character counts).
 
 A corpus is encoded once into a compact integer array: uint8 when the
 vocabulary has at most 256 symbols, else uint16, else uint32.
 """
 from __future__ import annotations
 
+import codecs
 import functools
 import itertools
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import CorpusError, UsageError
-from . import words
+from . import bpe, words
 
-VOCAB_KINDS = ("chars", "bytes", "words")
+VOCAB_KINDS = ("chars", "bytes", "words", "bpe")
+# The kinds whose size is chosen (characters and bytes have theirs from the text): (default, least, most).
+VOCAB_SIZES = {"words": (words.DEFAULT_VOCAB_SIZE, 2, words.MAX_VOCAB_SIZE),
+               "bpe": (bpe.DEFAULT_VOCAB_SIZE, bpe.MIN_VOCAB_SIZE, words.MAX_VOCAB_SIZE)}
+VOCAB_SIZE_HELP = ("--vocab words: the unknown token and the N-1 most frequent tokens, N from 2; --vocab bpe: the "
+                   f"256 bytes and N-256 merged byte sequences, N from {bpe.MIN_VOCAB_SIZE} (either to "
+                   f"{words.MAX_VOCAB_SIZE:,})")
+# What not giving a size means (the defaults agree: one number, as the synopsis of docs/cli.md shows it).
+VOCAB_SIZE_ABSENT = (str(words.DEFAULT_VOCAB_SIZE) if {d for d, _, _ in VOCAB_SIZES.values()} == {
+    words.DEFAULT_VOCAB_SIZE} else ", ".join(f"{kind} {d}" for kind, (d, _, _) in VOCAB_SIZES.items()))
 
 
 def check_vocab_size(kind: str | None, size, name: str = "vocab_size") -> None:
-    """A vocabulary size is a word vocabulary's alone (characters and bytes have theirs from the text)."""
-    if size is not None and kind != "words":
-        raise UsageError(f"{name}= goes with vocab=words")
+    """A vocabulary size goes with a word or BPE vocabulary alone, within its
+    kind's bounds (VOCAB_SIZES; the setting's declaration takes the widest)."""
+    if size is None:
+        return
+    if kind not in VOCAB_SIZES:
+        raise UsageError(f"{name}= goes with vocab=words or vocab=bpe")
+    _, low, high = VOCAB_SIZES[kind]
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not low <= size <= high:
+        raise UsageError(f"{name}= must be a whole number in [{low}, {high}] for vocab={kind}, got {size!r}")
+
+
+def default_vocab_size(kind: str) -> int:
+    return VOCAB_SIZES[kind][0]
 
 
 @dataclass(frozen=True)
 class Vocab:
-    kind: str  # "chars", "bytes" or "words"
-    # code points (chars) or byte values (bytes), sorted; words: token strings by frequency, the unknown token first
+    kind: str  # "chars", "bytes", "words" or "bpe"
+    # code points (chars) or byte values (bytes), sorted; words: token strings by frequency, the unknown token first;
+    # bpe: the tokens (strings of bpe.BYTE_CHARS) in id order
     symbols: tuple
+    tokenizer: str = field(default="", repr=False)  # bpe: the tokenizer's JSON, as `tokenizers` wrote it
+
+    @classmethod
+    def from_bpe(cls, text, written_by: str | None = None) -> Vocab:
+        """The BPE vocabulary of a tokenizer's JSON (bpe.train's), checked as
+        bpe.check checks it: a ValueError says what is wrong. `written_by`:
+        the version of `tokenizers` that wrote it, if known (for the message)."""
+        symbols, tokenizer = bpe.check(text, written_by)
+        vocab = cls("bpe", symbols, text)
+        vocab.__dict__["bpe_tokenizer"] = tokenizer  # loaded once
+        return vocab
 
     @classmethod
     def from_text(cls, text: str) -> Vocab:
@@ -56,13 +88,18 @@ class Vocab:
         """The vocabulary of `stored_symbols()`'s form (a checkpoint's array)."""
         if kind == "words":
             return cls(kind, tuple(json.loads(str(stored.item()))))
+        if kind == "bpe":
+            return cls.from_bpe(str(stored.item()))
         return cls(kind, tuple(int(s) for s in stored))
 
     def stored_symbols(self) -> np.ndarray:
-        """The symbols as one NumPy array: integers, or for words JSON text
-        (a NumPy string array would drop a token's trailing NUL)."""
+        """The symbols as one NumPy array: integers, for words JSON text (a
+        NumPy string array would drop a token's trailing NUL), for bpe the
+        tokenizer's JSON (a string array: the symbols follow from it)."""
         if self.kind == "words":
             return np.array(json.dumps(list(self.symbols)))
+        if self.kind == "bpe":
+            return np.array(self.tokenizer)
         return np.array(self.symbols, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -74,6 +111,8 @@ class Vocab:
         (what a vocabulary read back from a file must be)."""
         if self.kind == "words":
             return self._valid_words
+        if self.kind == "bpe":
+            return len(self.symbols) > 0 and self._bpe_symbols == self.symbols
         top = {"chars": 0x10FFFF, "bytes": 255}.get(self.kind)
         s = self.symbols
         return (top is not None and len(s) > 0 and all(isinstance(c, int) for c in s) and s[0] >= 0
@@ -84,6 +123,19 @@ class Vocab:
         s = self.symbols
         return (len(s) > 0 and s[0] == words.UNKNOWN_SYMBOL and len(set(s)) == len(s)
                 and all(words.is_token(t) for t in s[1:]))
+
+    @functools.cached_property
+    def _bpe_symbols(self) -> tuple | None:
+        """The tokens the tokenizer's JSON lists, None if it is not one of ours."""
+        try:
+            return bpe.symbols_of(self.tokenizer)
+        except ValueError:
+            return None
+
+    @functools.cached_property
+    def bpe_tokenizer(self):
+        """The library's Tokenizer of a BPE vocabulary."""
+        return bpe.load(self.tokenizer)
 
     @property
     def dtype(self):
@@ -152,33 +204,86 @@ class Vocab:
         lengths = np.fromiter(map(len, tokens), dtype=np.uint8, count=len(tokens))
         return ids, lengths[ids == words.UNKNOWN]
 
-    def encode(self, data) -> np.ndarray:
+    def encode_bpe(self, text: str) -> np.ndarray:
+        """The ids of text without lone surrogates (a corpus's, decoded from UTF-8)."""
+        return bpe.encode_text(self.bpe_tokenizer, text, self.dtype)
+
+    def encode(self, data, name: str = "text") -> np.ndarray:
+        """The ids of `data`. bpe: any str; a lone surrogate U+DC80..U+DCFF is
+        the raw byte it stands for (surrogateescape), another a CorpusError
+        that names it and its position, as `name` says (e.g. "prime=")."""
         if self.kind == "words":
             return self.encode_tokens(words.tokenize(data))
+        if self.kind == "bpe":
+            return bpe.encode_any(self.bpe_tokenizer, data, self.dtype, name)
         if self.kind == "bytes":
             raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             return np.frombuffer(raw, dtype=np.uint8).copy()
         return self.encode_text(data)
 
     def decode(self, ids) -> str:
-        """Text of ids; the unknown token of a word vocabulary shows as words.UNKNOWN_MARKER."""
-        if self.kind == "bytes":
-            return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        """Text of ids; the unknown token of a word vocabulary shows as
+        words.UNKNOWN_MARKER; bytes and bpe: bytes that are not UTF-8 as U+FFFD."""
+        if self.kind in ("bytes", "bpe"):
+            return self.id_bytes(ids).decode("utf-8", errors="replace")
         if self.kind == "words":
             return "".join(self.symbols[int(i)] or words.UNKNOWN_MARKER for i in ids)
         return "".join(chr(self.symbols[int(i)]) for i in ids)
 
     @functools.cached_property
+    def token_bytes(self) -> tuple[bytes, ...]:
+        """bytes and bpe: the bytes each id stands for."""
+        if self.kind == "bpe":
+            return tuple(bpe.token_bytes(t) for t in self.symbols)
+        if self.kind == "bytes":
+            return tuple(bytes([b]) for b in self.symbols)
+        raise ValueError(f"a {self.kind} vocabulary has no bytes of its own")
+
+    def id_bytes(self, ids) -> bytes:
+        """bytes and bpe: the bytes of a sequence of ids."""
+        if self.kind == "bytes":
+            return bytes(int(i) for i in ids)
+        table = self.token_bytes
+        return b"".join(table[int(i)] for i in ids)
+
+    def text_decoder(self) -> TextDecoder:
+        """A fresh decoder of ids as they come (see TextDecoder)."""
+        return TextDecoder(self)
+
+    @functools.cached_property
     def symbol_chars(self) -> np.ndarray:
         """Characters of the original text each id stands for: 1 for chars;
         for bytes 1 for a byte that starts a UTF-8 character, 0 for a
-        continuation byte; for words the token's length, 0 for the unknown
-        token (whose length the corpus keeps, see SymbolChars)."""
+        continuation byte, and for bpe the number of such bytes among the
+        token's, so the characters of a text are the sum over its ids; for
+        words the token's length, 0 for the unknown token (whose length the
+        corpus keeps, see SymbolChars)."""
         if self.kind == "bytes":
             return ((np.arange(256) & 0xC0) != 0x80).astype(np.int64)
+        if self.kind == "bpe":
+            return np.array([sum((b & 0xC0) != 0x80 for b in t) for t in self.token_bytes], dtype=np.int64)
         if self.kind == "words":
             return np.array([len(t) for t in self.symbols], dtype=np.int64)
         return np.ones(len(self.symbols), dtype=np.int64)
+
+
+class TextDecoder:
+    """Ids to text as they come, `decoder(ids, final=False) -> str`, the
+    pieces joining into what Vocab.decode gives of all the ids at once: chars
+    symbol by symbol, words as Vocab.decode; bytes and bpe through an
+    incremental UTF-8 decoder, so a character whose bytes are split across ids
+    waits for the rest (bytes that are not UTF-8 as U+FFFD; `final` ends a
+    character left open)."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        incremental = codecs.getincrementaldecoder("utf-8")
+        self.utf8 = incremental(errors="replace") if vocab.kind in ("bytes", "bpe") else None
+
+    def __call__(self, ids, final: bool = False) -> str:
+        if self.utf8 is None:
+            return self.vocab.decode(ids)
+        return self.utf8.decode(self.vocab.id_bytes(ids), final=final)
 
 
 class SymbolChars:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import BEST_FILENAME, FILENAME, Checkpoint
-from ..data import words
+from ..data import bpe, words
 from ..data.vocab import VOCAB_KINDS, Vocab
 from ..errors import CheckpointError, UsageError
 from ..layout import layer_names, layers_in, param_shapes
@@ -31,7 +31,9 @@ FORMATS = ("torch", "onnx", "safetensors")
 SUFFIXES = {"torch": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
 # The tag each file carries (a "format" key), so a reader knows it for an rnn_gpu model.
 FORMAT_TAGS = {"torch": "rnn_gpu.torch/1", "onnx": "rnn_gpu.onnx/1", "safetensors": "rnn_gpu.safetensors/1"}
-# What the string metadata of an ONNX or a safetensors file holds (vocab_tokenizer for word vocabularies only).
+# What the string metadata of an ONNX or a safetensors file holds (vocab_tokenizer for word and BPE vocabularies
+# only; a BPE vocabulary's tokenizer JSON, as `tokenizers` wrote it, in vocab_tokenizer_json, and the library's
+# version in vocab_tokenizers_version).
 METADATA_KEYS = ("format", "vocab_kind", "vocab_symbols", "config", "vocab_size", "hidden_size", "layers", "dtype")
 EXTRAS = {"torch": "torch", "onnx": "export", "onnxruntime": "export", "safetensors": "export"}
 
@@ -109,30 +111,57 @@ def check_params(params: dict, vocab_size: int, where) -> dict:
     return {k: params[k] for k in shapes}
 
 
-def sizes(ckpt: Checkpoint) -> tuple[int, int, int]:
-    """(V, H, L)."""
+def sizes(ckpt: Checkpoint, standard: bool = True) -> tuple[int, int, int]:
+    """(V, H, L) of a model to export; with `standard` (the torch and ONNX
+    exports: nn.RNN and ONNX's RNN), only of a model they can express
+    (`check_standard`)."""
+    if standard:
+        check_standard(ckpt)
     return len(ckpt.vocab), ckpt.params["W"].shape[0], layers_in(ckpt.params)
+
+
+def check_standard(ckpt: Checkpoint) -> None:
+    """A UsageError naming the setting when the model's forward pass is
+    none a standard RNN computes: residual connections, or zoneout (whose
+    evaluation mixes in the previous state). What is training's alone
+    (dropout of any kind, weight drop, AR, TAR, weight decay, the
+    initialisations) leaves the forward pass standard."""
+    config = ckpt.config if isinstance(ckpt.config, dict) else {}
+    zoneout = config.get("zoneout")
+    found = ["residual=True"] * (config.get("residual") is True)
+    found += [f"zoneout={zoneout}"] * (isinstance(zoneout, (int, float)) and not isinstance(zoneout, bool)
+                                       and zoneout > 0)
+    if found:
+        raise UsageError(f"the model was trained with {' and '.join(found)}: its forward pass is not a standard "
+                         "RNN's (nn.RNN, ONNX's RNN), so it exports to safetensors only")
 
 
 # -- the vocabulary and configuration as strings --------------------------
 def metadata(ckpt: Checkpoint, format: str, dtype) -> dict[str, str]:
     """String metadata of an ONNX or safetensors file (METADATA_KEYS)."""
-    V, H, L = sizes(ckpt)
+    V, H, L = sizes(ckpt, standard=format != "safetensors")
     meta = {"format": FORMAT_TAGS[format], "vocab_kind": ckpt.vocab.kind,
             "vocab_symbols": json.dumps(list(ckpt.vocab.symbols), ensure_ascii=False),
             "config": json.dumps(ckpt.config, sort_keys=True, default=str), "vocab_size": str(V),
             "hidden_size": str(H), "layers": str(L), "dtype": np.dtype(dtype).name}
     if ckpt.vocab.kind == "words":
         meta["vocab_tokenizer"] = words.TOKENIZER
+    if ckpt.vocab.kind == "bpe":
+        meta.update(vocab_tokenizer=bpe.TOKENIZER, vocab_tokenizer_json=ckpt.vocab.tokenizer,
+                    vocab_tokenizers_version=bpe.library_version())
     return meta
 
 
 def vocab_record(vocab: Vocab) -> dict:
     """The vocabulary as a torch file keeps it: kind, symbols (code points,
-    byte values, or token strings with "" the unknown token), tokenizer."""
+    byte values, token strings with "" the unknown token, or BPE tokens as
+    strings of the byte-level alphabet), tokenizer; for bpe the tokenizer's
+    JSON (`tokenizers.Tokenizer.from_str` reads it)."""
     record = {"kind": vocab.kind, "symbols": list(vocab.symbols)}
     if vocab.kind == "words":
         record["tokenizer"] = words.TOKENIZER
+    if vocab.kind == "bpe":
+        record.update(tokenizer=bpe.TOKENIZER, tokenizer_json=vocab.tokenizer, tokenizers_version=bpe.library_version())
     return record
 
 
@@ -154,9 +183,9 @@ def read_metadata(meta, where, format: str) -> tuple[Vocab, dict, dict]:
         raise CheckpointError(f"{where}: damaged metadata ({exc})") from None
     if kind not in VOCAB_KINDS or not isinstance(symbols, list):
         raise CheckpointError(f"{where}: damaged vocabulary (kind {kind!r})")
-    if kind != "words" and not all(isinstance(s, int) and not isinstance(s, bool) for s in symbols):
+    if kind in ("chars", "bytes") and not all(isinstance(s, int) and not isinstance(s, bool) for s in symbols):
         raise CheckpointError(f"{where}: damaged vocabulary (symbols of a {kind} vocabulary are integers)")
-    vocab = Vocab(kind, tuple(symbols))
+    vocab = bpe_vocab(meta, symbols, where) if kind == "bpe" else Vocab(kind, tuple(symbols))
     if not vocab.valid:
         raise CheckpointError(f"{where}: damaged vocabulary")
     if not isinstance(config, dict):
@@ -166,6 +195,32 @@ def read_metadata(meta, where, format: str) -> tuple[Vocab, dict, dict]:
         raise CheckpointError(f"{where}: its word vocabulary is of tokenizer {tokenizer}, not this version's "
                               f"{words.TOKENIZER}")
     return vocab, config, recorded
+
+
+def bpe_vocab(meta: dict, symbols: list, where) -> Vocab:
+    """The BPE vocabulary of a file's string metadata, its tokenizer checked
+    as a checkpoint's is (data/bpe.py): a CheckpointError naming `where`."""
+    tokenizer = meta.get("vocab_tokenizer")
+    if tokenizer != bpe.TOKENIZER:
+        raise CheckpointError(f"{where}: its BPE vocabulary is of tokenizer {tokenizer}, not this version's "
+                              f"{bpe.TOKENIZER}")
+    bpe.library(f"{where}: its BPE vocabulary")
+    try:
+        vocab = Vocab.from_bpe(meta.get("vocab_tokenizer_json"), meta.get("vocab_tokenizers_version"))
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: its BPE tokenizer (vocab_tokenizer_json) is damaged or unreadable: "
+                              f"{exc}") from None
+    if list(vocab.symbols) != symbols:
+        raise CheckpointError(f"{where}: damaged vocabulary (vocab_symbols are not its BPE tokenizer's tokens)")
+    return vocab
+
+
+def bpe_vocab_of_record(record: dict, where) -> Vocab:
+    """The BPE vocabulary of a torch file's `vocab_record`, checked as `bpe_vocab` checks metadata."""
+    meta = {"vocab_tokenizer": record.get("tokenizer"), "vocab_tokenizer_json": record.get("tokenizer_json"),
+            "vocab_tokenizers_version": record.get("tokenizers_version")}
+    symbols = record.get("symbols")
+    return bpe_vocab(meta, symbols if isinstance(symbols, list) else None, where)
 
 
 # -- the standard RNN's parameters -----------------------------------------
