@@ -38,9 +38,24 @@ Backward passes apply the same mask again: the NumPy backend keeps the
 forward pass's mask (recomputing it measured 1.5x the cost of keeping it,
 same runs); the kernel backends recompute it from the key, which on a GPU
 costs arithmetic where keeping it costs memory and its traffic.
+
+The other masks of a training step are the same function under a salted
+key: the key's second word is `layer + salt`, a salt per mask kind
+(SALTS: 0 for the per-step masks above, so they are as they always were),
+so masks of different kinds are independent. Each is made by the same code
+(here, and kernels/dropout.cu applied to ones on the kernel backends):
+
+    locked    (variational) dropout: the (t = 0, stream) row's mask, used at
+              every time step of the window: (1, B_local, H);
+    weight    DropConnect on layer k's W: row i of W is the row (t = i,
+              stream 0), so every process draws the same (H, H) mask
+              whatever its streams (a function of seed, step, layer, unit pair);
+    zoneout   which units keep their previous state: the units this
+              function would drop with probability p (T, B_local, H).
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -54,6 +69,9 @@ PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # and its key schedule's increments
 PHILOX_ROUNDS = 10
 MIX_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)  # lowbias32 (C. Wellons, hash prospector)
 DECISION_BITS = 16  # each 32-bit hash decides two units
+MASK_KINDS = ("step", "locked")  # dropout's masks: new at every time step, or one per stream and window
+# The salt of each mask kind, added to the key's layer word (layers are fewer than 2^16).
+SALTS = {"step": 0, "locked": 1 << 16, "weight": 2 << 16, "zoneout": 3 << 16}
 _LO = np.uint64(0xFFFFFFFF)
 
 
@@ -62,16 +80,24 @@ class Dropout:
     """Which dropout masks: probability `p` of dropping a unit, the run's
     `seed`, the training `step`, and the global index of the first stream of
     the arrays they multiply (a process holding streams [s0, s1) of B passes
-    s0). The mask of each layer follows from these and the array's shape."""
+    s0). The mask of each layer follows from these and the array's shape.
+    `masks` chooses dropout's kind (MASK_KINDS: new at every time step, or
+    locked over the window); `weight_drop` is DropConnect's probability on
+    each layer's W. The key also draws zoneout's masks, of the model's p."""
 
     p: float
     seed: int
     step: int
     first_stream: int = 0
+    masks: str = "step"  # MASK_KINDS: dropout's masks new at every time step, or locked over the window
+    weight_drop: float = 0.0  # DropConnect on each layer's recurrent weights (the `weight` masks)
 
     def __post_init__(self):
-        if not (real_in(self.p, 0, 1) and self.p < 1):
-            raise DropoutError(f"dropout p must be in [0, 1), got {self.p!r}")
+        for name in ("p", "weight_drop"):
+            if not (real_in(getattr(self, name), 0, 1) and getattr(self, name) < 1):
+                raise DropoutError(f"dropout {name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.masks not in MASK_KINDS:
+            raise DropoutError(f"dropout masks must be one of {', '.join(MASK_KINDS)}, got {self.masks!r}")
         for name, high in (("seed", MAX_SEED), ("step", 2**64 - 1), ("first_stream", 2**32 - 1)):
             if not whole(getattr(self, name), 0, high):
                 raise DropoutError(f"dropout {name} must be a whole number in [0, {high}], got {getattr(self, name)!r}")
@@ -86,8 +112,43 @@ class Dropout:
         full = 1 << DECISION_BITS
         return np.dtype(dtype).type(full / (full - self.threshold))
 
+    @property
+    def rate(self) -> float:
+        """p' = threshold / 2^16: the probability the masks actually use."""
+        return self.threshold / (1 << DECISION_BITS)
+
     def counter_words(self) -> tuple[int, int]:
         return self.step & 0xFFFFFFFF, self.step >> 32
+
+
+def used_rate(p: float) -> float:
+    """The probability a mask of probability `p` uses: p rounded to a multiple of 2^-16."""
+    return Dropout(p, 0, 0).rate
+
+
+def salted(kind: str, layer: int) -> int:
+    """The key's layer word of the `kind` mask on layer `layer` (SALTS)."""
+    return SALTS[kind] + layer
+
+
+def weight_key(drop: Dropout) -> Dropout:
+    """The key of the weight-drop masks: probability weight_drop, and no
+    stream of their own (every process draws the same masks)."""
+    return dataclasses.replace(drop, p=drop.weight_drop, first_stream=0, weight_drop=0.0)
+
+
+def zoneout_key(drop: Dropout, p: float) -> Dropout:
+    """The key of the zoneout masks of probability `p`, this process's streams."""
+    return dataclasses.replace(drop, p=p, weight_drop=0.0)
+
+
+# The shapes each kind's mask function takes: (rows, streams, units), as `mask` and the kernel read them.
+def locked_shape(streams: int, hidden: int) -> tuple:
+    return (1, streams, hidden)
+
+
+def weight_shape(hidden: int) -> tuple:
+    return (hidden, 1, hidden)
 
 
 def philox4x32(key, counter, rounds: int = PHILOX_ROUNDS) -> tuple:
@@ -147,3 +208,18 @@ def keep(drop: Dropout, layer: int, shape: tuple) -> np.ndarray:
 def mask(drop: Dropout, layer: int, shape: tuple, dtype) -> np.ndarray:
     """The inverted-dropout mask itself: 0 or 1 / (1 - p') of `dtype`."""
     return np.multiply(keep(drop, layer, shape), drop.scale(dtype), dtype=dtype)
+
+
+def locked_mask(drop: Dropout, layer: int, streams: int, hidden: int, dtype) -> np.ndarray:
+    """Locked dropout's mask on layer `layer`'s states, (1, B_local, H): the same at every time step."""
+    return mask(drop, salted("locked", layer), locked_shape(streams, hidden), dtype)
+
+
+def weight_mask(drop: Dropout, layer: int, hidden: int, dtype) -> np.ndarray:
+    """The weight-drop mask of layer `layer`'s W, (H, H), inverted scaling (1 / (1 - p'))."""
+    return mask(weight_key(drop), salted("weight", layer), weight_shape(hidden), dtype).reshape(hidden, hidden)
+
+
+def zoneout_mask(drop: Dropout, p: float, layer: int, shape: tuple, dtype) -> np.ndarray:
+    """1 where a unit of layer `layer` keeps its previous state (probability p'), else 0: (T, B_local, H)."""
+    return (~keep(zoneout_key(drop, p), salted("zoneout", layer), shape)).astype(dtype)

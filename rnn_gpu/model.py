@@ -12,6 +12,15 @@ mask on layer k's states is the backend's `dropout` of a key
 (`rnn_gpu.dropout.Dropout`) and k, recomputed or kept for the backward pass
 as the backend does best; the model holds no random state.
 
+The regularisers for recurrent nets (docs/math.md, "Regularisers and
+initialisations"), each off by default, and off exactly as before: the key
+chooses locked (variational) masks and weight drop (DropConnect on each W,
+dW through the mask); the model's own `zoneout` p changes the recurrence
+(training's masks from the key, the expectation without one) and
+`residual` feeds layer k+1 and the output layer y_k = h_k + y_(k-1)
+(y_1 = h_1); `loss` and `loss_and_grads` add AR and TAR (`ar`, `tar`) on the
+top layer's output.
+
 Only each layer's H x H recurrence is sequential (`backend.recurrence_*`);
 every other operation is one large array operation over all T*B positions.
 Parameters and gradients are named views into two flat buffers
@@ -22,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from .backends import get_backend
-from .checks import MAX_SEED, whole
-from .dropout import Dropout
+from .checks import MAX_SEED, real_in, whole
+from .dropout import Dropout, used_rate
 from .errors import DropoutError, UsageError
 from .layout import (
     MAX_HIDDEN,
@@ -41,18 +50,48 @@ from .layout import (
 
 DTYPES = ("float32", "float64")
 
-__all__ = ["PARAM_NAMES", "CharRNN", "Dropout", "TextRNN", "init_params"]
+INITS = ("uniform", "orthogonal", "identity")  # the recurrent weights' initialisations
+OUTPUT_BIASES = ("zero", "unigram")  # the output bias's: zero, or the training part's unigram log-frequencies
+
+__all__ = ["INITS", "OUTPUT_BIASES", "PARAM_NAMES", "CharRNN", "Dropout", "TextRNN",
+           "forward_settings", "init_params"]
 
 
-def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1) -> dict[str, np.ndarray]:
+def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1, init: str = "uniform",
+                scale: float = 1.0) -> dict[str, np.ndarray]:
     """Uniform in [-1/sqrt(n), 1/sqrt(n)] with n the fan-in; biases zero.
 
     Drawn on the host in float64 so every backend and dtype starts from the
     same numbers for the same seed. U, W and V are drawn first, so layer 1
     and the output layer are the same for every depth (and a one-layer model
     is the same as it always was); deeper layers' weights follow.
+
+    `init` (INITS) chooses each layer's recurrent W: uniform as above,
+    orthogonal (the Q of a Gaussian matrix's QR, signs fixed so that it is
+    uniform over the orthogonal group; drawn after all the uniform draws,
+    so every other weight is the same as uniform's), or the identity (IRNN,
+    Le et al. 2015); each times `scale`.
     """
+    if init not in INITS:
+        raise UsageError(f"init= must be one of {', '.join(INITS)}, got {init!r}")
+    if not real_in(scale, 0, 1e6, low_inclusive=False):
+        raise UsageError(f"init_scale= must be a number > 0, got {scale!r}")
     rng = np.random.default_rng(seed)
+    params = _uniform_params(vocab_size, hidden_size, layers, rng)
+    if init == "uniform" and scale == 1:
+        return params
+    for k in range(1, layers + 1):  # from the generator's stream after the uniform draws
+        W = layer_names(k)[1]
+        if init == "orthogonal":
+            q, r = np.linalg.qr(rng.standard_normal((hidden_size, hidden_size)))
+            params[W] = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+        elif init == "identity":
+            params[W] = np.eye(hidden_size)
+        params[W] = params[W] * scale
+    return params
+
+
+def _uniform_params(vocab_size: int, hidden_size: int, layers: int, rng) -> dict[str, np.ndarray]:
     H = hidden_size
 
     def uniform(shape, fan_in):
@@ -91,6 +130,14 @@ def check_sizes(vocab_size, hidden_size, layers, dtype, seed, reserve) -> tuple:
     return int(vocab_size), int(hidden_size), int(layers), dtype
 
 
+def forward_settings(config: dict) -> dict:
+    """TextRNN's keywords for the settings of a run's configuration (a
+    checkpoint's `config`) that change the forward pass: a model that
+    evaluates and samples as it trained. Absent (an older checkpoint): off."""
+    config = config if isinstance(config, dict) else {}
+    return {"residual": config.get("residual", False) is True, "zoneout": float(config.get("zoneout") or 0.0)}
+
+
 def backend_of(backend):
     """A backend object, or one found by its name."""
     if isinstance(backend, str):
@@ -122,16 +169,26 @@ class TextRNN:
     """The stacked vanilla RNN over a vocabulary of symbols: characters, bytes or word tokens."""
 
     def __init__(self, vocab_size: int, hidden_size: int, backend, dtype="float32", seed: int = 0,
-                 params: dict | None = None, layers: int | None = None, reserve: int = 0):
+                 params: dict | None = None, layers: int | None = None, reserve: int = 0, *,
+                 residual: bool = False, zoneout: float = 0.0):
         """`backend`: a backend (`rnn_gpu.get_backend`) or its name. `params`:
         arrays by name (a checkpoint's), else drawn from `seed`. `reserve`:
         extra elements after the gradients in one buffer (`grad_buffer`, with
         `grad_extra` the reserved tail), for values that travel with them,
-        such as a data-parallel all-reduce's loss and flags."""
+        such as a data-parallel all-reduce's loss and flags. `residual`,
+        `zoneout`: the forward pass's settings (`forward_settings` reads them
+        from a checkpoint's configuration)."""
         if params is not None and layers is None:
-            layers = layers_in(params) if isinstance(params, dict) else 1
-        self.vocab_size, self.hidden_size, self.layers, self.dtype = check_sizes(vocab_size, hidden_size, layers or 1,
-                                                                                 dtype, seed, reserve)
+            layers = (layers_in(params) if isinstance(params, dict) else 1) or 1  # none: check_param names what lacks
+        self.vocab_size, self.hidden_size, self.layers, self.dtype = check_sizes(
+            vocab_size, hidden_size, 1 if layers is None else layers, dtype, seed, reserve)
+        if not isinstance(residual, (bool, np.bool_)):
+            raise UsageError(f"residual= must be True or False, got {residual!r}")
+        if not (real_in(zoneout, 0, 1) and zoneout < 1):
+            raise UsageError(f"zoneout= must be a number in [0, 1), got {zoneout!r}")
+        self.residual, self.zoneout = bool(residual), float(zoneout)
+        # The probability zoneout's masks use (p rounded to a multiple of 2^-16): the expectation's too.
+        self.zoneout_rate = used_rate(self.zoneout)
         self.backend = backend_of(backend)
         self.layout = FlatLayout(param_shapes(self.vocab_size, self.hidden_size, self.layers))
         xp = self.backend.xp
@@ -169,16 +226,36 @@ class TextRNN:
     def _forward(self, inputs, h0, dropout):
         """Each layer's (input, states), the output layer's input, and what
         the backend saved of each dropout mask for the backward pass."""
-        layers, X, saved = [], None, []
+        layers, top, saved, _ = self._forward_layers(inputs, h0, dropout)
+        return [(layer.X, layer.Hs) for layer in layers], top, saved
+
+    def _forward_layers(self, inputs, h0, dropout):
+        """Each layer's `Layer` (its input, states and what its backward pass
+        needs), the output layer's input, what the backend saved of each
+        dropout mask for the backward pass, and the top layer's output before
+        its dropout (TAR's)."""
+        be, layers, X, saved, below = self.backend, [], None, [], None
+        drop_units = dropout is not None and dropout.p > 0
         for k in range(1, self.layers + 1):
-            Hs = self.backend.recurrence_forward(self._layer_input(k, inputs, X), self.params[layer_names(k)[1]],
-                                                 h0[k - 1])
-            layers.append((X, Hs))
-            X = Hs
-            if dropout is not None:  # the input of the layer above, or of the output layer
-                X, mask = self.backend.dropout(Hs, dropout, k)
+            W = self.params[layer_names(k)[1]]
+            weight_mask = None
+            if dropout is not None and dropout.weight_drop > 0:  # DropConnect: the step's masked copy of W
+                weight_mask = be.weight_drop_mask(dropout, k, self.hidden_size, self.dtype)
+                W = W * weight_mask
+            P = self._layer_input(k, inputs, X)
+            if self.zoneout > 0:  # the reference loop on every backend: no kernel variant has it
+                Z = (self.zoneout_rate if dropout is None else
+                     be.zoneout_mask(dropout, self.zoneout, k, P.shape, self.dtype))
+                Hs, C = be.zoneout_forward(P, W, h0[k - 1], Z)
+            else:
+                Hs, C, Z = be.recurrence_forward(P, W, h0[k - 1]), None, None
+            layers.append(Layer(X, Hs, W, weight_mask, C, Z))
+            below = Hs if below is None or not self.residual else Hs + below  # y_k = h_k (+ y_(k-1))
+            X = below
+            if drop_units:  # the input of the layer above, or of the output layer
+                X, mask = be.dropout(below, dropout, k)
                 saved.append(mask)
-        return layers, X, saved
+        return layers, X, saved, below
 
     def _logits(self, top):
         O = self.backend.matmul(top.reshape(-1, self.hidden_size), self.params["V"].T)
@@ -186,16 +263,37 @@ class TextRNN:
         return O
 
     def _last_state(self, layers):
-        h = self.backend.xp.stack([Hs[-1] for _, Hs in layers])
+        h = self.backend.xp.stack([layer.Hs[-1] for layer in layers])
         return h[0] if self.layers == 1 else h
 
+    def _activation_terms(self, top, output, ar: float, tar: float):
+        """AR + TAR (Merity et al. 2017) as a 0-d array, or None when both are
+        0: ar * mean(top^2) over the output layer's (dropped) input, tar *
+        mean((y_t - y_(t-1))^2) over the top layer's output y within the window."""
+        xp, total = self.backend.xp, None
+        if ar:
+            total = ar * xp.mean(top * top)
+        if tar and output.shape[0] > 1:
+            D = output[1:] - output[:-1]
+            term = tar * xp.mean(D * D)
+            total = term if total is None else total + term
+        return total
+
     # -- public API ---------------------------------------------------------
-    @staticmethod
-    def _dropout(dropout):
-        """The key of the masks to apply, or None for none."""
+    def _dropout(self, dropout):
+        """The key of the masks to apply, or None for none (zoneout's masks
+        come from the key too: without one it takes the expectation)."""
         if dropout is not None and not isinstance(dropout, Dropout):
             raise DropoutError(f"dropout= takes an rnn_gpu.Dropout or None, not {type(dropout).__name__}")
-        return dropout if dropout is not None and dropout.p > 0 else None
+        active = dropout is not None and (dropout.p > 0 or dropout.weight_drop > 0 or self.zoneout > 0)
+        return dropout if active else None
+
+    @staticmethod
+    def _check_terms(ar, tar) -> tuple[float, float]:
+        for name, value in (("ar", ar), ("tar", tar)):
+            if not real_in(value, 0, 1e6):
+                raise UsageError(f"{name}= must be a number >= 0, got {value!r}")
+        return float(ar), float(tar)
 
     def prepare(self, inputs, targets, h0):
         """Device arrays; h0 as (L, B, H) whatever the depth."""
@@ -235,71 +333,97 @@ class TextRNN:
         if not ok:
             raise UsageError(f"h0= must be a finite float array of shape {expected} (zero_state gives one)")
 
-    def loss(self, inputs, targets, h0, dropout=None):
-        """Mean NLL (nats) and the last hidden state, without gradients."""
+    def loss(self, inputs, targets, h0, dropout=None, *, ar=0.0, tar=0.0):
+        """Mean NLL (nats) and the last hidden state, without gradients; with
+        `ar` or `tar`, the objective `loss_and_grads` differentiates."""
         self.check_window(inputs, targets, h0)
+        ar, tar = self._check_terms(ar, tar)
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        layers, top, _ = self._forward(inputs, h0, self._dropout(dropout))
+        layers, top, _, output = self._forward_layers(inputs, h0, self._dropout(dropout))
         loss = self.backend.softmax_cross_entropy_(self._logits(top), targets)
-        return float(loss), self._last_state(layers)
+        terms = self._activation_terms(top, output, ar, tar)
+        return float(loss if terms is None else loss + terms), self._last_state(layers)
 
-    def loss_and_grads(self, inputs, targets, h0, dropout=None):
+    def loss_and_grads(self, inputs, targets, h0, dropout=None, *, ar=0.0, tar=0.0):
         """inputs, targets: (T, B) integers; h0: (B, H), or (L, B, H) for L > 1.
 
         Returns (loss, grads, h_last): the mean NLL in nats as a float, the
         gradients of that mean (`self.grads`: views into `self.grad_flat`,
         overwritten by the next call) and the last hidden state. `dropout`:
         an `rnn_gpu.dropout.Dropout` naming the masks, None (or p = 0) for none.
+        `ar`, `tar`: activation regularisation's coefficients, whose terms
+        the loss then includes (the objective).
         """
         self.check_window(inputs, targets, h0)
-        loss, grads, h_last = self.loss_and_grads_on_device(inputs, targets, h0, dropout)
+        ar, tar = self._check_terms(ar, tar)
+        loss, grads, h_last = self.loss_and_grads_on_device(inputs, targets, h0, dropout, ar=ar, tar=tar)
         return float(loss), grads, h_last
 
-    def loss_and_grads_on_device(self, inputs, targets, h0, dropout=None):
+    def loss_and_grads_on_device(self, inputs, targets, h0, dropout=None, ar=0.0, tar=0.0):
         """As `loss_and_grads`, the loss a 0-d array left on the device: the
         trainer's form, which never waits for the device to finish (nor
         checks its inputs: the trainer's windows are checked as they are read)."""
-        loss, grads, _, h_last = self._with_h0(inputs, targets, h0, dropout)
+        loss, grads, _, h_last = self._with_h0(inputs, targets, h0, dropout, ar, tar)
         return loss, grads, h_last
 
-    def loss_and_grads_with_h0(self, inputs, targets, h0, dropout=None):
+    def loss_and_grads_with_h0(self, inputs, targets, h0, dropout=None, *, ar=0.0, tar=0.0):
         """As `loss_and_grads`, plus the gradient for h0: (loss, grads, dh0, h_last)."""
         self.check_window(inputs, targets, h0)
-        loss, grads, dh0, h_last = self._with_h0(inputs, targets, h0, dropout)
+        ar, tar = self._check_terms(ar, tar)
+        loss, grads, dh0, h_last = self._with_h0(inputs, targets, h0, dropout, ar, tar)
         return float(loss), grads, dh0, h_last
 
-    def _with_h0(self, inputs, targets, h0, dropout):
+    def _with_h0(self, inputs, targets, h0, dropout, ar=0.0, tar=0.0):
         inputs, targets, h0 = self.prepare(inputs, targets, h0)
-        return self._loss_and_grads(inputs, targets, h0, self._dropout(dropout))
+        return self._loss_and_grads(inputs, targets, h0, self._dropout(dropout), ar, tar)
 
-    def _loss_and_grads(self, inputs, targets, h0, dropout):
+    def _loss_and_grads(self, inputs, targets, h0, dropout, ar=0.0, tar=0.0):
         be, xp, H, g = self.backend, self.backend.xp, self.hidden_size, self.grads
-        layers, top, saved = self._forward(inputs, h0, dropout)
+        layers, top, saved, output = self._forward_layers(inputs, h0, dropout)
         B = top.shape[1]
         dO = self._logits(top)
         loss = be.softmax_cross_entropy_(dO, targets)  # dO: the gradient for the logits
+        terms = self._activation_terms(top, output, ar, tar)
+        if terms is not None:
+            loss = loss + terms
 
         be.matmul(dO.T, top.reshape(-1, H), out=g["V"])
         xp.sum(dO, axis=0, out=g["c"])
         G = be.matmul(dO, self.params["V"]).reshape(top.shape)  # the gradient for the top layer's states
-        if dropout is not None:
+        if ar:
+            G += (2 * ar / top.size) * top
+        if dropout is not None and dropout.p > 0:
             be.dropout_grad_(G, dropout, self.layers, saved[-1])
+        if tar and output.shape[0] > 1:
+            D = output[1:] - output[:-1]
+            D *= 2 * tar / D.size
+            G[1:] += D
+            G[:-1] -= D
         dh0 = xp.empty_like(h0)
         for k in range(self.layers, 0, -1):
-            X, Hs = layers[k - 1]
+            layer = layers[k - 1]
+            X, Hs = layer.X, layer.Hs
             nU, nW, nb = layer_names(k)
-            dA, dh0[k - 1] = be.recurrence_backward(G, Hs, h0[k - 1], self.params[nW])
+            if layer.C is None:
+                dA, dh0[k - 1] = be.recurrence_backward(G, Hs, h0[k - 1], layer.W)
+            else:
+                dA, dh0[k - 1] = be.zoneout_backward(G, Hs, layer.C, h0[k - 1], layer.W, layer.Z)
             dAf, Hf = dA.reshape(-1, H), Hs.reshape(-1, H)
             be.matmul(dAf[B:].T, Hf[:-B], out=g[nW])  # step t pairs dA[t] with Hs[t-1] ...
             g[nW] += be.matmul(dA[0].T, h0[k - 1])  # ... and step 0 with h0
+            if layer.weight_mask is not None:  # through DropConnect's mask
+                g[nW] *= layer.weight_mask
             xp.sum(dAf, axis=0, out=g[nb])
             if k == 1:
                 be.scatter_add_rows(inputs.reshape(-1), dAf, self.vocab_size, out=self.layout.stored(g, "U"))
             else:
                 be.matmul(dAf.T, X.reshape(-1, H), out=g[nU])
-                G = be.matmul(dAf, self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
-                if dropout is not None:
-                    be.dropout_grad_(G, dropout, k - 1, saved[k - 2])
+                below = be.matmul(dAf, self.params[nU]).reshape(Hs.shape)  # the gradient for the layer below
+                if dropout is not None and dropout.p > 0:
+                    be.dropout_grad_(below, dropout, k - 1, saved[k - 2])
+                if self.residual:  # y_k = h_k + y_(k-1): y_k's gradient passes down unmasked
+                    below += G
+                G = below
         dh0 = dh0[0] if self.layers == 1 else dh0
         return loss, g, dh0, self._last_state(layers)
 
@@ -312,3 +436,15 @@ class TextRNN:
 
 
 CharRNN = TextRNN  # its first name, from when it modelled characters alone
+
+
+class Layer:
+    """What the forward pass keeps of one layer for the backward pass: its
+    input X (None for layer 1), states Hs, the W it used (weight-dropped:
+    the masked copy, and `weight_mask`), and with zoneout the candidates C
+    and the masks Z (a number: the expectation)."""
+
+    __slots__ = ("X", "Hs", "W", "weight_mask", "C", "Z")
+
+    def __init__(self, X, Hs, W, weight_mask=None, C=None, Z=None):
+        self.X, self.Hs, self.W, self.weight_mask, self.C, self.Z = X, Hs, W, weight_mask, C, Z

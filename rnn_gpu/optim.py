@@ -3,8 +3,9 @@
 Parameters, gradients and optimiser state are each one contiguous array
 (`layout.FlatLayout`), so every operation here runs once per step over the
 whole model: a few in-place array operations on NumPy, one fused kernel on
-CuPy, with the element-wise clip folded in. `state_dict` gives the state as
-named views (what a checkpoint stores, the same keys as ever).
+CuPy, with the element-wise clip folded in, and decoupled weight decay
+(AdamW's) where asked. `state_dict` gives the state as named views (what a
+checkpoint stores, the same keys as ever).
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def clip_global_norm(flat, max_norm: float, xp):
     norm = global_norm(flat, xp)
     flat *= xp.minimum(1.0, max_norm / xp.maximum(norm, TINY)).astype(flat.dtype)
     return norm
+
+
+def decay_factor(lr: float, weight_decay: float) -> float | None:
+    """Decoupled weight decay's factor for the parameters, 1 - lr * weight_decay
+    (applied before the update, on the update's device, skipped with it), or
+    None for none."""
+    return 1 - lr * weight_decay if weight_decay else None
 
 
 class Optimizer:
@@ -72,11 +80,13 @@ class Adagrad(Optimizer):
         super().__init__(layout, lr, backend, dtype)
         self.eps = eps
 
-    def step(self, params, grads, clip: float | None = None, ok=None) -> None:
+    def step(self, params, grads, clip: float | None = None, ok=None, weight_decay: float = 0.0) -> None:
         """One update of the flat `params` from the flat `grads`; `clip` first
         clamps each gradient element to [-clip, clip]; `ok`, a one-element
-        device flag, skips the update where it is 0 (backend.step_health_)."""
-        self.backend.adagrad_update(params, grads, self.buffers["mem"], self.lr, self.eps, clip, ok)
+        device flag, skips the update where it is 0 (backend.step_health_);
+        `weight_decay` (`decay_factor`) scales the parameters first, skipped with it."""
+        self.backend.adagrad_update(params, grads, self.buffers["mem"], self.lr, self.eps, clip, ok,
+                                    decay_factor(self.lr, weight_decay))
 
 
 class Adam(Optimizer):
@@ -97,14 +107,16 @@ class Adam(Optimizer):
         super().load_state_dict(saved, asarray)
         self.t = int(saved["t"])
 
-    def step(self, params, grads, clip: float | None = None, ok=None) -> None:
+    def step(self, params, grads, clip: float | None = None, ok=None, weight_decay: float = 0.0) -> None:
         """As Adagrad's. A step skipped on the device (`ok` 0) still counts in
-        `t`: the host does not wait to learn whether it was skipped."""
+        `t`: the host does not wait to learn whether it was skipped. With
+        `weight_decay`, AdamW (Loshchilov & Hutter 2019): the decay is
+        decoupled from the moments, by the step's lr (not lr_t)."""
         self.t += 1
         # Kingma & Ba's efficient form: the bias corrections folded into the step size
         lr_t = self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         self.backend.adam_update(params, grads, self.buffers["m"], self.buffers["v"], lr_t,
-                                 self.beta1, self.beta2, self.eps, clip, ok)
+                                 self.beta1, self.beta2, self.eps, clip, ok, decay_factor(self.lr, weight_decay))
 
 
 def make_optimizer(name: str, model, lr: float):

@@ -102,15 +102,29 @@ def draw(p: np.ndarray, rng) -> np.ndarray:
     return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
 
 
-def step(model, symbols, h) -> None:
+def forward_options(model) -> tuple[bool, float]:
+    """(residual, zoneout's rate) of a model: the forward pass's settings
+    (rnn_gpu.model.forward_settings); a model without them has neither."""
+    return bool(getattr(model, "residual", False)), float(getattr(model, "zoneout_rate", 0.0))
+
+
+def step(model, symbols, h):
     """One time step of every layer for N streams: symbols (N,), h (L, N, H)
-    in place: the plain reference that `Stepper` is tested against."""
+    in place: the plain reference that `Stepper` is tested against. Returns
+    the output layer's input (N, H): the top layer's states, or with
+    residual connections y_L (y_1 = h_1, y_k = h_k + y_(k-1)). With zoneout,
+    the expectation: h = p h + (1 - p) tanh(...)."""
     xp, p = model.backend.xp, model.params
+    residual, zoneout = forward_options(model)
     symbols = xp.asarray(symbols)
+    y = None
     for k in range(1, model.layers + 1):
         U, W, b = (p[n] for n in layer_names(k))
-        x = U.T[symbols] if k == 1 else h[k - 2] @ U.T
-        h[k - 1] = xp.tanh(x + h[k - 1] @ W.T + b)
+        x = U.T[symbols] if k == 1 else (y if residual else h[k - 2]) @ U.T
+        new = xp.tanh(x + h[k - 1] @ W.T + b)
+        h[k - 1] = new if not zoneout else zoneout * h[k - 1] + (1 - zoneout) * new
+        y = h[k - 1] if y is None or not residual else h[k - 1] + y
+    return y
 
 
 class Stepper:
@@ -120,28 +134,42 @@ class Stepper:
     def __init__(self, model, num_samples: int):
         xp, H, p = model.backend.xp, model.hidden_size, model.params
         self.xp = xp
+        self.residual, self.zoneout = forward_options(model)
         self.h = xp.zeros((model.layers, num_samples, H), dtype=model.dtype)
-        self.x, self.r = xp.empty((2, num_samples, H), dtype=model.dtype)
+        self.x, self.r, self.y = xp.empty((3, num_samples, H), dtype=model.dtype)
+        self.y[...] = 0  # y_L of the zero state (residual connections' output layer input)
         self.o = xp.empty((num_samples, model.vocab_size), dtype=model.dtype)
         self.inputs = model.layout.stored(p, "U")  # (V, H): layer 1's input is a row of it
         self.weights = [(p[U].T, p[W].T, p[b]) for U, W, b in map(layer_names, range(1, model.layers + 1))]
         self.V, self.c = p["V"].T, p["c"]
 
     def __call__(self, symbols) -> None:
-        xp, h, x, r = self.xp, self.h, self.x, self.r
+        xp, h, x, r, y = self.xp, self.h, self.x, self.r, self.y
         for k, (UT, WT, b) in enumerate(self.weights):
             if k == 0:
                 xp.take(self.inputs, xp.asarray(symbols), axis=0, out=x)
             else:
-                xp.matmul(h[k - 1], UT, out=x)
+                xp.matmul(y if self.residual else h[k - 1], UT, out=x)
             xp.matmul(h[k], WT, out=r)
             x += r
             x += b
-            xp.tanh(x, out=h[k])
+            if self.zoneout:  # the expectation, as `step`: p h + (1 - p) tanh(...)
+                xp.tanh(x, out=x)
+                h[k] *= self.zoneout
+                x *= 1 - self.zoneout
+                h[k] += x
+            else:
+                xp.tanh(x, out=h[k])
+            if self.residual:  # y_1 = h_1, y_k = h_k + y_(k-1)
+                if k == 0:
+                    y[...] = h[k]
+                else:
+                    y += h[k]
 
     def logits(self):
-        """o = V h + c of the top layer, (N, V), in a buffer the next call overwrites."""
-        self.xp.matmul(self.h[-1], self.V, out=self.o)
+        """o = V y + c, y the output layer's input (the top layer's states, or
+        with residual connections y_L), (N, V), in a buffer the next call overwrites."""
+        self.xp.matmul(self.y if self.residual else self.h[-1], self.V, out=self.o)
         self.o += self.c
         return self.o
 

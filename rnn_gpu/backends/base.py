@@ -74,6 +74,60 @@ class NumpyBackend:
             self.tanh_(out)
             h = out
 
+    # -- zoneout: the recurrence itself changes (docs/math.md, "Zoneout") ----
+    # No kernel variant exists for it: every backend, the kernel backends
+    # included, runs these loops on its own array module while zoneout is on
+    # (the fused kernels run whenever it is off).
+    def zoneout_forward(self, P, W, h0, Z):
+        """C[t] = tanh(P[t] + Hs[t-1] @ W.T), Hs[t] = Z[t] * Hs[t-1] + (1 - Z[t]) * C[t],
+        Hs[-1] = h0. Z: (T, B, H) of 0 and 1 (training's masks: 1 keeps the
+        previous state) or a number p (the expectation, for evaluation).
+        Returns (Hs, C): the backward pass needs both."""
+        xp = self.xp
+        Hs, C = xp.empty_like(P), xp.empty_like(P)
+        WT = xp.ascontiguousarray(W.T)
+        keep, take = self._zoneout_weights(Z)
+        h = h0
+        for t in range(P.shape[0]):
+            c, out = C[t], Hs[t]
+            xp.matmul(h, WT, out=c)
+            c += P[t]
+            self.tanh_(c)
+            xp.multiply(keep if xp.ndim(keep) == 0 else keep[t], h, out=out)
+            out += (take if xp.ndim(take) == 0 else take[t]) * c
+            h = out
+        return Hs, C
+
+    def zoneout_backward(self, G, Hs, C, h0, W, Z):
+        """The gradients for the pre-activations A[t] = P[t] + Hs[t-1] @ W.T
+        and for h0 of `zoneout_forward`, given G[t], the gradient for Hs[t]
+        from outside the recurrence: with gH[t] = G[t] + Z[t+1] * gH[t+1] +
+        dA[t+1] @ W (gH[T] = 0), dA[t] = gH[t] * (1 - Z[t]) * (1 - C[t]**2) and
+        dh0 = Z[0] * gH[0] + dA[0] @ W. Returns (dA, dh0)."""
+        xp = self.xp
+        keep, take = self._zoneout_weights(Z)
+        dA = xp.multiply(C, C)
+        xp.subtract(1, dA, out=dA)
+        dA *= take
+        gH, through = G[-1].copy(), xp.empty_like(G[0])
+        T = G.shape[0]
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                xp.matmul(dA[t + 1], W, out=through)
+                gH *= keep if xp.ndim(keep) == 0 else keep[t + 1]
+                gH += through
+                gH += G[t]
+            dA[t] *= gH
+        gH *= keep if xp.ndim(keep) == 0 else keep[0]
+        gH += self.matmul(dA[0], W)
+        return dA, gH
+
+    def _zoneout_weights(self, Z):
+        """(Z, 1 - Z): of the previous state and of the new candidate."""
+        if self.xp.ndim(Z) == 0:
+            return float(Z), 1 - float(Z)
+        return Z, 1 - Z
+
     def recurrence_backward(self, G, Hs, h0, W):
         """dA[t] = (1 - Hs[t]**2) * (G[t] + dA[t+1] @ W), dA[T] = 0.
 
@@ -123,7 +177,10 @@ class NumpyBackend:
 
     def dropout(self, x, drop, layer: int):
         """(y, saved): y = x (T, B, H) times layer `layer`'s mask of `drop`,
-        a new array; `saved` is what `dropout_grad_` takes to apply it again."""
+        a new array; `saved` is what `dropout_grad_` takes to apply it again.
+        Locked masks (drop.masks) are one (1, B, H) mask for every step."""
+        if drop.masks == "locked":
+            return self._locked_dropout(x, drop, layer)
         mask = self._dropout_mask(drop, layer, x.shape, x.dtype)
         return x * mask, mask if self._keeps_dropout_masks() else None
 
@@ -137,14 +194,39 @@ class NumpyBackend:
     def _dropout_mask(self, drop, layer: int, shape: tuple, dtype):
         return self.asarray(dropout.mask(drop, layer, shape, dtype))
 
+    # The other masks of a step (rnn_gpu/dropout.py: locked, weight, zoneout), all from `dropout_mask`.
+    def dropout_mask(self, drop, layer: int, shape: tuple, dtype):
+        """The mask `rnn_gpu.dropout.mask` defines, on this backend's device
+        (`layer` is the key's word, salted for the mask's kind)."""
+        return self._dropout_mask(drop, layer, shape, dtype)
+
+    def _locked_dropout(self, x, drop, layer: int):
+        """Locked dropout: one (1, B, H) mask for every time step, kept for the backward pass (it is small)."""
+        mask = self.dropout_mask(drop, dropout.salted("locked", layer), dropout.locked_shape(*x.shape[1:]), x.dtype)
+        return x * mask, mask
+
+    def weight_drop_mask(self, drop, layer: int, hidden: int, dtype):
+        """Layer `layer`'s DropConnect mask of W, (H, H): 0 or 1 / (1 - p')."""
+        return self.dropout_mask(dropout.weight_key(drop), dropout.salted("weight", layer),
+                                 dropout.weight_shape(hidden), dtype).reshape(hidden, hidden)
+
+    def zoneout_mask(self, drop, p: float, layer: int, shape: tuple, dtype):
+        """1 where a unit of layer `layer` keeps its previous state, else 0: (T, B, H) of `dtype`."""
+        dropped = self.dropout_mask(dropout.zoneout_key(drop, p), dropout.salted("zoneout", layer), shape, dtype)
+        return (dropped == 0).astype(dtype)
+
     # -- optimiser updates, in place, over the whole flat buffer at once -------
     # `ok`: None, or a one-element flag on the device (step_health_'s); where
     # it is 0 the update leaves everything as it was. A fast backend tests it
-    # inside its fused kernel; here the host reads its own memory.
-    def adagrad_update(self, p, g, mem, lr, eps, clip=None, ok=None):
+    # inside its fused kernel; here the host reads its own memory. `decay`:
+    # None, or decoupled weight decay's factor 1 - lr * weight_decay, applied
+    # to the parameters before the update and skipped with it.
+    def adagrad_update(self, p, g, mem, lr, eps, clip=None, ok=None, decay=None):
         if ok is not None and not ok[0]:
             return
         xp = self.xp
+        if decay is not None:
+            p *= decay
         if clip is not None:
             g = xp.clip(g, -clip, clip)
         mem += g * g
@@ -153,10 +235,12 @@ class NumpyBackend:
         update *= lr
         p -= update
 
-    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None, ok=None):
+    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None, ok=None, decay=None):
         if ok is not None and not ok[0]:
             return
         xp = self.xp
+        if decay is not None:
+            p *= decay
         if clip is not None:
             g = xp.clip(g, -clip, clip)
         m *= beta1
@@ -213,7 +297,11 @@ class NumpyBackend:
 class KernelBackend(NumpyBackend):
     """A backend whose recurrence runs in the fused kernels (`self.kernels`,
     a KernelRunner runner) where a variant fits the shape and device,
-    and in the reference loop elsewhere."""
+    and in the reference loop elsewhere. With zoneout on, the model calls
+    `zoneout_forward`/`zoneout_backward`, which this class does not
+    override: the reference loop on the device's arrays (no kernel variant
+    has zoneout); the fused kernels run whenever zoneout is off, weight-
+    dropped W (a masked copy) and residual connections included."""
 
     variant = None  # None: the planner's choice
     use_kernels = True
@@ -255,9 +343,15 @@ class KernelBackend(NumpyBackend):
         return self.keep_dropout_masks or not self.use_kernels  # without kernels the host's mask is kept
 
     def dropout(self, x, drop, layer: int):
-        if self._keeps_dropout_masks():
+        if self._keeps_dropout_masks() or drop.masks == "locked":
             return super().dropout(x, drop, layer)
         return self.kernels.dropout(x, drop, layer), None
+
+    def dropout_mask(self, drop, layer: int, shape: tuple, dtype):
+        """kernels/dropout.cu applied to ones: the mask made on the device."""
+        if not self.use_kernels:
+            return super().dropout_mask(drop, layer, shape, dtype)
+        return self.kernels.dropout(self.xp.ones(shape, dtype=dtype), drop, layer)
 
     def dropout_grad_(self, G, drop, layer: int, saved) -> None:
         if saved is not None:

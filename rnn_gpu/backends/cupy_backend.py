@@ -3,7 +3,9 @@
 CuPy is optional; nothing here imports it at module level. The two
 recurrence operations run in the fused kernels of kernels/ when a variant
 fits the shape and device, and fall back to the per-step cuBLAS loop of the
-base class otherwise.
+base class otherwise. With zoneout on, the recurrence is the base class's
+reference loop on CuPy arrays (no kernel variant has zoneout); the masks of
+every kind are made by kernels/dropout.cu (KernelBackend.dropout_mask).
 """
 from __future__ import annotations
 
@@ -40,25 +42,32 @@ def cupy_unavailable_reason() -> str | None:
 CLIP = "T g = clip < 0 ? g_in : min(max(g_in, -clip), clip);"
 
 
-@functools.cache
-def _adagrad_kernel():
-    import cupy
-
-    return cupy.ElementwiseKernel(
-        "T g_in, T lr, T eps, T clip, raw bool ok", "T p, T mem",
-        "if (ok[0]) {" + CLIP + "mem += g * g; p -= lr * g / sqrt(mem + eps); }",
-        "rnn_gpu_adagrad")
+# Decoupled weight decay (AdamW's, `decay` = 1 - lr * weight_decay) is a
+# variant of each kernel that scales p first, skipped with the update; without
+# it the kernels are the ones they always were.
+DECAY = "p *= decay;"
 
 
 @functools.cache
-def _adam_kernel():
+def _adagrad_kernel(decay: bool = False):
     import cupy
 
     return cupy.ElementwiseKernel(
-        "T g_in, T lr_t, T beta1, T beta2, T eps, T clip, raw bool ok", "T p, T m, T v",
-        "if (ok[0]) {" + CLIP + "m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;"
-        "p -= lr_t * m / (sqrt(v) + eps); }",
-        "rnn_gpu_adam")
+        "T g_in, T lr, T eps, T clip, raw bool ok" + (", T decay" if decay else ""), "T p, T mem",
+        "if (ok[0]) {" + CLIP + (DECAY if decay else "") + "mem += g * g; p -= lr * g / sqrt(mem + eps); }",
+        "rnn_gpu_adagradw" if decay else "rnn_gpu_adagrad")
+
+
+@functools.cache
+def _adam_kernel(decay: bool = False):
+    import cupy
+
+    return cupy.ElementwiseKernel(
+        "T g_in, T lr_t, T beta1, T beta2, T eps, T clip, raw bool ok" + (", T decay" if decay else ""),
+        "T p, T m, T v",
+        "if (ok[0]) {" + CLIP + (DECAY if decay else "") + "m = beta1 * m + (1 - beta1) * g;"
+        " v = beta2 * v + (1 - beta2) * g * g; p -= lr_t * m / (sqrt(v) + eps); }",
+        "rnn_gpu_adamw" if decay else "rnn_gpu_adam")
 
 
 @functools.cache
@@ -93,14 +102,17 @@ class CupyBackend(KernelBackend):
     def device_name(self) -> str:
         return cuda_device_name(self.xp)
 
-    def adagrad_update(self, p, g, mem, lr, eps, clip=None, ok=None):
+    def adagrad_update(self, p, g, mem, lr, eps, clip=None, ok=None, decay=None):
         t = p.dtype.type
-        _adagrad_kernel()(g, t(lr), t(eps), t(-1 if clip is None else clip), self._ok(ok), p, mem)
+        extra = () if decay is None else (t(decay),)
+        _adagrad_kernel(decay is not None)(g, t(lr), t(eps), t(-1 if clip is None else clip), self._ok(ok), *extra,
+                                           p, mem)
 
-    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None, ok=None):
+    def adam_update(self, p, g, m, v, lr_t, beta1, beta2, eps, clip=None, ok=None, decay=None):
         t = p.dtype.type
-        _adam_kernel()(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip), self._ok(ok),
-                       p, m, v)
+        extra = () if decay is None else (t(decay),)
+        _adam_kernel(decay is not None)(g, t(lr_t), t(beta1), t(beta2), t(eps), t(-1 if clip is None else clip),
+                                        self._ok(ok), *extra, p, m, v)
 
     def _ok(self, ok):
         if ok is None:

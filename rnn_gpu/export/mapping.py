@@ -111,15 +111,35 @@ def check_params(params: dict, vocab_size: int, where) -> dict:
     return {k: params[k] for k in shapes}
 
 
-def sizes(ckpt: Checkpoint) -> tuple[int, int, int]:
-    """(V, H, L)."""
+def sizes(ckpt: Checkpoint, standard: bool = True) -> tuple[int, int, int]:
+    """(V, H, L) of a model to export; with `standard` (the torch and ONNX
+    exports: nn.RNN and ONNX's RNN), only of a model they can express
+    (`check_standard`)."""
+    if standard:
+        check_standard(ckpt)
     return len(ckpt.vocab), ckpt.params["W"].shape[0], layers_in(ckpt.params)
+
+
+def check_standard(ckpt: Checkpoint) -> None:
+    """A UsageError naming the setting when the model's forward pass is
+    none a standard RNN computes: residual connections, or zoneout (whose
+    evaluation mixes in the previous state). What is training's alone
+    (dropout of any kind, weight drop, AR, TAR, weight decay, the
+    initialisations) leaves the forward pass standard."""
+    config = ckpt.config if isinstance(ckpt.config, dict) else {}
+    zoneout = config.get("zoneout")
+    found = ["residual=True"] * (config.get("residual") is True)
+    found += [f"zoneout={zoneout}"] * (isinstance(zoneout, (int, float)) and not isinstance(zoneout, bool)
+                                       and zoneout > 0)
+    if found:
+        raise UsageError(f"the model was trained with {' and '.join(found)}: its forward pass is not a standard "
+                         "RNN's (nn.RNN, ONNX's RNN), so it exports to safetensors only")
 
 
 # -- the vocabulary and configuration as strings --------------------------
 def metadata(ckpt: Checkpoint, format: str, dtype) -> dict[str, str]:
     """String metadata of an ONNX or safetensors file (METADATA_KEYS)."""
-    V, H, L = sizes(ckpt)
+    V, H, L = sizes(ckpt, standard=format != "safetensors")
     meta = {"format": FORMAT_TAGS[format], "vocab_kind": ckpt.vocab.kind,
             "vocab_symbols": json.dumps(list(ckpt.vocab.symbols), ensure_ascii=False),
             "config": json.dumps(ckpt.config, sort_keys=True, default=str), "vocab_size": str(V),

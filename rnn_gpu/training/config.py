@@ -68,6 +68,29 @@ class TrainConfig:
                                       low_inclusive=False, absent="not")
     dropout: float = setting(0.0, float, "model", "dropout on the inputs of layers 2..L and of the output layer",
                              low=0, high=0.95)
+    # Regularisers and initialisations for recurrent nets, each off by default (docs/math.md, "Regularisers and
+    # initialisations"); the choices are rnn_gpu.dropout.MASK_KINDS, rnn_gpu.model.INITS and .OUTPUT_BIASES.
+    dropout_masks: str = setting("step", str, "model", "--dropout's masks: step draws new ones at every time step; "
+                                 "locked one per stream and window, the same at every step (variational dropout)",
+                                 choices=("step", "locked"))
+    weight_drop: float = setting(0.0, float, "model", "DropConnect on each layer's recurrent weights W: one mask per "
+                                 "step, shared by all streams and time steps", low=0, high=0.95)
+    zoneout: float = setting(0.0, float, "model", "zoneout: each hidden unit keeps its previous value with this "
+                             "probability in training; evaluation and sampling take the expectation", low=0, high=0.95)
+    residual: bool = setting(False, bool, "model", "residual connections: from layer 2 up, each layer passes its "
+                             "states plus the layer below's output to the layer above (or the output layer)")
+    init: str = setting("uniform", str, "model", "the recurrent weights W at the start: uniform in +-1/sqrt(H), "
+                        "orthogonal, or the identity (IRNN)", choices=("uniform", "orthogonal", "identity"))
+    init_scale: float = setting(1.0, float, "model", "multiplies the initial W (of any --init)", low=0, high=4,
+                                low_inclusive=False)
+    output_bias: str = setting("zero", str, "model", "the output bias c at the start: zero, or the unigram "
+                               "log-frequencies of the training part", choices=("zero", "unigram"))
+    ar: float = setting(0.0, float, "model", "activation regularisation: adds ar * mean(h^2) of the output layer's "
+                        "(dropped) input to the loss", low=0, high=100)
+    tar: float = setting(0.0, float, "model", "temporal activation regularisation: adds tar * mean((h_t - h_t-1)^2) "
+                         "of the top layer's output to the loss", low=0, high=100)
+    weight_decay: float = setting(0.0, float, "model", "decoupled weight decay (AdamW's, with either optimiser): "
+                                  "every parameter times 1 - lr * weight_decay at each update", low=0, high=0.1)
     vocab: str | None = setting(None, str, "model", "the symbols", choices=VOCAB_KINDS,
                                 absent="chars; a prepared corpus keeps its own")
     # The widest bounds of the kinds that take a size; check_vocab_size holds each kind to its own (VOCAB_SIZES).

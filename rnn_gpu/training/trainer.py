@@ -15,7 +15,7 @@ from ..data.sources import as_specs
 from ..data.streams import BatchStream
 from ..dropout import Dropout
 from ..errors import CheckpointError, UsageError
-from ..model import TextRNN
+from ..model import TextRNN, init_params
 from ..optim import clip_elementwise, clip_global_norm, make_optimizer
 from ..tuning_cache import load_kernel_choices, save_kernel_choices
 from .config import TrainConfig
@@ -23,6 +23,36 @@ from .stopping import FlagExchange, check_health, stop_flags
 
 # What travels with the gradients in the one all-reduce of a step, after them in the same buffer.
 EXCHANGED = ("loss",)
+COUNT_CHUNK = 1 << 24  # ids counted at a time for the unigram bias (the training part may be a memory map)
+
+
+def unigram_log_frequencies(ids, vocab_size: int, chunk: int = COUNT_CHUNK) -> np.ndarray:
+    """log((n_i + 1) / (N + V)) for each symbol i of the N training ids
+    (add-one smoothing: a symbol never seen gets a finite bias), float64.
+    One np.bincount per chunk of `chunk` ids, so a memory-mapped corpus is
+    read once, never whole into memory; ids at or beyond `vocab_size` are
+    not counted (the windows' check names them where they are read)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for start in range(0, len(ids), chunk):
+        counts += np.bincount(np.asarray(ids[start:start + chunk]), minlength=vocab_size)[:vocab_size]
+    return np.log((counts + 1.0) / (int(counts.sum()) + vocab_size))
+
+
+def initial_params(cfg: TrainConfig, corpus: Corpus, initial: dict | None) -> dict:
+    """A new run's parameters: `initial` (--init-from) as they are, else
+    drawn from the seed as --init and --init-scale say, the output bias
+    from --output-bias."""
+    if initial is not None:
+        changed = [f"{name}={getattr(cfg, name)!r}" for name, off in
+                   (("init", "uniform"), ("init_scale", 1.0), ("output_bias", "zero")) if getattr(cfg, name) != off]
+        if changed:
+            raise UsageError(f"init_from= gives the starting weights; {', '.join(changed)} would be ignored: leave "
+                             "them at their defaults")
+        return initial
+    params = init_params(len(corpus.vocab), cfg.hidden, cfg.seed, cfg.layers, init=cfg.init, scale=cfg.init_scale)
+    if cfg.output_bias == "unigram":
+        params["c"] = unigram_log_frequencies(corpus.train, len(corpus.vocab))
+    return params
 
 
 def place_ids(backend, ids):
@@ -65,7 +95,8 @@ class Trainer:
         self.streams = rank_streams(cfg.batch, comm)
         self.local_batch = self.streams.stop - self.streams.start
         self.model = TextRNN(len(corpus.vocab), cfg.hidden, backend, dtype=cfg.dtype, seed=cfg.seed,
-                             params=saved.params if saved else initial, layers=cfg.layers, reserve=len(EXCHANGED))
+                             params=saved.params if saved else initial_params(cfg, corpus, initial),
+                             layers=cfg.layers, reserve=len(EXCHANGED), residual=cfg.residual, zoneout=cfg.zoneout)
         self.optimizer = make_optimizer(cfg.optimizer, self.model, cfg.learning_rate)
         self.schedule = cfg.schedule()
         ids, xp = place_ids(backend, corpus.train)
@@ -104,7 +135,8 @@ class Trainer:
         window, reset = self.stream.next()
         if reset:
             self.h = model.zero_state(self.local_batch)
-        loss, _, h = model.loss_and_grads_on_device(window[:-1], window[1:], self.h, self.dropout(self.step + 1))
+        loss, _, h = model.loss_and_grads_on_device(window[:-1], window[1:], self.h, self.dropout(self.step + 1),
+                                                    cfg.ar, cfg.tar)
         be.xp.copyto(model.grad_extra[:1], loss)  # on the device: no host read
         start = time.perf_counter()
         self.comm.allreduce_mean_(model.grad_buffer)
@@ -112,11 +144,11 @@ class Trainer:
         loss = model.grad_extra[:1]
         ok = be.step_health_(model.grad_buffer, loss, self.health, self.step + 1)
         if cfg.clip_norm is None:
-            self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip, ok=ok)
+            self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip, ok=ok, weight_decay=cfg.weight_decay)
         else:  # element-wise first, then the global norm of what is left
             clip_elementwise(model.grad_flat, cfg.clip, be.xp)
             clip_global_norm(model.grad_flat, cfg.clip_norm, be.xp)
-            self.optimizer.step(model.flat, model.grad_flat, ok=ok)
+            self.optimizer.step(model.flat, model.grad_flat, ok=ok, weight_decay=cfg.weight_decay)
         # A skipped step starts its streams afresh (only --skip-nonfinite runs on past one).
         self.h = be.xp.where(ok, h, 0) if cfg.skip_nonfinite else h
         return StepResult(loss, lr, ok, allreduce_s)
@@ -136,8 +168,14 @@ class Trainer:
     def dropout(self, step: int) -> Dropout | None:
         """The masks of training step `step` (counting from 1) for this
         rank's streams: a function of the seed and the step alone, so a
-        resumed run needs nothing more and every rank split draws the same."""
-        return Dropout(self.cfg.dropout, self.cfg.seed, step, self.streams.start) if self.cfg.dropout else None
+        resumed run needs nothing more and every rank split draws the same.
+        Dropout's (step or locked), weight drop's and zoneout's alike; None
+        when the run has none of them."""
+        cfg = self.cfg
+        if not (cfg.dropout or cfg.weight_drop or cfg.zoneout):
+            return None
+        return Dropout(cfg.dropout, cfg.seed, step, self.streams.start, masks=cfg.dropout_masks,
+                       weight_drop=cfg.weight_drop)
 
     def checkpoint(self, path: Path, elapsed: float) -> None:
         """Collective: the hidden states are gathered in rank order into the
