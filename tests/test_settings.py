@@ -74,7 +74,9 @@ def test_resume_rules_follow_the_owners():
     # The model and data settings a checkpoint fixes, as they were listed by hand before the declaration.
     assert set(MODEL_FIELDS) == {"hidden", "layers", "batch", "seq", "optimizer", "lr", "lr_schedule", "warmup",
                                  "min_lr", "clip", "clip_norm", "dropout", "vocab", "vocab_size", "val_fraction",
-                                 "val_chars", "include", "exclude", "dtype", "seed", "init_from"}
+                                 "val_chars", "include", "exclude", "dtype", "seed", "init_from", "dropout_masks",
+                                 "weight_drop", "zoneout", "residual", "init", "init_scale", "output_bias", "ar", "tar",
+                                 "weight_decay"}
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "bench", "prepare", "plot"])

@@ -158,6 +158,11 @@ class TrainConfig:
             raise UsageError(f"min_lr= must be between 0 and the learning rate {self.learning_rate}")
         check_vocab_size(self.vocab, self.vocab_size)
         check_memory(self.hidden, self.layers, self.batch, self.seq, self.dtype, self.vocab_size)
+        changed = [f"{name}={getattr(self, name)!r}" for name in INIT_SETTINGS
+                   if self.init_from is not None and getattr(self, name) != declared(self)[name].default]
+        if changed:
+            raise UsageError(f"init_from= gives the starting weights; {', '.join(changed)} would be ignored: leave "
+                             "them at their defaults")
 
     def schedule(self) -> LRSchedule:
         length = self.run_length()
@@ -178,5 +183,7 @@ class TrainConfig:
         return dataclasses.replace(self, steps=steps, time=seconds)
 
 
+# How a new run draws its weights, which init_from replaces.
+INIT_SETTINGS = ("init", "init_scale", "output_bias")
 # What a resumed run takes from its checkpoint rather than from the command line.
 MODEL_FIELDS = owned_by(TrainConfig, "model")

@@ -14,6 +14,7 @@ from ..data.streams import BatchStream
 from ..errors import CheckpointError, CorpusError, UsageError
 from ..export import initial_weights as read_weights
 from ..layout import layers_in, state_shape
+from ..settings import declared
 from .config import MODEL_FIELDS, TrainConfig
 from .run_dir import open_metrics
 from .trainer import Trainer, rank_streams
@@ -30,7 +31,9 @@ def check_corpus_fits(corpus: Corpus, cfg: TrainConfig) -> None:
 def resumed_config(cfg: TrainConfig, saved: ckpt_io.Checkpoint) -> TrainConfig:
     """The checkpoint's model and data settings with this run's length and cadence."""
     try:
-        settings = {k: saved.config[k] for k in MODEL_FIELDS if k in saved.config}
+        # A setting the checkpoint predates was off (its declared default) when the run trained.
+        defaults = {k: f.default for k, f in declared(TrainConfig).items()}
+        settings = {k: saved.config[k] if k in saved.config else defaults[k] for k in MODEL_FIELDS}
         settings.update(hidden=saved.params["W"].shape[0], layers=layers_in(saved.params),
                         include=tuple(settings.get("include", cfg.include)),
                         exclude=tuple(settings.get("exclude", cfg.exclude)))
@@ -48,7 +51,7 @@ def make_trainer(cfg: TrainConfig, corpus_path, out: Path, resume: bool, comm, g
     """This rank's trainer, from a checkpoint when resuming (its settings win)."""
     saved = ckpt_io.load_checkpoint(out / ckpt_io.FILENAME) if resume else None
     if saved:
-        fixed = sorted(f for f in given if f in MODEL_FIELDS and f in saved.config)
+        fixed = sorted(f for f in given if f in MODEL_FIELDS)
         if fixed and comm.master_process:
             print(f"resume: the checkpoint fixes {', '.join('--' + f.replace('_', '-') for f in fixed)}; "
                   "ignored what was given", file=sys.stderr, flush=True)

@@ -42,12 +42,7 @@ def initial_params(cfg: TrainConfig, corpus: Corpus, initial: dict | None) -> di
     """A new run's parameters: `initial` (--init-from) as they are, else
     drawn from the seed as --init and --init-scale say, the output bias
     from --output-bias."""
-    if initial is not None:
-        changed = [f"{name}={getattr(cfg, name)!r}" for name, off in
-                   (("init", "uniform"), ("init_scale", 1.0), ("output_bias", "zero")) if getattr(cfg, name) != off]
-        if changed:
-            raise UsageError(f"init_from= gives the starting weights; {', '.join(changed)} would be ignored: leave "
-                             "them at their defaults")
+    if initial is not None:  # TrainConfig._check refuses init settings beside init_from
         return initial
     params = init_params(len(corpus.vocab), cfg.hidden, cfg.seed, cfg.layers, init=cfg.init, scale=cfg.init_scale)
     if cfg.output_bias == "unigram":
