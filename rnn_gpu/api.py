@@ -4,6 +4,7 @@
     rnn_gpu.train("corpus.txt", "runs/a", hidden=128, steps=500, layers=2)
     model, vocab = rnn_gpu.load("runs/a")
     print(rnn_gpu.sample(model, vocab, length=200, prime="The "))
+    rnn_gpu.inspect("runs/a")  # runs/a/inspect.json and .png: the gradient against distance
 
 Every door checks what it is given as the command line does: bad input is
 an `rnn_gpu.UsageError` that names the keyword, a failing machine an
@@ -18,12 +19,13 @@ from .backends import get_backend
 from .checks import flag_value, path_value, paths_value
 from .errors import UsageError
 from .export import read_model
+from .inspection import inspect as _inspect
 from .model import TextRNN
 from .sample import sample
 from .training import TrainConfig
 from .training import train as _train
 
-__all__ = ["load", "sample", "train"]
+__all__ = ["inspect", "load", "sample", "train"]
 
 
 def train(corpus=None, out="runs/rnn_gpu", *, resume: bool = False, progress: bool = False, comm=None,
@@ -57,3 +59,14 @@ def load(path, backend: str = "numpy"):
     model = TextRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params)
     model.vocab = ckpt.vocab
     return model, ckpt.vocab
+
+
+def inspect(path, corpus=None, seq=None, output=None) -> dict:
+    """Measures the vanishing gradient of the model of `path` (a run
+    directory, a .npz checkpoint or a .safetensors export) on held-out
+    windows of `seq` steps (default the run's) of `corpus` (default the
+    run's own): per layer, ||dL_T/dh_t|| against the distance T - t, the
+    fraction of saturated units (|h| > 0.99) and the largest singular value
+    of W. Writes OUTPUT.json and OUTPUT.png (default: the run directory's
+    inspect.json and inspect.png) and returns what the JSON holds."""
+    return _inspect(path, corpus=corpus, seq=seq, output=output)

@@ -1,13 +1,15 @@
 """`rnn-gpu plot`: train and validation loss against steps and characters
 seen (and the validation loss per character of the original text, which
-compares runs of different vocabularies), and the learning rate against steps."""
+compares runs of different vocabularies), and the learning rate against steps;
+where the records have them, a second row: each layer's largest singular
+value of W and its fraction of saturated units at every evaluation."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from .errors import UsageError
 from .fileio import atomic_write
-from .training.metrics import read_metrics
+from .training.metrics import PLOTTED_PER_LAYER, read_metrics
 
 PLOTTABLE = 1e15  # the largest magnitude drawn
 
@@ -28,6 +30,17 @@ def points(records: list[dict], x: str, y: str) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in pairs if abs(a) < PLOTTABLE and abs(b) < PLOTTABLE]
 
 
+PER_LAYER_LABELS = {"W_sigma_max": "largest singular value of W", "saturation": "saturated units (|h| > 0.99)"}
+
+
+def layer_points(records: list[dict], key: str) -> list[list[tuple[float, float]]]:
+    """Per layer, the (step, value) pairs of a per-layer key (`points`' rules)."""
+    depth = max((len(r[key]) for r in records if key in r), default=0)
+    per_layer = [[{"step": r["step"], key: r[key][k]} for r in records if key in r and len(r[key]) > k]
+                 for k in range(depth)]
+    return [points(rows, "step", key) for rows in per_layer]
+
+
 def plot_metrics(metrics_path: Path, output: Path) -> None:
     try:
         import matplotlib
@@ -40,7 +53,10 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
     fmt = image_format(output, FigureCanvasAgg.get_supported_filetypes())
     records = read_metrics(metrics_path)
     has_lr = any("lr" in r for r in records)
-    fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(15 if has_lr else 11, 4))
+    per_layer = [k for k in PLOTTED_PER_LAYER if any(k in r for r in records)]
+    rows = 2 if per_layer else 1
+    fig, grid = plt.subplots(rows, 3 if has_lr else 2, figsize=(15 if has_lr else 11, 4 * rows), squeeze=False)
+    axes = grid[0]
     for ax, x_key, label in ((axes[0], "step", "step"), (axes[1], "symbols", "symbols seen")):
         train, val = points(records, x_key, "train_loss"), points(records, x_key, "val_loss")
         per_char = points(records, x_key, "val_loss_per_char")
@@ -60,6 +76,19 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
         axes[2].set_xlabel("step")
         axes[2].set_ylabel("learning rate")
         axes[2].grid(alpha=0.3)
+    if per_layer:
+        for ax, key in zip(grid[1], per_layer, strict=False):
+            drawn = [ax.plot(*zip(*pairs, strict=True), "o-", label=f"layer {k}", markersize=3)
+                     for k, pairs in enumerate(layer_points(records, key), 1) if pairs]
+            ax.set_xlabel("step")
+            ax.set_ylabel(PER_LAYER_LABELS[key])
+            if key == "saturation":
+                ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            if drawn:
+                ax.legend(fontsize=8)
+        for ax in grid[1][len(per_layer):]:
+            ax.set_visible(False)
     fig.suptitle(str(metrics_path.parent), fontsize=9)
     fig.tight_layout()
     atomic_write(output, lambda f: fig.savefig(f, format=fmt, dpi=110))

@@ -145,3 +145,23 @@ def run_export(args) -> int:
 
     print(f"wrote {export(args.source, args.format, args.output)}")
     return 0
+
+
+INSPECT_KEYWORDS = frozenset({"corpus", "seq", "output"})
+
+
+def run_inspect(args) -> int:
+    from ..api import inspect
+    from ..settings import as_flags
+
+    try:
+        report = inspect(args.checkpoint, corpus=args.corpus, seq=args.seq, output=args.output)
+    except UsageError as exc:  # written for Python callers (corpus=, output=): the flags' words here
+        raise type(exc)(as_flags(str(exc), INSPECT_KEYWORDS)) from None
+    prefix = report["output"]
+    lines = ", ".join(f"layer {layer['layer']}: sigma_max {layer['largest_singular_value']:.3g}, saturated "
+                      f"{layer['saturation']:.1%}" for layer in report["layers"])
+    step = "" if report["step"] is None else f"step {report['step']}, "
+    print(f"{step}seq {report['seq']}, {report['windows']} windows x {report['streams']} streams: "
+          f"{lines}; wrote {prefix}.json, {prefix}.png")
+    return 0

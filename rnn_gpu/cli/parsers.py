@@ -11,9 +11,9 @@ from ..data.vocab import VOCAB_KINDS
 from ..errors import UsageError
 from ..parallel import DISTRIBUTED_MODES
 from ..sample import MAX_LENGTH, MAX_SAMPLES
-from ..settings import add_flags, int_in, real
+from ..settings import add_flags, declared, int_in, real
 from ..training.config import TrainConfig
-from .commands import run_bench, run_export, run_plot, run_prepare, run_sample, run_train
+from .commands import run_bench, run_export, run_inspect, run_plot, run_prepare, run_sample, run_train
 
 
 class Parser(argparse.ArgumentParser):
@@ -127,6 +127,22 @@ def add_export_parser(sub):
     p.set_defaults(run=run_export)
 
 
+def add_inspect_parser(sub):
+    seq = declared(TrainConfig)["seq"].metadata["setting"]
+    p = sub.add_parser("inspect", allow_abbrev=False,
+                       help="measure the vanishing gradient: gradient norm against distance, saturation, "
+                            "largest singular value of each W")
+    p.add_argument("checkpoint", type=path, metavar="DIR_OR_CHECKPOINT",
+                   help="run directory (its checkpoint.npz, else best.npz), .npz checkpoint or .safetensors export")
+    p.add_argument("--corpus", nargs="+", type=nonempty, default=None, metavar="FILE",
+                   help="held-out windows from this corpus, split as the run split its own (default: the run's)")
+    p.add_argument("--seq", type=int_in(seq.low, seq.high), default=None, metavar="T",
+                   help="time steps per window: distances 0..T-1 (default: the run's --seq)")
+    p.add_argument("-o", "--output", type=path, default=None, metavar="PREFIX",
+                   help="writes PREFIX.json and PREFIX.png (a directory: inside it; default DIR/inspect)")
+    p.set_defaults(run=run_inspect)
+
+
 def build_parser() -> Parser:
     from .. import __version__
 
@@ -140,4 +156,5 @@ def build_parser() -> Parser:
     add_prepare_parser(sub)
     add_plot_parser(sub)
     add_export_parser(sub)
+    add_inspect_parser(sub)
     return parser

@@ -7,9 +7,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .. import checkpoint as ckpt_io
-from ..data.streams import evaluation_streams
+from ..data.streams import evaluation_positions, evaluation_streams
 from ..errors import Interrupted
+from ..inspection.measures import SATURATED, largest_singular_value
+from ..layout import layer_names
 from ..parallel import SingleCommunicator
 from .config import TrainConfig
 from .evaluation import Evaluation, evaluate
@@ -157,6 +161,8 @@ class Run:
             record.update(val_loss=val.loss, val_symbols=val.symbols, val_streams=self.val_streams,
                           val_part_symbols=len(trainer.corpus.val), val_loss_per_char=val.loss_per_char,
                           val_chars=val.chars)
+            if self.metrics:  # rank 0's record
+                record.update(self.recurrence_measures())
         if skipped:
             record["skipped_steps"] = skipped
         if self.metrics:
@@ -165,6 +171,23 @@ class Run:
         self.bar.set_postfix(loss=f"{loss:.3f}", val="-" if val is None else f"{val.loss:.3f}",
                              val_per_char="-" if val is None else f"{val.loss_per_char:.3f}",
                              lr=f"{result.lr:.2g}", sps=f"{record['symbols_per_s']:.0f}")
+
+    def recurrence_measures(self) -> dict:
+        """Per layer, layer 1 first: `W_sigma_max`, the largest singular value
+        of its W (of a host copy), and `saturation`, the fraction of its units
+        with |h| > 0.99 on the first validation window (every stream, from a
+        zero state): one forward pass, no loss."""
+        trainer, cfg = self.trainer, self.trainer.cfg
+        model, be = trainer.model, trainer.backend
+        sigma = [largest_singular_value(be.to_host(model.params[layer_names(k)[1]]))
+                 for k in range(1, model.layers + 1)]
+        where = next(evaluation_positions(len(trainer.corpus.val), cfg.batch, cfg.seq, cfg.val_chars))
+        inputs = be.asarray(np.asarray(trainer.corpus.val[where[:-1]]), dtype=np.int64)
+        h0 = be.xp.zeros((model.layers, inputs.shape[1], model.hidden_size), dtype=model.dtype)
+        layers, _, _ = model._forward(inputs, h0, None)
+        saturation = [float(be.to_host(be.xp.count_nonzero(be.xp.abs(Hs) > SATURATED))) / Hs.size
+                      for _, Hs in layers]
+        return {"W_sigma_max": sigma, "saturation": saturation}
 
     def save_best(self, elapsed: float) -> None:
         """The latest checkpoint first: whatever a full disk stops, --resume finds one."""

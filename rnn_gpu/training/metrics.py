@@ -84,8 +84,10 @@ def current_keys(record: dict) -> dict:
     return {RENAMED.get(k, k): v for k, v in record.items()}
 
 
-# What `plot` reads of a record: the keys a record must have, and those it may.
+# What `plot` reads of a record: the keys a record must have, and those it may; and those it may that are
+# lists of numbers, one per layer (layer 1 first), written at evaluations.
 REQUIRED, PLOTTED = ("step", "train_loss"), ("symbols", "val_loss", "val_loss_per_char", "lr")
+PLOTTED_PER_LAYER = ("W_sigma_max", "saturation")
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -124,6 +126,15 @@ def parse_record(line: str) -> dict | None:
     record = current_keys(record)
     for key in (*REQUIRED, *PLOTTED):
         value = record.get(key, 0 if key in PLOTTED else None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
+            return None
+    for key in PLOTTED_PER_LAYER:
+        values = record.get(key, [0])
+        if not isinstance(values, list) or not values or not all(is_number(v) for v in values):
             return None
     return record
+
+
+def is_number(value) -> bool:
+    """A JSON number (bool is none)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
