@@ -20,7 +20,7 @@ from .checks import flag_value, path_value, paths_value
 from .errors import UsageError
 from .export import read_model
 from .inspection import inspect as _inspect
-from .model import TextRNN
+from .model import TextRNN, forward_settings
 from .sample import sample
 from .training import TrainConfig
 from .training import train as _train
@@ -56,7 +56,8 @@ def load(path, backend: str = "numpy"):
     needs nothing more."""
     ckpt = read_model(path_value(path, "path"))
     W = ckpt.params["W"]
-    model = TextRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params)
+    model = TextRNN(len(ckpt.vocab), W.shape[0], get_backend(backend), dtype=W.dtype, params=ckpt.params,
+                    **forward_settings(ckpt.config))  # a residual or zoneout model samples as it trained
     model.vocab = ckpt.vocab
     return model, ckpt.vocab
 

@@ -405,3 +405,15 @@ def test_export_refuses_a_forward_pass_no_standard_rnn_has(trained_small_run, tm
         assert "safetensors" in str(caught.value)
     pytest.importorskip("safetensors")
     export(ckpt, "safetensors", tmp_path / "m.safetensors")  # the parameters by name, the configuration kept
+
+
+def test_a_loaded_model_keeps_the_settings_of_its_forward_pass(tmp_path):
+    """rnn_gpu.load (and so rnn-gpu sample) builds the model the run trained: residual and zoneout kept."""
+    import rnn_gpu
+
+    (tmp_path / "c.txt").write_text("abc abd abe " * 300, encoding="utf-8")
+    rnn_gpu.train(tmp_path / "c.txt", tmp_path / "run", steps=3, hidden=8, layers=2, batch=2, seq=8, residual=True,
+                  zoneout=0.25, backend="numpy")
+    model, vocab = rnn_gpu.load(tmp_path / "run")
+    assert model.residual is True and model.zoneout == pytest.approx(0.25, abs=2**-16)
+    assert isinstance(model.sample(10, seed=1), str)
