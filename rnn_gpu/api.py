@@ -24,15 +24,17 @@ from .model import TextRNN, forward_settings
 from .sample import sample
 from .training import TrainConfig
 from .training import train as _train
+from .training.recipes import recipe_settings
 
 __all__ = ["inspect", "load", "sample", "train"]
 
 
 def train(corpus=None, out="runs/rnn_gpu", *, resume: bool = False, progress: bool = False, comm=None,
-          **config) -> dict:
+          recipe: str | None = None, **config) -> dict:
     """Trains on `corpus` (a path, several, or None for the embedded default)
     into the run directory `out`, with any `TrainConfig` field as a keyword
-    (hidden=, layers=, steps=, lr=, ...). Returns the final metrics record."""
+    (hidden=, layers=, steps=, lr=, ...), over a named recipe's (recipe=,
+    training/recipes.py) where given. Returns the final metrics record."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(config) - fields)
     if unknown:
@@ -44,7 +46,7 @@ def train(corpus=None, out="runs/rnn_gpu", *, resume: bool = False, progress: bo
         raise UsageError(f"comm= must be None or an rnn_gpu.parallel communicator, got {type(comm).__name__}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"out={out} exists and is not a directory")
-    cfg = TrainConfig(**config)
+    cfg = TrainConfig(**recipe_settings(recipe, config))
     cfg.validate()
     return _train(cfg, corpus, out, progress=progress, resume=resume, comm=comm)
 

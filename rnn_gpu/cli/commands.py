@@ -2,6 +2,7 @@
 not, and runs its job."""
 from __future__ import annotations
 
+import dataclasses
 import glob
 import itertools
 import sys
@@ -14,11 +15,17 @@ from ..errors import Diverged, EnvironmentFailure, Interrupted, QuietExit, Usage
 from ..parallel import make_communicator
 from ..settings import from_flags
 from ..training.config import TrainConfig
+from ..training.recipes import RECIPES, recipe_settings
 from .reporting import end_job
 
 
 def train_config(args) -> TrainConfig:
     cfg = from_flags(TrainConfig, args)
+    if args.recipe is not None:  # the recipe's values, but for the flags the command line gave
+        given = {name: getattr(cfg, name) for name in given_flags(args) if hasattr(cfg, name)}
+        cfg = dataclasses.replace(cfg, **recipe_settings(args.recipe, given))
+        if not RECIPES[args.recipe].measured:
+            print(f"note: recipe {args.recipe} has not been measured yet", file=sys.stderr, flush=True)
     if not args.resume:  # a resumed run's settings come from its checkpoint, checked there
         cfg.validate()
     return cfg

@@ -13,6 +13,7 @@ from ..parallel import DISTRIBUTED_MODES
 from ..sample import MAX_LENGTH, MAX_SAMPLES
 from ..settings import add_flags, declared, int_in, real
 from ..training.config import TrainConfig
+from ..training.recipes import RECIPES
 from .commands import run_bench, run_export, run_inspect, run_plot, run_prepare, run_sample, run_train
 
 
@@ -53,6 +54,8 @@ def add_train_parser(sub):
     p.add_argument("--quiet", action="store_true", help="no run description and no progress")
     p.add_argument("--distributed", choices=DISTRIBUTED_MODES, default="auto",
                    help="auto: MPI when started by an MPI launcher (mpiexec, srun), else one process (default auto)")
+    p.add_argument("--recipe", choices=RECIPES, default=None,
+                   help="start from a named set of settings; flags given beside it win (docs/performance.md)")
     p.set_defaults(run=run_train)
 
 
