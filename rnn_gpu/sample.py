@@ -2,7 +2,6 @@
 together, one symbol at a time (one GEMM per layer and symbol for all N)."""
 from __future__ import annotations
 
-import codecs
 import contextlib
 import sys
 
@@ -187,19 +186,6 @@ def sampling_threads(model, num_samples: int):
         yield
 
 
-class Decoder:
-    """Symbols to text as they come (bytes vocabularies: UTF-8 split across symbols waits)."""
-
-    def __init__(self, vocab: Vocab):
-        self.vocab = vocab
-        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.kind == "bytes" else None
-
-    def __call__(self, ids, final: bool = False) -> str:
-        if self.utf8 is None:
-            return self.vocab.decode(ids)
-        return self.utf8.decode(bytes(int(i) for i in ids), final=final)
-
-
 def prime_codes(vocab: Vocab, prime: str) -> np.ndarray:
     """The code points (chars) or bytes (bytes) of `prime`. Text from the
     command line arrives with each byte that is not UTF-8 as a lone surrogate
@@ -234,6 +220,8 @@ def encode_prime(vocab: Vocab, prime: str) -> np.ndarray:
     a word vocabulary becomes the unknown token, which is said once on stderr."""
     if not prime:
         return np.zeros(0, dtype=np.int64)
+    if vocab.kind == "bpe":  # any text (its bytes): lossless, no unknown token
+        return vocab.encode(prime)
     if vocab.kind == "words":
         ids = vocab.encode(prime)
         if (ids == words.UNKNOWN).any():
@@ -301,7 +289,7 @@ def generate(model, vocab: Vocab, length: int, *, temperature: float = 1.0, top_
     """Yields (sample index, text) pieces as they come: first the prime for
     every sample, then each generated symbol, decoded."""
     prime_ids = encode_prime(vocab, prime)
-    decoders = [Decoder(vocab) for _ in range(num_samples)]
+    decoders = [vocab.text_decoder() for _ in range(num_samples)]
     for i in range(num_samples):
         yield i, decoders[i](prime_ids)
     for symbols in symbol_steps(model, prime_ids, length, temperature, top_k, top_p, seed, num_samples):
