@@ -182,13 +182,15 @@ def corpus_file_small(tmp_path_factory):
 
 
 @fuzz
-@given(command=st.sampled_from(["sample", "prepare", "plot", "bench"]),
+@given(command=st.sampled_from(["sample", "prepare", "plot", "bench", "export", "inspect"]),
        args=st.lists(st.one_of(st.sampled_from(["--length", "--temperature", "--top-k", "--top-p", "--num-samples",
                                                  "--seed", "--prime", "-o", "--vocab", "--seconds", "--hidden",
-                                                 "--backend", "--json"]), NUMBERS), max_size=6))
+                                                 "--backend", "--json", "--format", "onnx", "torch", "--seq",
+                                                 "--corpus"]), NUMBERS), max_size=6))
 def test_any_other_command_arguments(tmp_path_factory, capsys, command, args):
     d = tmp_path_factory.mktemp("other")
-    target = {"sample": str(d), "prepare": str(d / "none.txt"), "plot": str(d), "bench": "--seconds"}[command]
+    target = {"sample": str(d), "prepare": str(d / "none.txt"), "plot": str(d), "bench": "--seconds",
+              "export": str(d), "inspect": str(d)}[command]
     argv = [command, target, *(["0.05", "--hidden", "4", "--batch", "2", "--seq", "2"] if command == "bench" else []),
             *args]
     code, err = run_cli(capsys, argv)
@@ -201,6 +203,8 @@ def test_any_other_command_arguments(tmp_path_factory, capsys, command, args):
     ["sample", "OUT"],
     ["prepare", "nosuch.txt"],
     ["plot", "OUT", "-o", "/nonexistent/dir/x.png"],
+    ["export", "OUT", "--format", "onnx", "-o", "OUT/m.onnx"],
+    ["inspect", "OUT", "--seq", "0"],
     [],
 ])
 def test_a_real_process_prints_no_traceback(tmp_path, argv):
