@@ -264,6 +264,7 @@ def test_the_default_corpus_in_bpe():
     assert int(chars.sum()) == len(corpus.vocab.decode(corpus.val))
 
 
+@pytest.mark.slow
 def test_mpi_ranks_equal_one_process(mpiexec, tmp_path):
     from helpers import run_job, run_single, train_args
 

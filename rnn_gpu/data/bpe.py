@@ -197,9 +197,10 @@ def encode_pieces(tokenizer, texts, dtype) -> np.ndarray:
     """The ids of strings (valid Unicode), one after another, encoded in
     parallel GROUP at a time (the library's encodings of a group, far larger
     than their ids, are all that is held at once)."""
+    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch  # fast: tokenizers >= 0.20
     parts = [np.zeros(0, dtype=dtype)]
     for start in range(0, len(texts), GROUP):
-        encodings = tokenizer.encode_batch_fast(texts[start:start + GROUP], add_special_tokens=False)
+        encodings = encode(texts[start:start + GROUP], add_special_tokens=False)
         parts.append(np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=dtype))
     return np.concatenate(parts) if len(parts) > 2 else parts[-1]
 
