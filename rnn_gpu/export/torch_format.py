@@ -20,7 +20,7 @@ from ..checkpoint import Checkpoint
 from ..data.vocab import Vocab
 from ..errors import CheckpointError
 from ..fileio import atomic_write
-from .mapping import FORMAT_TAGS, params_from_torch, require, sizes, torch_state_dict, vocab_record
+from .mapping import FORMAT_TAGS, bpe_vocab_of_record, params_from_torch, require, sizes, torch_state_dict, vocab_record
 
 
 def torch_export(ckpt: Checkpoint) -> dict:
@@ -58,6 +58,8 @@ def read_torch(path) -> tuple[dict, Vocab | None]:
 
 def vocab_of(record, where) -> Vocab:
     """The vocabulary a torch export keeps (`vocab_record`)."""
+    if isinstance(record, dict) and record.get("kind") == "bpe":
+        return bpe_vocab_of_record(record, where)  # its tokenizer's JSON, checked
     try:
         vocab = Vocab(record["kind"], tuple(record["symbols"]))
         valid = vocab.valid
