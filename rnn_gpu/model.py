@@ -30,104 +30,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import get_backend
-from .checks import MAX_SEED, real_in, whole
+from .checks import real_in
 from .dropout import Dropout, used_rate
 from .errors import DropoutError, UsageError
-from .layout import (
-    MAX_HIDDEN,
-    MAX_LAYERS,
-    MAX_PARAMETER_BYTES,
-    MAX_VOCAB,
-    PARAM_NAMES,
-    FlatLayout,
-    layer_names,
-    layers_in,
-    param_shapes,
-    parameter_bytes,
-    state_shape,
-)
-
-DTYPES = ("float32", "float64")
-
-INITS = ("uniform", "orthogonal", "identity")  # the recurrent weights' initialisations
-OUTPUT_BIASES = ("zero", "unigram")  # the output bias's: zero, or the training part's unigram log-frequencies
+from .initialisation import INITS, OUTPUT_BIASES, init_params
+from .layout import PARAM_NAMES, FlatLayout, layer_names, layers_in, param_shapes, state_shape
+from .model_checks import backend_of, check_param, check_sizes
 
 __all__ = ["INITS", "OUTPUT_BIASES", "PARAM_NAMES", "CharRNN", "Dropout", "TextRNN",
            "forward_settings", "init_params"]
-
-
-def init_params(vocab_size: int, hidden_size: int, seed: int, layers: int = 1, init: str = "uniform",
-                scale: float = 1.0) -> dict[str, np.ndarray]:
-    """Uniform in [-1/sqrt(n), 1/sqrt(n)] with n the fan-in; biases zero.
-
-    Drawn on the host in float64 so every backend and dtype starts from the
-    same numbers for the same seed. U, W and V are drawn first, so layer 1
-    and the output layer are the same for every depth (and a one-layer model
-    is the same as it always was); deeper layers' weights follow.
-
-    `init` (INITS) chooses each layer's recurrent W: uniform as above,
-    orthogonal (the Q of a Gaussian matrix's QR, signs fixed so that it is
-    uniform over the orthogonal group; drawn after all the uniform draws,
-    so every other weight is the same as uniform's), or the identity (IRNN,
-    Le et al. 2015); each times `scale`.
-    """
-    if init not in INITS:
-        raise UsageError(f"init= must be one of {', '.join(INITS)}, got {init!r}")
-    if not real_in(scale, 0, 1e6, low_inclusive=False):
-        raise UsageError(f"init_scale= must be a number > 0, got {scale!r}")
-    rng = np.random.default_rng(seed)
-    params = _uniform_params(vocab_size, hidden_size, layers, rng)
-    if init == "uniform" and scale == 1:
-        return params
-    for k in range(1, layers + 1):  # from the generator's stream after the uniform draws
-        W = layer_names(k)[1]
-        if init == "orthogonal":
-            q, r = np.linalg.qr(rng.standard_normal((hidden_size, hidden_size)))
-            params[W] = q * np.where(np.diag(r) < 0, -1.0, 1.0)
-        elif init == "identity":
-            params[W] = np.eye(hidden_size)
-        params[W] = params[W] * scale
-    return params
-
-
-def _uniform_params(vocab_size: int, hidden_size: int, layers: int, rng) -> dict[str, np.ndarray]:
-    H = hidden_size
-
-    def uniform(shape, fan_in):
-        bound = 1.0 / np.sqrt(fan_in)
-        return rng.uniform(-bound, bound, size=shape)
-
-    params = {"U": uniform((H, vocab_size), vocab_size), "W": uniform((H, H), H),
-              "V": uniform((vocab_size, H), H)}
-    for k in range(2, layers + 1):
-        U, W, _ = layer_names(k)
-        params[U] = uniform((H, H), H)
-        params[W] = uniform((H, H), H)
-    shapes = param_shapes(vocab_size, H, layers)
-    return {k: params[k] if k in params else np.zeros(shapes[k]) for k in shapes}
-
-
-def check_sizes(vocab_size, hidden_size, layers, dtype, seed, reserve) -> tuple:
-    """(vocab_size, hidden_size, layers, dtype) as Python ints and a NumPy
-    float dtype; a UsageError naming the first bad one (the sizes of one
-    model, checked as the training settings are)."""
-    for name, value, high in (("vocab_size", vocab_size, MAX_VOCAB), ("hidden_size", hidden_size, MAX_HIDDEN),
-                              ("layers", layers, MAX_LAYERS), ("seed", seed, MAX_SEED), ("reserve", reserve, 64)):
-        if not whole(value, 0 if name in ("seed", "reserve") else 1, high):
-            raise UsageError(f"{name}= must be a whole number in [{0 if name in ('seed', 'reserve') else 1}, {high}], "
-                             f"got {value!r}")
-    try:
-        named = np.dtype(dtype).name
-    except Exception:  # noqa: BLE001 (NumPy's parser raises TypeError, ValueError, KeyError, SyntaxError, ...)
-        named = None
-    if named not in DTYPES:
-        raise UsageError(f"dtype= must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    dtype = np.dtype(named)
-    if parameter_bytes(int(hidden_size), int(layers), dtype.name, int(vocab_size)) > MAX_PARAMETER_BYTES:
-        raise UsageError(f"hidden_size={hidden_size} x layers={layers} x vocab_size={vocab_size} needs more than "
-                         f"{MAX_PARAMETER_BYTES >> 30} GiB for the parameters, gradients and optimiser state")
-    return int(vocab_size), int(hidden_size), int(layers), dtype
 
 
 def forward_settings(config: dict) -> dict:
@@ -136,33 +47,6 @@ def forward_settings(config: dict) -> dict:
     evaluates and samples as it trained. Absent (an older checkpoint): off."""
     config = config if isinstance(config, dict) else {}
     return {"residual": config.get("residual", False) is True, "zoneout": float(config.get("zoneout") or 0.0)}
-
-
-def backend_of(backend):
-    """A backend object, or one found by its name."""
-    if isinstance(backend, str):
-        return get_backend(backend)
-    if not all(hasattr(backend, n) for n in ("xp", "asarray", "to_host", "recurrence_forward")):
-        raise UsageError(f"backend= must be a backend (rnn_gpu.get_backend) or its name, got {type(backend).__name__}")
-    return backend
-
-
-def check_param(params, name: str, shape: tuple) -> np.ndarray:
-    """params[name] as a finite float array of `shape`, or a UsageError saying what is wrong."""
-    if not isinstance(params, dict):
-        raise UsageError(f"params= must be a dict of arrays by name, got {type(params).__name__}")
-    if name not in params:
-        raise UsageError(f"params= lacks {name} (a model of this size has {', '.join(param_shapes(1, 1, 1))} ...)")
-    value = params[name]
-    try:
-        value = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else value
-        ok = tuple(value.shape) == shape and value.dtype.kind == "f"
-        ok = ok and (not isinstance(value, np.ndarray) or bool(np.isfinite(value).all()))
-    except (AttributeError, TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise UsageError(f"params= {name} must be a finite float array of shape {shape}")
-    return value
 
 
 class TextRNN:

@@ -41,6 +41,22 @@ def layer_points(records: list[dict], key: str) -> list[list[tuple[float, float]
     return [points(rows, "step", key) for rows in per_layer]
 
 
+def draw_per_layer(axes, records: list[dict], keys: list[str]) -> None:
+    """The second row: each per-layer key over the steps, a line per layer."""
+    for ax, key in zip(axes, keys, strict=False):
+        drawn = [ax.plot(*zip(*pairs, strict=True), "o-", label=f"layer {k}", markersize=3)
+                 for k, pairs in enumerate(layer_points(records, key), 1) if pairs]
+        ax.set_xlabel("step")
+        ax.set_ylabel(PER_LAYER_LABELS[key])
+        if key == "saturation":
+            ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+
+
 def plot_metrics(metrics_path: Path, output: Path) -> None:
     try:
         import matplotlib
@@ -77,18 +93,7 @@ def plot_metrics(metrics_path: Path, output: Path) -> None:
         axes[2].set_ylabel("learning rate")
         axes[2].grid(alpha=0.3)
     if per_layer:
-        for ax, key in zip(grid[1], per_layer, strict=False):
-            drawn = [ax.plot(*zip(*pairs, strict=True), "o-", label=f"layer {k}", markersize=3)
-                     for k, pairs in enumerate(layer_points(records, key), 1) if pairs]
-            ax.set_xlabel("step")
-            ax.set_ylabel(PER_LAYER_LABELS[key])
-            if key == "saturation":
-                ax.set_ylim(bottom=0)
-            ax.grid(alpha=0.3)
-            if drawn:
-                ax.legend(fontsize=8)
-        for ax in grid[1][len(per_layer):]:
-            ax.set_visible(False)
+        draw_per_layer(grid[1], records, per_layer)
     fig.suptitle(str(metrics_path.parent), fontsize=9)
     fig.tight_layout()
     atomic_write(output, lambda f: fig.savefig(f, format=fmt, dpi=110))

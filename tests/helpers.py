@@ -55,6 +55,17 @@ def numerical_gradient(f, x, eps=1e-6):
     return grad
 
 
+def whole_and_resumed(main, common: list, root, steps: int):
+    """The checkpoints of a run of `steps` and of one stopped halfway and
+    resumed (`rnn-gpu train COMMON`), for a test that they are bit-identical."""
+    from rnn_gpu.checkpoint import load_checkpoint
+
+    assert main(["train", *common, "--out", str(root / "whole"), "--steps", str(steps)]) == 0
+    assert main(["train", *common, "--out", str(root / "split"), "--steps", str(steps // 2)]) == 0
+    assert main(["train", *common, "--out", str(root / "split"), "--resume", "--steps", str(steps)]) == 0
+    return load_checkpoint(root / "whole"), load_checkpoint(root / "split")
+
+
 # -- the command line in this process ------------------------------------------
 # A tiny NumPy run for the command line's tests: `train CORPUS --out OUT *SMALL`.
 SMALL = ["--hidden", "8", "--batch", "2", "--seq", "4", "--quiet", "--backend", "numpy"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, make_corpus_text, one_error
+from helpers import assert_usage_error, make_corpus_text, one_error, whole_and_resumed
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -210,10 +210,7 @@ def test_train_sample_and_resume_bit_exactly(tmp_path, capsys):
     path = write(tmp_path, make_corpus_text(8000) + "\nnaïve café 東京 — ½\n" * 3)
     common = [str(path), *SMALL, "--vocab", "bpe", "--vocab-size", "300", "--lr-schedule", "constant",
               "--eval-every", "10", "--log-every", "5"]
-    assert main(["train", *common, "--out", str(tmp_path / "whole"), "--steps", "30"]) == 0
-    assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "15"]) == 0
-    assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "30", "--resume"]) == 0
-    whole, split = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
+    whole, split = whole_and_resumed(main, common, tmp_path, 30)
     assert whole.step == split.step == 30 and whole.position == split.position and whole.vocab == split.vocab
     for k in whole.params:
         assert np.array_equal(whole.params[k], split.params[k]), k

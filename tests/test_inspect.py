@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import SMALL, assert_usage_error, make_corpus_text, one_error
+from helpers import SMALL, assert_usage_error, make_corpus_text, numerical_gradient, one_error
 
 import rnn_gpu
 from rnn_gpu.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -48,21 +48,8 @@ def test_last_step_gradients_match_central_finite_differences(rng, layers):
                 replaced = measures.forward(params, inputs, h0, replace=(k, t, h))  # noqa: B023
                 return measures.last_step_loss(params, replaced[-1][-1], targets).sum()
 
-            numeric = _numerical_gradient(loss, h)
+            numeric = numerical_gradient(loss, h)
             np.testing.assert_allclose(grads[k - 1][t], numeric, rtol=1e-6, atol=1e-9, err_msg=f"layer {k} t {t}")
-
-
-def _numerical_gradient(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def test_the_forward_pass_is_the_models(rng):

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import whole_and_resumed
 
 from rnn_gpu import checkpoint as ckpt_io
 from rnn_gpu.checkpoint import load_checkpoint
@@ -89,10 +90,7 @@ def test_a_second_run_into_a_busy_directory_is_refused(corpus_file, tmp_path, ca
 def test_stacked_dropout_cosine_run_resumes_bit_identically(corpus_file, tmp_path):
     common = [str(corpus_file), *SMALL, "--backend", "numpy", "--layers", "2", "--dropout", "0.2",
               "--lr-schedule", "cosine", "--warmup", "20"]
-    assert main(["train", *common, "--out", str(tmp_path / "whole"), "--steps", "40"]) == 0
-    assert main(["train", *common, "--out", str(tmp_path / "split"), "--steps", "20"]) == 0
-    assert main(["train", *common, "--out", str(tmp_path / "split"), "--resume", "--steps", "40"]) == 0
-    whole, split = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
+    whole, split = whole_and_resumed(main, common, tmp_path, 40)
     assert whole.step == split.step == 40 and whole.position == split.position
     assert set(whole.params) == {"U", "W", "b", "U2", "W2", "b2", "V", "c"} and whole.h.shape == (2, 4, 16)
     for k in whole.params:

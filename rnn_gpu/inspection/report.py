@@ -57,30 +57,11 @@ def inspect(path, corpus=None, seq=None, output=None) -> dict:
     ckpt = read_model(path)
     run = run_settings(ckpt, path)
     seq = run["seq"] if seq is None else int(seq)
-    params = measures.host_params(ckpt.params)
-    if not all(np.isfinite(v).all() for v in params.values()):
-        raise CheckpointError(f"{path}: the model's parameters are not all finite")
+    params = checked_params(ckpt, path, run["batch"], seq)
     L, H, V = layers_in(params), params["W"].shape[0], params["V"].shape[0]
-    check_memory(H, L, run["batch"], seq, "float64", V)
     data, spec, source, data_file = held_out(ckpt, run, corpus, path)
     windows = full_windows(len(data), run["batch"], seq, run["val_chars"], path)
-    sums = [np.zeros(seq) for _ in range(L)]
-    saturated, units, losses = np.zeros(L), 0, []
-    h = None
-    for where in windows:
-        window = np.asarray(data[where], dtype=np.int64)
-        check_ids(window, V, where, "validation", data_file)
-        if h is None:
-            h = np.zeros((L, window.shape[1], H))
-        loss, grads, states = measures.last_step_gradients(params, window[:-1], window[-1], h)
-        for k in range(L):
-            sums[k] += measures.norms_by_distance(grads[k]).sum(axis=1)
-            saturated[k] += np.count_nonzero(np.abs(states[k]) > measures.SATURATED)
-        units += states[0].size
-        losses.append(loss)
-        h = np.stack([s[-1] for s in states])
-    streams = h.shape[1]
-    count = len(windows) * streams
+    sums, saturation, losses, streams = measure_windows(params, data, windows, data_file)
     report = {
         "format": "rnn_gpu.inspect/1",
         "path": str(checkpoint_file(path)),
@@ -95,10 +76,10 @@ def inspect(path, corpus=None, seq=None, output=None) -> dict:
         "hidden": H,
         "vocab_size": V,
         "saturated_above": measures.SATURATED,
-        "last_step_loss": float(np.mean(np.concatenate(losses))),
+        "last_step_loss": losses,
         "layers": [{"layer": k + 1,
-                    "grad_norm_by_distance": [finite(x) for x in sums[k] / count],
-                    "saturation": float(saturated[k] / units),
+                    "grad_norm_by_distance": [finite(x) for x in sums[k]],
+                    "saturation": float(saturation[k]),
                     "largest_singular_value": float(np.linalg.norm(params[layer_names(k + 1)[1]], 2))}
                    for k in range(L)],
     }
@@ -106,6 +87,38 @@ def inspect(path, corpus=None, seq=None, output=None) -> dict:
     atomic_write(prefix.with_name(prefix.name + ".json"), lambda f: f.write(text.encode("utf-8")))
     draw(plt, report, prefix.with_name(prefix.name + ".png"))
     return report
+
+
+def checked_params(ckpt, path, batch: int, seq: int) -> dict:
+    """The model's parameters in float64 on the host: finite, and of a size the measurement fits in memory."""
+    params = measures.host_params(ckpt.params)
+    if not all(np.isfinite(v).all() for v in params.values()):
+        raise CheckpointError(f"{path}: the model's parameters are not all finite")
+    check_memory(params["W"].shape[0], layers_in(params), batch, seq, "float64", params["V"].shape[0])
+    return params
+
+
+def measure_windows(params: dict, data, windows: list, data_file: str) -> tuple:
+    """Over the windows in order, the hidden state carried: per layer the
+    mean gradient norm by distance and the saturated fraction, the mean loss
+    of the last steps, and the streams."""
+    L, H, V = layers_in(params), params["W"].shape[0], params["V"].shape[0]
+    sums = [np.zeros(windows[0].shape[0] - 1) for _ in range(L)]
+    saturated, units, losses, h = np.zeros(L), 0, [], None
+    for where in windows:
+        window = np.asarray(data[where], dtype=np.int64)
+        check_ids(window, V, where, "validation", data_file)
+        if h is None:
+            h = np.zeros((L, window.shape[1], H))
+        loss, grads, states = measures.last_step_gradients(params, window[:-1], window[-1], h)
+        for k in range(L):
+            sums[k] += measures.norms_by_distance(grads[k]).sum(axis=1)
+            saturated[k] += np.count_nonzero(np.abs(states[k]) > measures.SATURATED)
+        units += states[0].size
+        losses.append(loss)
+        h = np.stack([s[-1] for s in states])
+    count = len(windows) * h.shape[1]
+    return ([s / count for s in sums], saturated / units, float(np.mean(np.concatenate(losses))), h.shape[1])
 
 
 def finite(x) -> float | None:

@@ -69,7 +69,7 @@ class TrainConfig:
     dropout: float = setting(0.0, float, "model", "dropout on the inputs of layers 2..L and of the output layer",
                              low=0, high=0.95)
     # Regularisers and initialisations for recurrent nets, each off by default (docs/math.md, "Regularisers and
-    # initialisations"); the choices are rnn_gpu.dropout.MASK_KINDS, rnn_gpu.model.INITS and .OUTPUT_BIASES.
+    # initialisations"); the choices are rnn_gpu.dropout.MASK_KINDS, rnn_gpu.initialisation.INITS and .OUTPUT_BIASES.
     dropout_masks: str = setting("step", str, "model", "--dropout's masks: step draws new ones at every time step; "
                                  "locked one per stream and window, the same at every step (variational dropout)",
                                  choices=("step", "locked"))
