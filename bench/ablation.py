@@ -123,7 +123,7 @@ def main() -> None:
                       ("torch-rnn", *theirs("torch-rnn", args.corpus, args.out, args.seconds, args.torch_quality),
                        {})], args.out)
     summary = {"corpus": str(args.corpus), "seconds": args.seconds, "baseline": BASELINE, "combined": combined,
-               "cpu": Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": "),
+               "cpu": Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t"),
                "date": time.strftime("%Y-%m-%d"), "rows": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 

@@ -139,8 +139,12 @@ class Stepper:
         self.y[...] = 0  # y_L of the zero state (residual connections' output layer input)
         self.o = xp.empty((num_samples, model.vocab_size), dtype=model.dtype)
         self.inputs = model.layout.stored(p, "U")  # (V, H): layer 1's input is a row of it
-        self.weights = [(p[U].T, p[W].T, p[b]) for U, W, b in map(layer_names, range(1, model.layers + 1))]
-        self.V, self.c = p["V"].T, p["c"]
+        # Row-major copies of the transposed weights: a BLAS multiplies a few rows by a row-major operand
+        # several times faster than by a transposed view (bench/sampling.py).
+        contiguous = xp.ascontiguousarray
+        self.weights = [(contiguous(p[U].T), contiguous(p[W].T), p[b])
+                        for U, W, b in map(layer_names, range(1, model.layers + 1))]
+        self.V, self.c = contiguous(p["V"].T), p["c"]
 
     def __call__(self, symbols) -> None:
         xp, h, x, r, y = self.xp, self.h, self.x, self.r, self.y
