@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import rnn_gpu
 from rnn_gpu.training import TrainConfig
 
+pytestmark = pytest.mark.slow  # long fuzzing
 FUZZ = settings(max_examples=int(os.environ.get("RNN_GPU_FUZZ_EXAMPLES", 40)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 NUMPY = st.one_of(st.integers(-300, 300).map(np.int64), st.integers(0, 255).map(np.uint8),

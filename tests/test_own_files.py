@@ -14,6 +14,7 @@ import pytest
 
 from rnn_gpu.tuning_cache import FILENAME as CHOICES
 
+pytestmark = pytest.mark.slow  # every case starts child processes (a hang fails by timeout)
 TRAIN = ["--hidden", "8", "--batch", "2", "--seq", "8", "--steps", "4", "--eval-every", "2", "--quiet"]
 
 
