@@ -143,7 +143,10 @@ def read_regular(path: Path, max_bytes: int | None = None) -> bytes:
         if max_bytes is not None and info.st_size > max_bytes:
             raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
         os.set_blocking(fd, True)
-        return f.read() if max_bytes is None else f.read(max_bytes + 1)[:max_bytes]
+        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:  # it grew since fstat
+        raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+    return data
 
 
 def cache_dirs(spare: Path | None = None) -> list[Path]:

@@ -12,6 +12,7 @@ from ..errors import UsageError
 from ..parallel import DISTRIBUTED_MODES
 from ..sample import MAX_LENGTH, MAX_SAMPLES
 from ..settings import add_flags, declared, int_in, real
+from ..settings import text as nonempty  # a path or glob: empty would mean the current directory
 from ..training.config import TrainConfig
 from ..training.recipes import RECIPES
 from .commands import run_bench, run_export, run_inspect, run_plot, run_prepare, run_sample, run_train
@@ -28,13 +29,6 @@ def positive_int(limit):
 
 def non_negative_int(limit):
     return int_in(0, limit)
-
-
-def nonempty(text: str) -> str:
-    """A path or glob argument: an empty one would silently mean the current directory."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
 
 
 def path(text: str) -> Path:
