@@ -2,12 +2,17 @@
 symbols per second of `rnn_gpu.sample` with N samples at once, and the ratio
 to one stream, side by side in one run. Not a test: a measurement.
 
-    python -m bench.sampling [--hidden 384] [--layers 2] [--vocab 65] [--streams 1,8,32] [--length 400] [--repeats 3]
+    python -m bench.sampling [--hidden 384] [--layers 2] [--vocab 65] [--streams 1,8,32] [--threads 1,2]
+                             [--length 400] [--repeats 3]
 
 A model of random weights (the speed does not depend on what it learned),
-NumPy backend, temperature 1; each configuration's median of `--repeats`
-timings, the configurations alternating so that load from other jobs falls
-on all alike. Prints one JSON object.
+the NumPy backend with at most each of `--threads` threads (1: the streams
+in one group, BLAS on one thread; more: groups of streams on threads of
+their own, rnn_gpu.sample.stream_threads), temperature 1; each
+configuration's median of `--repeats` timings, the configurations
+alternating so that load from other jobs falls on all alike. Each row's
+`vs_one_stream` is against one stream at the same threads. Prints one JSON
+object.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import statistics
 import time
 
 from rnn_gpu import TextRNN, sample
+from rnn_gpu.backends import CpuBackend
 from rnn_gpu.bench import machine
 from rnn_gpu.data import Vocab
 
@@ -28,22 +34,25 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=65)
     parser.add_argument("--streams", default="1,8,32")
+    parser.add_argument("--threads", default="1,2")
     parser.add_argument("--length", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     vocab = Vocab("chars", tuple(range(32, 32 + args.vocab)))
-    model = TextRNN(args.vocab, args.hidden, "numpy", layers=args.layers, seed=0)
+    threads = [int(n) for n in args.threads.split(",")]
+    models = {t: TextRNN(args.vocab, args.hidden, CpuBackend(threads=t), layers=args.layers, seed=0) for t in threads}
     streams = [int(n) for n in args.streams.split(",")]
-    times = {n: [] for n in streams}
+    configurations = [(t, n) for t in threads for n in streams]
+    times = {c: [] for c in configurations}
     for repeat in range(args.repeats):
-        for n in streams:
+        for t, n in configurations:
             start = time.perf_counter()
-            sample(model, vocab, length=args.length, num_samples=n, seed=repeat, prime="AB")
-            times[n].append(time.perf_counter() - start)
-    rows = [{"streams": n, "symbols_per_s": n * args.length / statistics.median(times[n]),
-             "seconds": statistics.median(times[n])} for n in streams]
-    one = next((r["symbols_per_s"] for r in rows if r["streams"] == 1), None)
+            sample(models[t], vocab, length=args.length, num_samples=n, seed=repeat, prime="AB")
+            times[t, n].append(time.perf_counter() - start)
+    rows = [{"threads": t, "streams": n, "symbols_per_s": n * args.length / statistics.median(times[t, n]),
+             "seconds": statistics.median(times[t, n])} for t, n in configurations]
     for row in rows:
+        one = next((r["symbols_per_s"] for r in rows if r["streams"] == 1 and r["threads"] == row["threads"]), None)
         row["vs_one_stream"] = row["symbols_per_s"] / one if one else None
     print(json.dumps({"machine": machine(), "load_avg": os.getloadavg()[0], **vars(args), "rows": rows}, indent=1))
 

@@ -19,6 +19,8 @@ from .layout import layer_names
 OPTIONS = ("length", "temperature", "top_k", "top_p", "prime", "seed", "num_samples")
 MAX_LENGTH = 10**7  # symbols of one sample, and the largest top_k
 MAX_SAMPLES = 4096  # samples generated together
+BLOCK_STEPS = 64  # steps drawn between hand-overs (every stream's uniform numbers for them drawn at once)
+MIN_GROUP_STREAMS = 32  # the fewest streams given a thread of their own (fewer measured no faster: docs/performance.md)
 # Below this temperature a logit gap of a float32's range divided by it can overflow a float64.
 TINY_TEMPERATURE = 1e-250
 
@@ -79,26 +81,27 @@ def greedy(logits: np.ndarray) -> np.ndarray:
     return np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1)
 
 
-def choose(logits: np.ndarray, temperature: float, top_k: int | None, rng, top_p: float | None = None) -> np.ndarray:
-    """One symbol per row of logits (N, V). A temperature below the smallest
-    normal float is the greedy choice, as 0 is; so is a row whose logits are
-    not all finite (an overflowing model)."""
+def choose(logits: np.ndarray, temperature: float, top_k: int | None, u: np.ndarray,
+           top_p: float | None = None) -> np.ndarray:
+    """One symbol per row of logits (N, V), row i's drawn with the uniform
+    number u[i] (u: (N,) in [0, 1)). A temperature below the smallest normal
+    float is the greedy choice, as 0 is; so is a row whose logits are not all
+    finite (an overflowing model)."""
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
     if temperature < np.finfo(np.float64).tiny:
         return greedy(logits)
     finite = np.isfinite(logits).all(axis=1)
     if finite.all():
-        return draw(next_distribution(logits, temperature, top_k, top_p), rng)
+        return draw(next_distribution(logits, temperature, top_k, top_p), u)
     picks = greedy(logits)
     if finite.any():
-        picks[finite] = draw(next_distribution(logits[finite], temperature, top_k, top_p), rng)
+        picks[finite] = draw(next_distribution(logits[finite], temperature, top_k, top_p), u[finite])
     return picks
 
 
-def draw(p: np.ndarray, rng) -> np.ndarray:
-    """One index per row of probabilities (N, V), by inversion of one uniform number each."""
-    u = rng.random((len(p), 1))
-    return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+def draw(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One index per row of probabilities (N, V), by inversion of the uniform number u[i] of each row."""
+    return np.minimum((np.cumsum(p, axis=1) < u[:, None]).sum(axis=1), p.shape[1] - 1)
 
 
 def forward_options(model) -> tuple[bool, float]:
@@ -274,18 +277,63 @@ def check_model_and_vocab(model, vocab) -> Vocab:
     return vocab
 
 
-def symbol_steps(model, prime_ids, length: int, temperature: float, top_k, top_p, seed: int, num_samples: int):
-    """Yields the (N,) symbols drawn at each of `length` steps, after the
-    prime's; without a prime the first is drawn from the output at h = 0."""
+class Streams:
+    """A group of streams sampled together on one thread: its Stepper, and
+    the symbols it drew last, which its next step reads."""
+
+    def __init__(self, model, n: int, choice: dict):
+        self.stepper, self.to_host, self.choice, self.n = Stepper(model, n), model.backend.to_host, choice, n
+        self.last = None
+
+    def prime(self, prime_ids) -> None:
+        for symbol in prime_ids:
+            self.stepper(np.full(self.n, symbol))
+
+    def draw(self, u: np.ndarray, out: np.ndarray) -> None:
+        """out[:, j] = the symbols of step j, drawn with the uniform numbers
+        u[j] (u: (k, n), out: (n, k)); the first is drawn from the state the
+        prime left (h = 0 without one)."""
+        for j, row in enumerate(u):
+            if self.last is not None:
+                self.stepper(self.last)
+            out[:, j] = self.last = choose(self.to_host(self.stepper.logits()), u=row, **self.choice)
+
+
+def stream_threads(model, num_samples: int):
+    """The CPU backend's threads (rnn_gpu.backends.cpu_threads) and how many
+    of them sample: one group of streams per thread, each group at least
+    MIN_GROUP_STREAMS; (None, 1) where they are one group."""
+    cpu = getattr(model.backend, "cpu", None)
+    if cpu is None or num_samples < 2 * MIN_GROUP_STREAMS:
+        return None, 1
+    threads = cpu.available()
+    return (cpu, threads) if threads > 1 else (None, 1)
+
+
+def symbol_blocks(model, prime_ids, length: int, *, temperature: float, top_k, top_p, seed: int, num_samples: int):
+    """An iterator of the symbols drawn after the prime's, (N, k) arrays of
+    k <= BLOCK_STEPS consecutive steps. Stream i's symbol at step t is drawn
+    with uniform number t * N + i of the seed's generator, so the streams
+    are free to run in groups on threads of their own between blocks, and
+    give the same text however they are grouped."""
+    cpu, threads = stream_threads(model, num_samples)
+    return _blocks(model, prime_ids, length, {"temperature": temperature, "top_k": top_k, "top_p": top_p}, seed,
+                   num_samples, cpu, threads)
+
+
+def _blocks(model, prime_ids, length, choice, seed, num_samples, cpu, threads):
     rng = np.random.default_rng(seed)
-    stepper = Stepper(model, num_samples)
-    for symbol in prime_ids:
-        stepper(np.full(num_samples, symbol))
-    for n in range(length):
-        symbols = choose(model.backend.to_host(stepper.logits()), temperature, top_k, rng, top_p)
-        yield symbols
-        if n + 1 < length:
-            stepper(symbols)
+    with cpu.region(threads) if cpu else sampling_threads(model, num_samples):  # BLAS on one thread in groups
+        run = cpu.run if cpu else (lambda work, rows, _: work(slice(0, rows)))
+        parts = cpu.parts(num_samples, MIN_GROUP_STREAMS) if cpu else [slice(0, num_samples)]
+        groups = {(s.start, s.stop): Streams(model, s.stop - s.start, choice) for s in parts}
+        run(lambda s: groups[s.start, s.stop].prime(prime_ids), num_samples, MIN_GROUP_STREAMS)
+        for start in range(0, length, BLOCK_STEPS):
+            u = rng.random((min(BLOCK_STEPS, length - start), num_samples))
+            out = np.empty((num_samples, len(u)), dtype=np.int64)
+            run(lambda s, u=u, out=out: groups[s.start, s.stop].draw(u[:, s], out[s]), num_samples,
+                MIN_GROUP_STREAMS)
+            yield out
 
 
 def generate(model, vocab: Vocab, length: int, *, temperature: float = 1.0, top_k: int | None = None,
@@ -296,9 +344,11 @@ def generate(model, vocab: Vocab, length: int, *, temperature: float = 1.0, top_
     decoders = [vocab.text_decoder() for _ in range(num_samples)]
     for i in range(num_samples):
         yield i, decoders[i](prime_ids)
-    for symbols in symbol_steps(model, prime_ids, length, temperature, top_k, top_p, seed, num_samples):
-        for i in range(num_samples):
-            yield i, decoders[i]([symbols[i]])
+    for block in symbol_blocks(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
+                               seed=seed, num_samples=num_samples):
+        for symbols in block.T:
+            for i in range(num_samples):
+                yield i, decoders[i]([symbols[i]])
     for i in range(num_samples):
         yield i, decoders[i]([], final=True)
 
@@ -322,7 +372,7 @@ def sample(model, vocab: Vocab | None = None, length: int = 500, temperature: fl
 def sample_texts(model, vocab: Vocab, prime_ids, length: int, *, temperature: float, top_k, seed: int,
                  num_samples: int, top_p) -> list[str]:
     """The texts of `sample`, options checked and the prime encoded."""
-    with sampling_threads(model, num_samples):
-        steps = list(symbol_steps(model, prime_ids, length, temperature, top_k, top_p, seed, num_samples))
-    drawn = np.stack(steps, axis=1) if steps else np.zeros((num_samples, 0), dtype=np.int64)
+    blocks = list(symbol_blocks(model, prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                seed=seed, num_samples=num_samples))
+    drawn = np.concatenate(blocks, axis=1) if blocks else np.zeros((num_samples, 0), dtype=np.int64)
     return [vocab.decode(np.concatenate([prime_ids, row])) for row in drawn]

@@ -150,6 +150,25 @@ def test_a_corpus_read_in_chunks_encodes_as_the_whole_text(tmp_path, rng, monkey
     assert tokenizers.Tokenizer.from_str(meta["tokenizer_json"]).get_vocab_size() == 500
 
 
+def test_a_corpus_over_the_training_bound_trains_on_evenly_spread_pieces(tmp_path, rng, monkeypatch):
+    """Seven files of words of their own letters, the bound a little over
+    two of them: the trainer sees files 0, 3 and 6 (every 3rd piece), as
+    training on just those texts does, and merges no letters of the others;
+    every file still encodes losslessly."""
+    alphabets = ["abcdef", "ghijkl", "mnopqr", "stuvwx", "ABCDEF", "GHIJKL", "MNOPQR"]
+    texts = [" ".join("".join(rng.choice(list(a), size=rng.integers(2, 6))) for _ in range(300)) + "\n"
+             for a in alphabets]
+    paths = [write(tmp_path, t, f"{i}.txt") for i, t in enumerate(texts)]
+    monkeypatch.setattr(bpe, "TRAIN_BYTES", sum(len(t) for t in texts) // 3 + 1)
+    prepared = load_prepared(prepare(paths, "bpe", tmp_path / "p", vocab_size=600))
+    assert prepared.vocab == trained("".join(texts[::3]), 600) != trained("".join(texts), 600)
+    assert json.loads((tmp_path / "p.json").read_text())["trained_on_every"] == 3
+    merged = [set(t.lstrip(bpe.BYTE_CHARS[32])) for t in prepared.vocab.symbols if len(t) > 1]
+    assert not any(m <= set(alphabets[i]) for m in merged if m for i in (1, 2, 4, 5))
+    assert any(m <= set(alphabets[3]) for m in merged if m)
+    assert prepared.vocab.decode(prepared.ids) == "".join(texts)
+
+
 def test_a_token_never_spans_two_files(tmp_path, rng):
     first, second = random_text(rng, 300) + "abc", "def " + random_text(rng, 300)
     paths = [write(tmp_path, first, "a.txt"), write(tmp_path, second, "b.txt")]

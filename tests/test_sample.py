@@ -74,7 +74,7 @@ def test_samples_in_a_batch_follow_the_distribution(model_and_vocab):
     model, vocab = model_and_vocab
     logits = np.array([0.0, 1.0, 2.0, 0.5])
     rng = np.random.default_rng(0)
-    picks = choose(np.tile(logits, (20000, 1)), 1.0, None, rng)
+    picks = choose(np.tile(logits, (20000, 1)), 1.0, None, rng.random(20000))
     expected = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(np.bincount(picks, minlength=4) / 20000, expected, atol=0.015)
     greedy = sample(model, vocab, 25, temperature=0, prime="ab", num_samples=3)
@@ -108,3 +108,25 @@ def test_samples_drawn_together_are_the_text_generate_streams(model_and_vocab, o
     for i, piece in generate(model, vocab, 30, prime="ab", seed=4, num_samples=3, **options):
         streamed[i] += piece
     assert texts == streamed and all(t.startswith("ab") and len(t) == 32 for t in texts)
+
+
+@pytest.mark.parametrize("options", [{}, {"top_k": 4, "temperature": 0.8}, {"temperature": 0}])
+def test_streams_sampled_in_groups_on_threads_give_the_text_of_one_group(rng, options):
+    """Groups of streams on threads of their own (CpuBackend with two
+    threads) draw what one group does, stream for stream, over several
+    blocks of steps and a length that ends inside one."""
+    from rnn_gpu import TextRNN
+    from rnn_gpu.backends import CpuBackend
+    from rnn_gpu.data import Vocab
+    from rnn_gpu.sample import BLOCK_STEPS, MIN_GROUP_STREAMS, generate, stream_threads
+
+    vocab, seed = Vocab("chars", tuple(range(97, 97 + 13))), int(rng.integers(1000))
+    one, two = (TextRNN(13, 24, CpuBackend(threads=t), layers=2, seed=seed) for t in (1, 2))
+    n, length = 2 * MIN_GROUP_STREAMS + 3, 2 * BLOCK_STEPS + 7
+    assert stream_threads(two, n)[1] == 2 and stream_threads(one, n)[1] == 1
+    texts = sample(two, vocab, length, prime="ab", seed=seed, num_samples=n, **options)
+    assert texts == sample(one, vocab, length, prime="ab", seed=seed, num_samples=n, **options)
+    streamed = [""] * n
+    for i, piece in generate(two, vocab, length, prime="ab", seed=seed, num_samples=n, **options):
+        streamed[i] += piece
+    assert streamed == texts and all(len(t) == length + 2 for t in texts)

@@ -69,7 +69,7 @@ def run_sample(args) -> int:
     import secrets
 
     from ..api import load
-    from ..sample import encode_prime, generate, sample_texts, sampling_threads
+    from ..sample import encode_prime, generate, sample_texts
 
     model, vocab = load(args.checkpoint, args.backend)  # any depth
     seed = args.seed if args.seed is not None else secrets.randbelow(MAX_SEED + 1)
@@ -79,10 +79,9 @@ def run_sample(args) -> int:
         pieces = generate(model, vocab, args.length, prime=args.prime, **options)
         first = next(pieces)  # the prime is checked here, before anything is printed
         announce_seed(args.seed, seed)
-        with sampling_threads(model, 1):
-            for _, piece in itertools.chain([first], pieces):
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+        for _, piece in itertools.chain([first], pieces):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
     prime_ids = encode_prime(vocab, args.prime)

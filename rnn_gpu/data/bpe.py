@@ -38,6 +38,10 @@ DEFAULT_VOCAB_SIZE = 8000  # as words' (rnn_gpu/data/words.py)
 MIN_VOCAB_SIZE = 257  # the 256 bytes and at least one merge
 BATCH_CHARS = 1 << 14  # the length of the pieces encoded in parallel
 GROUP = 64  # pieces encoded together: about 1 MiB of text
+# The most corpus bytes the trainer counts: a larger corpus trains on every k-th of its pieces (8 MiB
+# chunks, or whole files where smaller), k the least that fits, so the trainer's counts stay bounded
+# however large the corpus (docs/data.md, "Preparing a large corpus with BPE"). Encoding reads all of it.
+TRAIN_BYTES = 256 << 20
 INSTALL = "pip install 'rnn_gpu[bpe]'"
 
 

@@ -4,6 +4,7 @@ tokens, counted in bounded memory; for bpe a byte-level BPE trained on the
 text as it streams), the second encodes the text to ids."""
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -56,14 +57,18 @@ def bpe_texts(paths):
 
 def train_bpe(paths, size: int) -> tuple[Vocab, dict]:
     """The byte-level BPE vocabulary of `size` tokens (at most) trained on
-    the sources, streamed, and what PREFIX.json says of it."""
+    the sources, streamed, and what PREFIX.json says of it. A corpus of more
+    than bpe.TRAIN_BYTES trains on every k-th piece of bpe_texts, evenly
+    spread over it, k the least that brings it within the bound."""
     bpe.library("vocab=bpe")  # before any file is read
-    text = bpe.train(bpe_texts(paths), size)
+    every = max(1, -(-sum(p.stat().st_size for p in paths) // bpe.TRAIN_BYTES))
+    text = bpe.train(itertools.islice(bpe_texts(paths), 0, None, every), size)
     try:
         vocab = Vocab.from_bpe(text)
     except ValueError as exc:  # the library's own output: not expected
         raise CorpusError(f"the BPE tokenizer trained on {', '.join(map(str, paths))} is unusable: {exc}") from None
-    return vocab, {"tokenizer": bpe.TOKENIZER, "vocab_size": size, "tokenizers_version": bpe.library_version()}
+    return vocab, {"tokenizer": bpe.TOKENIZER, "vocab_size": size, "tokenizers_version": bpe.library_version(),
+                   "trained_on_every": every}
 
 
 def encoded_chunks(paths, vocab: Vocab, unknown_lengths: list | None = None):
