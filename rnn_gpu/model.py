@@ -163,6 +163,20 @@ class TextRNN:
             total = term if total is None else total + term
         return total
 
+    # -- tied input and output weights (V = U^T) --------------------------
+    def tie_gradients(self) -> None:
+        """The gradients of a model whose V is U's transpose (training's
+        tie_weights): the loss's gradient with respect to the one matrix, dU +
+        dV^T, in U's place and zero in V's, so that a global norm counts it
+        once and the optimiser leaves V alone until `copy_tied`."""
+        dU = self.layout.stored(self.grads, "U")  # (V, H), as dV
+        dU += self.grads["V"]
+        self.grads["V"][...] = 0
+
+    def copy_tied(self) -> None:
+        """V = U^T (after an update of U)."""
+        self.params["V"][...] = self.layout.stored(self.params, "U")
+
     # -- public API ---------------------------------------------------------
     def _dropout(self, dropout):
         """The key of the masks to apply, or None for none (zoneout's masks

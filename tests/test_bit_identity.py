@@ -26,7 +26,7 @@ CASES = {"adam": {"optimizer": "adam", "dropout": 0.1}, "adagrad": {"optimizer":
 
 # Every setting added since 61e9e63, given explicitly at its default (off): the same runs, bit for bit.
 OFF = {"dropout_masks": "step", "weight_drop": 0.0, "zoneout": 0.0, "residual": False, "init": "uniform",
-       "init_scale": 1.0, "output_bias": "zero", "ar": 0.0, "tar": 0.0, "weight_decay": 0.0}
+       "init_scale": 1.0, "output_bias": "zero", "ar": 0.0, "tar": 0.0, "weight_decay": 0.0, "tie_weights": False}
 
 GOLDEN = {  # (backend, dtype, case) -> hash, at commit 61e9e63
     ("numpy", "float64", "adam"): "c87d48a5bceb0490",

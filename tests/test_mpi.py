@@ -33,7 +33,8 @@ from rnn_gpu.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize("dtype,extra,tol", [("float64", [], 1e-12), ("float32", [], 1e-6),
-                                             ("float64", ["--layers", "2", "--dropout", "0.1"], 1e-12)])
+                                             ("float64", ["--layers", "2", "--dropout", "0.1"], 1e-12),
+                                             ("float64", ["--tie-weights", "--clip-norm", "0.5"], 1e-12)])
 def test_ranks_equal_one_process(mpiexec, small_corpus, tmp_path, dtype, extra, tol):
     flags = ["--steps", "50", "--dtype", dtype, *extra]
     one = run_single(train_args(small_corpus, tmp_path / "one", *flags))

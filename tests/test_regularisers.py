@@ -76,6 +76,49 @@ def test_gradients_match_finite_differences(backend, rng, case, layers):
 
 
 @pytest.mark.parametrize("layers", [1, 3])
+def test_tied_weights_have_the_gradient_of_the_one_matrix(backend, rng, layers):
+    """With V = U^T (copy_tied), tie_gradients leaves in U's place the
+    loss's gradient with respect to the matrix M of U = M, V = M^T (float64
+    finite differences, perturbing both) and zero in V's."""
+    model, inputs, targets, h0, key = make_problem(backend, rng, layers, {}, {"p": 0.3})
+    model.copy_tied()
+    M = backend.to_host(model.params["U"]).copy()
+    assert np.array_equal(backend.to_host(model.params["V"]), M.T)
+    model.loss_and_grads_with_h0(inputs, targets, h0, key)
+    untied_dV = backend.to_host(model.grads["V"]).copy()
+    model.tie_gradients()
+
+    def objective():
+        model.params["U"][...] = backend.asarray(M)
+        model.copy_tied()
+        return model.loss(inputs, targets, h0, key)[0]
+
+    tied = backend.to_host(model.grads["U"])
+    np.testing.assert_allclose(tied, numerical_gradient(objective, M), rtol=1e-5, atol=1e-8)
+    assert untied_dV.any() and not backend.to_host(model.grads["V"]).any()
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "opencl"])
+def test_a_tied_run_trains_u_and_keeps_v_its_transpose(corpus_file, tmp_path, backend_name):
+    """Through Adam, decoupled weight decay and a global-norm clip (which
+    counts the matrix once), V stays U's transpose bit for bit while U
+    learns; the untied run of the same seed ends elsewhere."""
+    if backend_name == "opencl":
+        from rnn_gpu.kernels.opencl_runner import opencl_unavailable_reason
+
+        if opencl_unavailable_reason():
+            pytest.skip(opencl_unavailable_reason())
+    run = {"hidden": 12, "batch": 4, "seq": 8, "layers": 2, "steps": 20, "backend": backend_name, "seed": 5,
+           "weight_decay": 0.01, "clip_norm": 0.5}
+    rnn_gpu.train(corpus_file, tmp_path / "tied", tie_weights=True, **run)
+    rnn_gpu.train(corpus_file, tmp_path / "untied", **run)
+    tied, untied = (load_checkpoint(tmp_path / n).params for n in ("tied", "untied"))
+    start = init_params(len(rnn_gpu.load(tmp_path / "tied", "numpy")[1]), 12, 5, 2)
+    assert np.array_equal(tied["V"], tied["U"].T) and not np.array_equal(untied["V"], untied["U"].T)
+    assert not np.allclose(tied["U"], start["U"]) and not np.allclose(tied["U"], untied["U"])
+
+
+@pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("case", list(CASES))
 def test_kernel_backends_compute_what_the_reference_does(backend, rng, case, layers):
     """The same loss and gradients as the plain NumPy reference, from the same masks."""
@@ -319,13 +362,13 @@ def test_the_settings_are_declared_with_the_packages_choices():
 
 EVERYTHING = {"dropout": 0.2, "dropout_masks": "locked", "weight_drop": 0.3, "zoneout": 0.1, "residual": True,
               "init": "orthogonal", "init_scale": 0.9, "output_bias": "unigram", "ar": 1.0, "tar": 1.0,
-              "weight_decay": 0.01}
+              "weight_decay": 0.01, "tie_weights": True}
 
 
 @pytest.mark.parametrize("backend_name,settings", [
     ("numpy", EVERYTHING),
     ("opencl", {"dropout": 0.2, "dropout_masks": "locked", "weight_drop": 0.3, "residual": True,
-                "init": "identity", "ar": 2.0, "tar": 1.0, "weight_decay": 0.05}),
+                "init": "identity", "ar": 2.0, "tar": 1.0, "weight_decay": 0.05, "tie_weights": True}),
 ])
 def test_every_setting_round_trips_and_resumes_bit_for_bit(corpus_file, tmp_path, backend_name, settings):
     if backend_name == "opencl":

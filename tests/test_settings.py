@@ -76,7 +76,7 @@ def test_resume_rules_follow_the_owners():
                                  "min_lr", "clip", "clip_norm", "dropout", "vocab", "vocab_size", "val_fraction",
                                  "val_chars", "include", "exclude", "dtype", "seed", "init_from", "dropout_masks",
                                  "weight_drop", "zoneout", "residual", "init", "init_scale", "output_bias", "ar", "tar",
-                                 "weight_decay"}
+                                 "weight_decay", "tie_weights"}
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "bench", "prepare", "plot"])

@@ -79,6 +79,8 @@ class TrainConfig:
                              "probability in training; evaluation and sampling take the expectation", low=0, high=0.95)
     residual: bool = setting(False, bool, "model", "residual connections: from layer 2 up, each layer passes its "
                              "states plus the layer below's output to the layer above (or the output layer)")
+    tie_weights: bool = setting(False, bool, "model", "one matrix for the symbols in and out: the output weights V "
+                                "are the input weights U transposed, trained as one (Press & Wolf 2017)")
     init: str = setting("uniform", str, "model", "the recurrent weights W at the start: uniform in +-1/sqrt(H), "
                         "orthogonal, or the identity (IRNN)", choices=("uniform", "orthogonal", "identity"))
     init_scale: float = setting(1.0, float, "model", "multiplies the initial W (of any --init)", low=0, high=4,

@@ -40,7 +40,7 @@ def describe_run(cfg: TrainConfig, trainer, corpus: Corpus, resumed: bool, strea
     """What the run is, before its first step (stderr)."""
     stream = stream or sys.stderr
     model, be = trainer.model, trainer.backend
-    n_params = sum(int(np.prod(v.shape)) for v in model.params.values())
+    n_params = sum(int(np.prod(v.shape)) for k, v in model.params.items() if not (cfg.tie_weights and k == "V"))
     total = len(corpus.train) + len(corpus.val)
     lines = [
         f"corpus: {corpus.source}",
@@ -49,7 +49,7 @@ def describe_run(cfg: TrainConfig, trainer, corpus: Corpus, resumed: bool, strea
         f"{'all of them' if not cfg.val_chars or cfg.val_chars >= len(corpus.val) else f'{cfg.val_chars:,}'})",
         f"vocabulary: {len(corpus.vocab)} symbols ({corpus.vocab.kind})",
         f"model: {model.layers} layer{'s' if model.layers > 1 else ''} of {model.hidden_size} units, "
-        f"{n_params:,} parameters, dropout {cfg.dropout}",
+        f"{n_params:,} parameters{' (V tied to U)' if cfg.tie_weights else ''}, dropout {cfg.dropout}",
         f"training: batch {cfg.batch} x seq {cfg.seq}, {cfg.optimizer} lr {cfg.learning_rate:g} "
         f"({cfg.lr_schedule}, warm-up {cfg.warmup}), "
         + ", ".join(x for x in (f"{cfg.steps} steps" if cfg.steps else "", f"{cfg.time:g} s" if cfg.time else "") if x)

@@ -41,12 +41,16 @@ def unigram_log_frequencies(ids, vocab_size: int, chunk: int = COUNT_CHUNK) -> n
 def initial_params(cfg: TrainConfig, corpus: Corpus, initial: dict | None) -> dict:
     """A new run's parameters: `initial` (--init-from) as they are, else
     drawn from the seed as --init and --init-scale say, the output bias
-    from --output-bias."""
+    from --output-bias; with --tie-weights, V is U's transpose."""
     if initial is not None:  # TrainConfig._check refuses init settings beside init_from
-        return initial
-    params = init_params(len(corpus.vocab), cfg.hidden, cfg.seed, cfg.layers, init=cfg.init, scale=cfg.init_scale)
+        params = dict(initial)
+    else:
+        params = init_params(len(corpus.vocab), cfg.hidden, cfg.seed, cfg.layers, init=cfg.init,
+                             scale=cfg.init_scale)
     if cfg.output_bias == "unigram":
         params["c"] = unigram_log_frequencies(corpus.train, len(corpus.vocab))
+    if cfg.tie_weights:
+        params["V"] = np.array(np.asarray(params["U"]).T)
     return params
 
 
@@ -137,6 +141,8 @@ class Trainer:
         self.comm.allreduce_mean_(model.grad_buffer)
         allreduce_s = time.perf_counter() - start
         loss = model.grad_extra[:1]
+        if cfg.tie_weights:
+            model.tie_gradients()
         ok = be.step_health_(model.grad_buffer, loss, self.health, self.step + 1)
         if cfg.clip_norm is None:
             self.optimizer.step(model.flat, model.grad_flat, clip=cfg.clip, ok=ok, weight_decay=cfg.weight_decay)
@@ -144,6 +150,8 @@ class Trainer:
             clip_elementwise(model.grad_flat, cfg.clip, be.xp)
             clip_global_norm(model.grad_flat, cfg.clip_norm, be.xp)
             self.optimizer.step(model.flat, model.grad_flat, ok=ok, weight_decay=cfg.weight_decay)
+        if cfg.tie_weights:
+            model.copy_tied()
         # A skipped step starts its streams afresh (only --skip-nonfinite runs on past one).
         self.h = be.xp.where(ok, h, 0) if cfg.skip_nonfinite else h
         return StepResult(loss, lr, ok, allreduce_s)
