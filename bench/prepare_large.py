@@ -92,6 +92,7 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
     parser.add_argument("--vocab", default="chars")
     parser.add_argument("--distinct", type=int, default=0, help="a corpus of this many distinct words (Zipf)")
+    parser.add_argument("--core", type=int, default=0, help="the core `prepare` runs on (taskset -c)")
     args = parser.parse_args()
     size = int(args.gigabytes * 2**30)
     corpus = args.dir / "rnn_gpu_large_corpus.txt"
@@ -103,7 +104,7 @@ def main() -> int:
         build_corpus(corpus, size, args.source)
     prefix, out = args.dir / "rnn_gpu_large", args.dir / "rnn_gpu_large_run"
     try:
-        seconds, peak = finish(*start_child(["taskset", "-c", "0", sys.executable, "-m", "rnn_gpu", "prepare",
+        seconds, peak = finish(*start_child(["taskset", "-c", str(args.core), sys.executable, "-m", "rnn_gpu", "prepare",
                                              str(corpus), "-o", str(prefix), "--vocab", args.vocab]))
         meta = json.loads(Path(f"{prefix}.json").read_text())
         proc, start = start_child([sys.executable, "-m", "rnn_gpu", "train", f"{prefix}.json", "--out", str(out),
@@ -119,8 +120,9 @@ def main() -> int:
               "prepare_peak_rss_mb": peak / 2**20, "first_step_seconds": first_step,
               f"train_{TRAIN_STEPS}_steps_seconds": train_seconds, "train_peak_rss_mb": train_peak / 2**20,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg(),
-              "cpu_affinity": "one core (taskset -c 0)", "vocab": args.vocab, "distinct_words": args.distinct,
-              **{k: meta[k] for k in ("vocab_exact", "count_error", "tokens_counted", "unknown_count") if k in meta}}
+              "cpu_affinity": f"one core (taskset -c {args.core})", "vocab": args.vocab, "distinct_words": args.distinct,
+              **{k: meta[k] for k in ("vocab_exact", "count_error", "tokens_counted", "unknown_count",
+                                      "trained_on_every") if k in meta}}
     print(json.dumps(result))
     return 0
 

@@ -11,8 +11,11 @@ in one group, BLAS on one thread; more: groups of streams on threads of
 their own, rnn_gpu.sample.stream_threads), temperature 1; each
 configuration's median of `--repeats` timings, the configurations
 alternating so that load from other jobs falls on all alike. Each row's
-`vs_one_stream` is against one stream at the same threads. Prints one JSON
-object.
+`vs_one_stream` is against one stream at the same threads. `gemm_bound`:
+for each stream count, the step's matrix products alone (L recurrences, L-1
+inputs, the output layer; float32, BLAS on one thread, the median of 200),
+and the symbols per second they would allow on one core if nothing else
+took time. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ import json
 import os
 import statistics
 import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
 
 from rnn_gpu import TextRNN, sample
 from rnn_gpu.backends import CpuBackend
@@ -54,7 +60,27 @@ def main() -> None:
     for row in rows:
         one = next((r["symbols_per_s"] for r in rows if r["streams"] == 1 and r["threads"] == row["threads"]), None)
         row["vs_one_stream"] = row["symbols_per_s"] / one if one else None
-    print(json.dumps({"machine": machine(), "load_avg": os.getloadavg()[0], **vars(args), "rows": rows}, indent=1))
+    bound = [gemm_bound(args.hidden, args.layers, args.vocab, n) for n in streams]
+    print(json.dumps({"machine": machine(), "load_avg": os.getloadavg()[0], **vars(args), "rows": rows,
+                      "gemm_bound": bound}, indent=1))
+
+
+def gemm_bound(hidden: int, layers: int, vocab: int, n: int, repeats: int = 200) -> dict:
+    """The seconds of one step's matrix products for `n` streams on one BLAS thread, and the symbols/s they allow."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, hidden), dtype=np.float32)
+    square, out_w = (rng.standard_normal((hidden, k), dtype=np.float32) for k in (hidden, vocab))
+    h, o = np.empty((n, hidden), np.float32), np.empty((n, vocab), np.float32)
+    times = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(2 * layers - 1):
+                np.matmul(a, square, out=h)
+            np.matmul(a, out_w, out=o)
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {"streams": n, "gemm_seconds": seconds, "symbols_per_s_one_core": n / seconds}
 
 
 if __name__ == "__main__":
