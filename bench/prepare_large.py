@@ -104,8 +104,8 @@ def main() -> int:
         build_corpus(corpus, size, args.source)
     prefix, out = args.dir / "rnn_gpu_large", args.dir / "rnn_gpu_large_run"
     try:
-        seconds, peak = finish(*start_child(["taskset", "-c", str(args.core), sys.executable, "-m", "rnn_gpu", "prepare",
-                                             str(corpus), "-o", str(prefix), "--vocab", args.vocab]))
+        seconds, peak = finish(*start_child(["taskset", "-c", str(args.core), sys.executable, "-m", "rnn_gpu",
+                                             "prepare", str(corpus), "-o", str(prefix), "--vocab", args.vocab]))
         meta = json.loads(Path(f"{prefix}.json").read_text())
         proc, start = start_child([sys.executable, "-m", "rnn_gpu", "train", f"{prefix}.json", "--out", str(out),
                                    "--steps", str(TRAIN_STEPS), "--log-every", "1", "--force", "--quiet",
@@ -120,7 +120,8 @@ def main() -> int:
               "prepare_peak_rss_mb": peak / 2**20, "first_step_seconds": first_step,
               f"train_{TRAIN_STEPS}_steps_seconds": train_seconds, "train_peak_rss_mb": train_peak / 2**20,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg(),
-              "cpu_affinity": f"one core (taskset -c {args.core})", "vocab": args.vocab, "distinct_words": args.distinct,
+              "cpu_affinity": f"one core (taskset -c {args.core})", "vocab": args.vocab,
+              "distinct_words": args.distinct,
               **{k: meta[k] for k in ("vocab_exact", "count_error", "tokens_counted", "unknown_count",
                                       "trained_on_every") if k in meta}}
     print(json.dumps(result))
