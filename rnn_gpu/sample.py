@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .backends.cpu_threads import MIN_PART_FLOPS
+from .backends.cpu_threads import MIN_PART_FLOPS, CpuThreads
 from .checks import MAX_SEED, python_value, real_in, whole
 from .data import words
 from .data.vocab import Vocab, format_chars
@@ -300,39 +300,34 @@ class Streams:
 
 
 def stream_threads(model, num_samples: int):
-    """The CPU backend's threads (rnn_gpu.backends.cpu_threads) and how many
-    of them sample: one group of streams per thread, each group at least
-    MIN_GROUP_STREAMS; (None, 1) where they are one group."""
-    cpu = getattr(model.backend, "cpu", None)
-    if cpu is None or num_samples < 2 * MIN_GROUP_STREAMS:
-        return None, 1
-    threads = cpu.available()
-    return (cpu, threads) if threads > 1 else (None, 1)
+    """The threads that sample (the CPU backend's, rnn_gpu.backends.cpu_threads;
+    one of their own on another backend) and how many of them: one group of
+    streams per thread, each group at least MIN_GROUP_STREAMS."""
+    cpu = getattr(model.backend, "cpu", None) or CpuThreads(1)
+    return cpu, cpu.available() if num_samples >= 2 * MIN_GROUP_STREAMS else 1
 
 
 def symbol_blocks(model, prime_ids, length: int, *, temperature: float, top_k, top_p, seed: int, num_samples: int):
-    """An iterator of the symbols drawn after the prime's, (N, k) arrays of
-    k <= BLOCK_STEPS consecutive steps. Stream i's symbol at step t is drawn
-    with uniform number t * N + i of the seed's generator, so the streams
-    are free to run in groups on threads of their own between blocks, and
-    give the same text however they are grouped."""
+    """Yields the symbols drawn after the prime's, (N, k) arrays of k <=
+    BLOCK_STEPS consecutive steps. Stream i's symbol at step t is drawn with
+    uniform number t * N + i of the seed's generator, so the streams are
+    free to run in groups on threads of their own between blocks, and give
+    the same text however they are grouped."""
     cpu, threads = stream_threads(model, num_samples)
-    return _blocks(model, prime_ids, length, {"temperature": temperature, "top_k": top_k, "top_p": top_p}, seed,
-                   num_samples, cpu, threads)
-
-
-def _blocks(model, prime_ids, length, choice, seed, num_samples, cpu, threads):
+    choice = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
     rng = np.random.default_rng(seed)
-    with cpu.region(threads) if cpu else sampling_threads(model, num_samples):  # BLAS on one thread in groups
-        run = cpu.run if cpu else (lambda work, rows, _: work(slice(0, rows)))
-        parts = cpu.parts(num_samples, MIN_GROUP_STREAMS) if cpu else [slice(0, num_samples)]
-        groups = {(s.start, s.stop): Streams(model, s.stop - s.start, choice) for s in parts}
-        run(lambda s: groups[s.start, s.stop].prime(prime_ids), num_samples, MIN_GROUP_STREAMS)
+    with cpu.region(threads) if threads > 1 else sampling_threads(model, num_samples):  # groups: BLAS on one thread
+        groups = {(s.start, s.stop): Streams(model, s.stop - s.start, choice)
+                  for s in cpu.parts(num_samples, MIN_GROUP_STREAMS)}
+
+        def each(work) -> None:  # work(group, its streams) for every group, in parallel
+            cpu.run(lambda s: work(groups[s.start, s.stop], s), num_samples, MIN_GROUP_STREAMS)
+
+        each(lambda group, _: group.prime(prime_ids))
         for start in range(0, length, BLOCK_STEPS):
             u = rng.random((min(BLOCK_STEPS, length - start), num_samples))
             out = np.empty((num_samples, len(u)), dtype=np.int64)
-            run(lambda s, u=u, out=out: groups[s.start, s.stop].draw(u[:, s], out[s]), num_samples,
-                MIN_GROUP_STREAMS)
+            each(lambda group, s, u=u, out=out: group.draw(u[:, s], out[s]))
             yield out
 
 
